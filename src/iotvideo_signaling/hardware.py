@@ -1,0 +1,109 @@
+"""The hardware hooks an integrator overrides.
+
+Subclass :class:`Hardware` and override what your camera can do. A hook left alone raises
+:class:`NotImplementedError`, which the :class:`~iotvideo_signaling.Device` answers with result
+``"3"`` (unsupported); any other exception from a hook answers ``"7"`` (device error) and is
+logged as a warning. Hooks may block: the Device calls slow ones (SD format, firmware install,
+tone) from its worker threads, never while holding its lock.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+__all__ = ["Hardware", "PtzLimits"]
+
+#: ``(min_x, max_x, min_y, max_y)`` of the pan/tilt end stops, in motor steps.
+PtzLimits = Tuple[int, int, int, int]
+
+
+class Hardware:
+    """Base class of the hooks; every method raises NotImplementedError until overridden."""
+
+    # -- power, image, tone, signal, version ---------------------------------------------
+
+    def get_power(self) -> str:
+        """Return ``"working"`` or ``"standby"`` (privacy mode: no video, no motion)."""
+        raise NotImplementedError
+
+    def set_power(self, status: str) -> None:
+        """Switch to ``"working"`` or ``"standby"``; persist it across restarts."""
+        raise NotImplementedError
+
+    def set_flip(self, mode: str) -> None:
+        """Set image orientation to ``"normal"`` or ``"flip"``; persist it across restarts."""
+        raise NotImplementedError
+
+    def play_tone(self, name: str) -> None:
+        """Play a prompt tone (``"bind_success"`` after binding). Called from a worker thread."""
+        raise NotImplementedError
+
+    def signal_strength(self) -> int:
+        """Wi-Fi signal strength, 0-100."""
+        raise NotImplementedError
+
+    def firmware_version(self) -> str:
+        """The running firmware version, e.g. ``"V1.04.11"``."""
+        raise NotImplementedError
+
+    # -- SD card ---------------------------------------------------------------------------
+
+    def sd_card_present(self) -> bool:
+        """True when an SD card is inserted and usable."""
+        raise NotImplementedError
+
+    def format_sd(self) -> None:
+        """Format the SD card; may take long. Called from a worker thread."""
+        raise NotImplementedError
+
+    # -- PTZ motor -------------------------------------------------------------------------
+
+    def ptz_start(self, direction: str) -> None:
+        """Start moving continuously: ``"up"``, ``"down"``, ``"left"`` or ``"right"``. Must not block."""
+        raise NotImplementedError
+
+    def ptz_stop(self) -> None:
+        """Stop the motor. Must succeed when the motor is already stopped."""
+        raise NotImplementedError
+
+    def ptz_position(self) -> Optional[Tuple[int, int]]:
+        """Return ``(x, y)`` from position feedback, or None when the motor has none."""
+        return None
+
+    def ptz_limits(self) -> PtzLimits:
+        """Return ``(min_x, max_x, min_y, max_y)``."""
+        raise NotImplementedError
+
+    def ptz_speed(self) -> Tuple[float, float]:
+        """Return the speed of the x and y axes in steps per second (for estimates and the move cap)."""
+        raise NotImplementedError
+
+    # -- firmware --------------------------------------------------------------------------
+
+    def install_firmware(self, path: str, *, md5: str, size: int) -> None:
+        """Install a verified firmware image; raise on failure. Called from a worker thread.
+
+        The file at ``path`` has been checked against ``md5`` and ``size`` before this call.
+        """
+        raise NotImplementedError
+
+    # -- recordings (inner_define) ---------------------------------------------------------
+
+    def record_index(self, start: int, end: int) -> List[Tuple[int, int]]:
+        """Recorded video spans ``(start, end)`` in unix seconds overlapping ``[start, end]``."""
+        raise NotImplementedError
+
+    def month_record(self, year: int, month: int) -> int:
+        """Bitmask of the days (bit 0 = day 1) of a month that have recordings."""
+        raise NotImplementedError
+
+    def file_list(self, start: int, end: int, file_type: int) -> List[Dict[str, Any]]:
+        """Files (0 video, 1 picture) with ``file_name``, ``file_size``, ``start_time``, ``end_time``."""
+        raise NotImplementedError
+
+    def playback(self, action: str, params: Mapping[str, str]) -> Optional[int]:
+        """Control playback: ``pause``, ``resume``, ``seek``, ``progress``.
+
+        Returns the playback position in milliseconds for ``progress``, else None.
+        """
+        raise NotImplementedError
