@@ -1,0 +1,521 @@
+"""The Device: dispatch, sessions, role policy, events and background work.
+
+``Device.handle`` is the one entry point for commands. It never raises, never returns an empty
+reply and never blocks on slow work: SD format, tones and firmware downloads run on a small worker
+pool after the reply. The lock guards only the Device's own state (sessions, streams, intercom,
+busy flags, counters); hardware hooks are called outside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple, Union
+
+from . import _wire
+from ._command import Command
+from .errors import RequestError, ResultCode, WireError
+from .events import Event
+from .hardware import Hardware
+from .inner import handle_inner
+from .protocol import FIELDS, MISSING, EnvelopeError, Request, error_reply, parse_request, reply, short
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .ota import OtaManager
+    from .ptz import PtzController
+
+__all__ = ["Device", "DeviceConfig", "TopicHandler", "TokenHandler"]
+
+log = logging.getLogger(__name__)
+
+Buffer = Union[bytes, bytearray, memoryview, str]
+#: A custom topic handler: ``(request, visitor) -> reply fields or None``; raise RequestError to refuse.
+TopicHandler = Callable[[Request, Optional[str]], Optional[Mapping[str, Any]]]
+#: A custom token handler: ``(command, visitor) -> reply fields or None``.
+TokenHandler = Callable[[Command, Optional[str]], Optional[Mapping[str, Any]]]
+
+ROLES = ("owner", "sharer")
+_LEGACY_PTZ = {"ptz_left": "left", "ptz_right": "right", "ptz_up": "up", "ptz_down": "down"}
+_PTZ_PRESS = {"ptz_up_press": "up", "ptz_down_press": "down", "ptz_left_press": "left", "ptz_right_press": "right"}
+_SHARER_REASONS = {
+    "upgrade": "sharers may not upgrade the firmware",
+    "sd_format": "sharers may not format the SD card",
+    "set_status": "sharers may not switch the camera on or off",
+}
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """Limits and policy of a :class:`Device`; every value has a safe default.
+
+    Attributes:
+        max_message_size: longest accepted command in bytes.
+        max_connections: most visitors streaming at once (``get_device_st`` answers 405 beyond).
+        max_firmware_size: largest accepted ``fileSize`` of an upgrade, in bytes.
+        ptz_move_cap_s: longest continuous PTZ move without a new press; None = full sweep plus
+            a margin, clamped to 2-30 s.
+        ptz_step: motor steps of one legacy ``ptz_left``/``ptz_right``/... command.
+        download_dir: where firmware downloads and their job file live (None: a directory in
+            the system's temporary directory).
+        ca_file: CA bundle for firmware downloads (None: the system's store).
+        sharer_denied_topics: topics a sharer gets error 6 for.
+        default_role: the role of a visitor without a session (and of ``visitor=None``).
+        workers: threads of the background pool.
+    """
+
+    max_message_size: int = 16384
+    max_connections: int = 32
+    max_firmware_size: int = 128 * 1024 * 1024
+    ptz_move_cap_s: Optional[float] = None
+    ptz_step: int = 100
+    download_dir: Optional[str] = None
+    ca_file: Optional[str] = None
+    sharer_denied_topics: Tuple[str, ...] = ("upgrade", "sd_format", "set_status")
+    default_role: str = "owner"
+    workers: int = 2
+
+
+@dataclass
+class _Session:
+    role: str
+    streaming: bool = False
+    opened: float = field(default_factory=time.time)
+
+
+class Device:
+    """A camera that answers the panel protocol.
+
+    Args:
+        hardware: the hooks of this camera (:class:`~iotvideo_signaling.SimulatedHardware` for a
+            virtual one).
+        config: limits and policy.
+        clock: monotonic clock for PTZ timing (tests inject a fake one).
+        scheduler: timer for PTZ move caps (None: a real timer thread).
+    """
+
+    def __init__(
+        self,
+        hardware: Hardware,
+        /,
+        *,
+        config: DeviceConfig = DeviceConfig(),  # noqa: B008 - frozen, so a shared default is safe
+        clock: Callable[[], float] = time.monotonic,
+        scheduler: Any = None,
+    ) -> None:
+        if config.default_role not in ROLES:
+            raise ValueError(f"default_role must be one of {ROLES}")
+        self.hardware = hardware
+        self.config = config
+        self.max_connections = config.max_connections
+        self._lock = threading.Lock()
+        self._sessions: Dict[str, _Session] = {}
+        self._streaming: set[str] = set()
+        self._talker: Optional[str] = None
+        self._formatting = False
+        self._closed = False
+        self._subscribers: Tuple[Callable[[Event], None], ...] = ()
+        self._counts: Dict[str, int] = {}
+        self._executor: Optional[ThreadPoolExecutor] = None
+        self._denied = frozenset(config.sharer_denied_topics)
+        self._topics: Dict[str, TopicHandler] = {
+            "get_status": self._get_status,
+            "version": self._version,
+            "upgrade": self._upgrade,
+            "Mirror_flip": self._mirror_flip,
+            "set_status": self._set_status,
+            "ptz": self._ptz_topic,
+            "sd_format": self._sd_format,
+            "bind_status": self._bind_status,
+            "intercom": self._intercom,
+        }
+        self._tokens: Dict[str, TokenHandler] = {name: self._legacy_ptz for name in _LEGACY_PTZ}
+        self._power = self._read_power()
+        self._ptz = self._make_ptz(clock, scheduler)
+        self._ota: Optional[OtaManager] = None
+
+    # -- the entry point ---------------------------------------------------------------------
+
+    def handle(self, raw: Buffer, /, *, visitor: Optional[str] = None) -> bytes:
+        """Answer one command string with one non-empty JSON reply; never raises.
+
+        Args:
+            raw: the command as received (``bytes``, ``bytearray``, ``memoryview`` or ``str``).
+            visitor: the SDK's id of the peer that sent it; its session gives its role.
+        """
+        try:
+            command, value = _wire.decode_command(raw, max_size=self.config.max_message_size)
+        except WireError as exc:
+            return self._error("", exc.code, exc.reason)
+        except Exception as exc:  # noqa: BLE001 - wrong input type and the like
+            return self._error("", ResultCode.MALFORMED_COMMAND, f"unreadable command ({type(exc).__name__})")
+        try:
+            if command.action == "inner_define":
+                self._count("inner")
+                return handle_inner(self, command, visitor)
+            if command.payload is None:
+                return self._token(command, visitor)
+            return self._request(value, visitor)
+        except Exception:  # noqa: BLE001 - the last line of defence: always answer
+            log.exception("unexpected failure while handling a command")
+            return self._error("", ResultCode.DEVICE_ERROR, "internal error")
+
+    def _request(self, value: Any, visitor: Optional[str]) -> bytes:
+        try:
+            request = parse_request(value)
+        except EnvelopeError as exc:
+            return self._error(exc.topic, exc.code, exc.reason, exc.message_id)
+        topic = request.topic
+        handler = self._topics.get(topic)
+        if handler is None:
+            shown = topic if len(topic) <= 64 else ""
+            return self._error(shown, ResultCode.UNKNOWN, f"unknown topic {short(topic)}", request.message_id)
+        if topic in self._denied and self.role(visitor) == "sharer":
+            reason = _SHARER_REASONS.get(topic, f"sharers may not use {short(topic)}")
+            return self._error(topic, ResultCode.FORBIDDEN, reason, request.message_id)
+        try:
+            fields = handler(request, visitor)
+        except RequestError as exc:
+            return self._error(topic, exc.code, exc.reason, request.message_id)
+        except NotImplementedError:
+            return self._error(topic, ResultCode.UNKNOWN, "not supported by this camera", request.message_id)
+        except Exception as exc:  # noqa: BLE001 - a failing hook answers 7
+            log.warning("topic %s failed: %s", topic, exc, exc_info=True)
+            return self._error(topic, ResultCode.DEVICE_ERROR, "device error", request.message_id)
+        self._count("0")
+        return reply(topic, request.message_id, fields)
+
+    def _token(self, command: Command, visitor: Optional[str]) -> bytes:
+        token = command.cmd or ""
+        handler = self._tokens.get(token)
+        if handler is None:
+            return self._error("", ResultCode.UNKNOWN, f"unknown command {short(token)}")
+        topic = "ptz" if token in _LEGACY_PTZ else token
+        try:
+            fields = handler(command, visitor)
+        except RequestError as exc:
+            return self._error(topic, exc.code, exc.reason)
+        except NotImplementedError:
+            return self._error(topic, ResultCode.UNKNOWN, "not supported by this camera")
+        except Exception as exc:  # noqa: BLE001
+            log.warning("command %s failed: %s", token, exc, exc_info=True)
+            return self._error(topic, ResultCode.DEVICE_ERROR, "device error")
+        self._count("0")
+        return reply(topic, MISSING, fields)
+
+    def _error(self, topic: str, code: ResultCode, reason: str, message_id: Any = MISSING) -> bytes:
+        self._count(code.value)
+        return error_reply(topic, code, reason, message_id)
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def stats(self) -> Dict[str, int]:
+        """Replies given so far, by result code (``"inner"`` for inner_define replies)."""
+        with self._lock:
+            return dict(self._counts)
+
+    # -- extension points --------------------------------------------------------------------
+
+    def topic(self, name: str) -> Callable[[TopicHandler], TopicHandler]:
+        """Register a handler for a custom ``user_define`` topic (decorator).
+
+        The handler gets the :class:`Request` and the visitor, returns the reply's fields (or
+        None), and refuses with :class:`RequestError`. Built-in topics may be replaced too.
+        """
+
+        def register(handler: TopicHandler) -> TopicHandler:
+            with self._lock:
+                self._topics[name] = handler
+            return handler
+
+        return register
+
+    def command(self, token: str) -> Callable[[TokenHandler], TokenHandler]:
+        """Register a handler for a plain ``cmd`` token such as ``wx_call_start`` (decorator)."""
+
+        def register(handler: TokenHandler) -> TokenHandler:
+            with self._lock:
+                self._tokens[token] = handler
+            return handler
+
+        return register
+
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``callback`` with every :class:`Event`; returns a function that unsubscribes."""
+        with self._lock:
+            self._subscribers = (*self._subscribers, callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subscribers = tuple(s for s in self._subscribers if s is not callback)
+
+        return unsubscribe
+
+    def publish(self, event: Event) -> None:
+        """Deliver an event to every subscriber; a failing subscriber is logged and skipped."""
+        if not event.time:
+            event = Event(event.kind, event.data, time.time())
+        for callback in self._subscribers:
+            try:
+                callback(event)
+            except Exception:  # noqa: BLE001
+                log.exception("event subscriber failed")
+
+    def _emit(self, kind: str, **data: Any) -> None:
+        self.publish(Event(kind, data, time.time()))
+
+    # -- sessions, streams, intercom ---------------------------------------------------------
+
+    def open_session(self, visitor: str, role: Optional[str] = "owner") -> None:
+        """A peer connected. ``role`` is ``"owner"``, ``"sharer"`` or None (the default role)."""
+        role = role or self.config.default_role
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}")
+        with self._lock:
+            self._sessions[visitor] = _Session(role)
+        self._emit("session", visitor=visitor, state="open", role=role)
+
+    def close_session(self, visitor: str) -> None:
+        """A peer left: its stream ends, its intercom ends, its PTZ move stops."""
+        with self._lock:
+            known = self._sessions.pop(visitor, None) is not None
+            was_streaming = visitor in self._streaming
+            self._streaming.discard(visitor)
+            was_talking = self._talker == visitor
+            if was_talking:
+                self._talker = None
+        if self._ptz is not None:
+            self._ptz.visitor_gone(visitor)
+        if was_streaming:
+            self._emit("stream", visitor=visitor, state="stopped")
+        if was_talking:
+            self._emit("intercom", visitor=visitor, state="unused")
+        if known:
+            self._emit("session", visitor=visitor, state="closed")
+
+    def role(self, visitor: Optional[str]) -> str:
+        """The role of ``visitor``: from its session, else the configured default."""
+        session = self._sessions.get(visitor) if visitor is not None else None
+        return session.role if session is not None else self.config.default_role
+
+    def start_stream(self, visitor: str) -> None:
+        """Live view started for ``visitor`` (counts in ``user_num``)."""
+        with self._lock:
+            new = visitor not in self._streaming
+            self._streaming.add(visitor)
+        if new:
+            self._emit("stream", visitor=visitor, state="started")
+
+    def stop_stream(self, visitor: str) -> None:
+        """Live view stopped for ``visitor``."""
+        with self._lock:
+            was = visitor in self._streaming
+            self._streaming.discard(visitor)
+        if was:
+            self._emit("stream", visitor=visitor, state="stopped")
+
+    def start_intercom(self, visitor: str) -> bool:
+        """Give the intercom to ``visitor``; False when another visitor holds it."""
+        with self._lock:
+            if self._talker not in (None, visitor):
+                return False
+            new = self._talker is None
+            self._talker = visitor
+        if new:
+            self._emit("intercom", visitor=visitor, state="using")
+        return True
+
+    def stop_intercom(self, visitor: str) -> None:
+        """``visitor`` stopped talking (nothing happens if it did not hold the intercom)."""
+        with self._lock:
+            was = self._talker == visitor
+            if was:
+                self._talker = None
+        if was:
+            self._emit("intercom", visitor=visitor, state="unused")
+
+    def viewers(self, visitor: Optional[str]) -> Tuple[int, bool]:
+        """``(user_num, visitor is streaming)``: streaming visitors, counting ``visitor`` once."""
+        with self._lock:
+            streaming = visitor in self._streaming
+            return len(self._streaming) + (0 if streaming else 1), streaming
+
+    def talking_elsewhere(self, visitor: Optional[str]) -> bool:
+        """True when a visitor other than ``visitor`` holds the intercom."""
+        talker = self._talker
+        return talker is not None and talker != visitor
+
+    def in_standby(self) -> bool:
+        """True while the camera is in standby (privacy mode)."""
+        return self._power == "standby"
+
+    # -- background work ---------------------------------------------------------------------
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on the Device's worker pool (started on first use)."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("device is closed")
+            if self._executor is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._executor = ThreadPoolExecutor(self.config.workers, thread_name_prefix="iotvideo-signaling")
+            executor = self._executor
+        executor.submit(self._guarded, job)
+
+    @staticmethod
+    def _guarded(job: Callable[[], None]) -> None:
+        try:
+            job()
+        except Exception:  # noqa: BLE001 - a background job must not die silently
+            log.exception("background job failed")
+
+    def close(self) -> None:
+        """Stop the motor, stop background work, flush state. Safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            executor = self._executor
+        if self._ptz is not None:
+            self._ptz.close()
+        if self._ota is not None:
+            self._ota.close()
+        if executor is not None:
+            executor.shutdown(wait=True)
+        flush = getattr(self.hardware, "flush", None)
+        if callable(flush):
+            flush()
+
+    def __enter__(self) -> Device:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- built-in topics ---------------------------------------------------------------------
+
+    def _read_power(self) -> str:
+        try:
+            power = self.hardware.get_power()
+        except NotImplementedError:
+            return "working"
+        except Exception as exc:  # noqa: BLE001
+            log.warning("cannot read the power state (%s); assuming working", exc)
+            return "working"
+        return power if power in ("working", "standby") else "working"
+
+    def _get_status(self, request: Request, visitor: Optional[str]) -> Mapping[str, Any]:
+        request.fields(FIELDS["get_status"])
+        count, _ = self.viewers(visitor)
+        signal = self.hardware.signal_strength()
+        return {
+            "status": self._power,
+            "user_num": count,
+            "signal_strength": max(0, min(100, int(signal))),
+        }
+
+    def _version(self, request: Request, visitor: Optional[str]) -> Mapping[str, Any]:
+        return {"info": str(self.hardware.firmware_version())}
+
+    def _mirror_flip(self, request: Request, visitor: Optional[str]) -> None:
+        mode = request.fields(FIELDS["Mirror_flip"])["mode"]
+        self.hardware.set_flip(mode)
+        self._emit("flip", mode=mode)
+
+    def _set_status(self, request: Request, visitor: Optional[str]) -> None:
+        status = request.fields(FIELDS["set_status"])["status"]
+        self.hardware.set_power(status)
+        with self._lock:
+            changed = self._power != status
+            self._power = status
+        if status == "standby" and self._ptz is not None:
+            self._ptz.stop("standby")
+        if changed:
+            self._emit("power", status=status)
+
+    def _sd_format(self, request: Request, visitor: Optional[str]) -> None:
+        _require(self.hardware, "format_sd")
+        if not self.hardware.sd_card_present():
+            raise RequestError("no SD card", code=ResultCode.DEVICE_ERROR)
+        with self._lock:
+            if self._formatting:
+                raise RequestError("the SD card is already being formatted", code=ResultCode.BUSY)
+            self._formatting = True
+        try:
+            self.submit(self._format_job)
+        except Exception:
+            with self._lock:
+                self._formatting = False
+            raise
+        self._emit("sd_format", state="formatting")
+
+    def _format_job(self) -> None:
+        try:
+            self.hardware.format_sd()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("SD format failed: %s", exc)
+            self._emit("sd_format", state="failed", reason=str(exc)[:200])
+        else:
+            self._emit("sd_format", state="done")
+        finally:
+            with self._lock:
+                self._formatting = False
+
+    def _bind_status(self, request: Request, visitor: Optional[str]) -> None:
+        request.fields(FIELDS["bind_status"])
+        _require(self.hardware, "play_tone")
+        self.submit(self._tone_job)
+
+    def _tone_job(self) -> None:
+        try:
+            self.hardware.play_tone("bind_success")
+        except Exception as exc:  # noqa: BLE001
+            log.warning("prompt tone failed: %s", exc)
+        else:
+            self._emit("tone", name="bind_success")
+
+    def _intercom(self, request: Request, visitor: Optional[str]) -> Mapping[str, Any]:
+        return {"status": "unused" if self._talker is None else "using"}
+
+    def _upgrade(self, request: Request, visitor: Optional[str]) -> None:
+        fields = request.fields(FIELDS["upgrade"])
+        _require(self.hardware, "install_firmware")
+        self._ota_manager().request(fields["url"], fields["md5"], fields["fileSize"])
+
+    def _ota_manager(self) -> OtaManager:
+        raise NotImplementedError
+
+    # -- PTZ -----------------------------------------------------------------------------------
+
+    def _make_ptz(self, clock: Callable[[], float], scheduler: Any) -> Optional[PtzController]:
+        return None
+
+    def _ptz_topic(self, request: Request, visitor: Optional[str]) -> Mapping[str, Any]:
+        cmd = request.fields(FIELDS["ptz"])["cmd"]
+        ptz = self._ptz_ready()
+        if cmd == "ptz_release_pre":
+            return ptz.release(visitor).fields()
+        return ptz.press(_PTZ_PRESS[cmd], visitor).fields()
+
+    def _legacy_ptz(self, command: Command, visitor: Optional[str]) -> Mapping[str, Any]:
+        return self._ptz_ready().step(_LEGACY_PTZ[command.cmd or ""]).fields()
+
+    def _ptz_ready(self) -> PtzController:
+        if self._ptz is None:
+            raise NotImplementedError
+        if self._power == "standby":
+            raise RequestError("camera is in standby", code=ResultCode.STANDBY)
+        return self._ptz
+
+
+def _require(hardware: Hardware, hook: str) -> None:
+    """Raise NotImplementedError (answer 3) when ``hook`` is not overridden."""
+    if getattr(type(hardware), hook) is getattr(Hardware, hook):
+        raise NotImplementedError(hook)
+

@@ -1,0 +1,148 @@
+"""The built-in ``inner_define`` commands (PROTOCOL.md §6), answered in Tencent's formats.
+
+These replies carry a ``status`` string instead of ``result``: ``0`` accept, ``1`` refuse,
+``404`` bad request, ``405`` too many visitors, ``406`` unsupported, ``407`` device error.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+import orjson
+
+from ._command import Command
+from .hardware import Hardware
+
+__all__ = ["InnerContext", "handle_inner"]
+
+log = logging.getLogger(__name__)
+
+BAD_REQUEST = orjson.dumps({"status": "404"})
+UNSUPPORTED = orjson.dumps({"status": "406"})
+DEVICE_ERROR = orjson.dumps({"status": "407"})
+
+_STREAM_TYPES = ("live", "voice", "playback")
+_QUALITIES = ("standard", "high", "super")
+_MAX_TIME = 2**40
+
+
+class InnerContext:
+    """What the inner commands need to know of the Device (implemented by it)."""
+
+    hardware: Hardware
+    max_connections: int
+
+    def in_standby(self) -> bool:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def viewers(self, visitor: Optional[str]) -> Tuple[int, bool]:  # pragma: no cover - interface
+        """``(count, already_streaming)``: viewers counting ``visitor`` once."""
+        raise NotImplementedError
+
+    def talking_elsewhere(self, visitor: Optional[str]) -> bool:  # pragma: no cover - interface
+        """True when another visitor holds the intercom."""
+        raise NotImplementedError
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _int(params: Mapping[str, str], name: str, low: int = 0, high: int = _MAX_TIME) -> int:
+    value = params.get(name, "")
+    if not (value.isascii() and value.isdigit()) or len(value) > 13 or not low <= int(value) <= high:
+        raise _BadRequest(name)
+    return int(value)
+
+
+def _device_status(ctx: InnerContext, params: Mapping[str, str], visitor: Optional[str]) -> Any:
+    if params.get("type") not in _STREAM_TYPES or params.get("quality", "standard") not in _QUALITIES:
+        return [{"status": "404"}]
+    count, streaming = ctx.viewers(visitor)
+    if ctx.in_standby():
+        status = "1"
+    elif not streaming and count > ctx.max_connections:
+        status = "405"
+    elif params["type"] == "voice" and ctx.talking_elsewhere(visitor):
+        status = "1"
+    elif params["type"] == "playback" and not _overrides(ctx.hardware, "record_index"):
+        status = "406"
+    else:
+        status = "0"
+    return [{"status": status, "appConnectNum": str(count)}]
+
+
+def _record_index(ctx: InnerContext, params: Mapping[str, str], visitor: Optional[str]) -> Any:
+    start, end = _int(params, "start_time"), _int(params, "end_time")
+    if end < start:
+        raise _BadRequest("end_time")
+    spans = ctx.hardware.record_index(start, end)
+    return {"video_list": [{"type": 0, "start_time": str(a), "end_time": str(b)} for a, b in spans]}
+
+
+def _month_record(ctx: InnerContext, params: Mapping[str, str], visitor: Optional[str]) -> Any:
+    stamp = params.get("time", "")
+    if len(stamp) != 6:
+        raise _BadRequest("time")
+    yyyymm = _int(params, "time", 100001, 999912)
+    year, month = divmod(yyyymm, 100)
+    if not 1 <= month <= 12:
+        raise _BadRequest("time")
+    return {"video_list": str(ctx.hardware.month_record(year, month) & 0xFFFFFFFF)}
+
+
+def _file_list(ctx: InnerContext, params: Mapping[str, str], visitor: Optional[str]) -> Any:
+    start, end = _int(params, "start_time"), _int(params, "end_time")
+    file_type = _int(params, "file_type", 0, 1)
+    return {"file_list": ctx.hardware.file_list(start, end, file_type)}
+
+
+def _playback(action: str) -> Callable[[InnerContext, Mapping[str, str], Optional[str]], Any]:
+    def run(ctx: InnerContext, params: Mapping[str, str], visitor: Optional[str]) -> Any:
+        if action == "seek" and "progress" not in params and "time" not in params:
+            raise _BadRequest("progress")
+        if action == "seek":
+            _int(params, "progress" if "progress" in params else "time")
+        position = ctx.hardware.playback(action, dict(params))
+        body: Dict[str, str] = {"status": "0"}
+        if action == "progress":
+            body["progress"] = str(int(position or 0))
+        return body
+
+    return run
+
+
+_COMMANDS: Dict[str, Callable[[InnerContext, Mapping[str, str], Optional[str]], Any]] = {
+    "get_device_st": _device_status,
+    "get_record_index": _record_index,
+    "get_month_record": _month_record,
+    "get_file_list": _file_list,
+    "playback_pause": _playback("pause"),
+    "playback_resume": _playback("resume"),
+    "playback_seek": _playback("seek"),
+    "playback_progress": _playback("progress"),
+}
+
+
+def _overrides(hardware: Hardware, name: str) -> bool:
+    return getattr(type(hardware), name) is not getattr(Hardware, name)
+
+
+def handle_inner(ctx: InnerContext, command: Command, visitor: Optional[str]) -> bytes:
+    """Answer one ``inner_define`` command; never raises."""
+    run = _COMMANDS.get(command.cmd or "")
+    if run is None:
+        return UNSUPPORTED
+    params: Dict[str, str] = {}
+    for name, value in command.params:
+        params.setdefault(name, value)
+    try:
+        return orjson.dumps(run(ctx, params, visitor))
+    except _BadRequest:
+        return BAD_REQUEST
+    except NotImplementedError:
+        return UNSUPPORTED
+    except Exception as exc:  # noqa: BLE001 - a failing hook must never crash the caller
+        log.warning("inner command %s failed: %s", command.cmd, exc, exc_info=True)
+        return DEVICE_ERROR

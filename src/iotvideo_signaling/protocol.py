@@ -1,0 +1,212 @@
+"""The request layer (PROTOCOL.md §3-§5): requests, the per-topic field table, replies.
+
+Nothing here knows of hardware or sessions: a decoded payload goes in, a :class:`Request` with
+validated fields comes out, and replies are built as bytes with orjson in the key order of §4
+(``confirmation_topic``, ``result``, the topic's fields, ``message_id``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import orjson
+
+from .errors import MAX_REASON, RequestError, ResultCode
+
+__all__ = [
+    "FIELDS",
+    "MISSING",
+    "Field",
+    "Request",
+    "error_reply",
+    "parse_request",
+    "reply",
+    "short",
+]
+
+_MAX_SAFE_INT = 2**53 - 1
+_MAX_MESSAGE_ID_LEN = 128
+_MAX_TOPIC_LEN = 64
+_ECHO = 32  # characters of input a reason may quote (well under the 64-byte limit)
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+#: ``Request.message_id`` when the request had none (the reply then has none either).
+MISSING: Any = _Missing()
+
+
+def short(value: object) -> str:
+    """Quote a piece of input for a reason: at most 32 characters, never more than 64 bytes."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > _ECHO:
+        text = text[: _ECHO - 3] + "..."
+    while len(text.encode("utf-8", "replace")) > 60:
+        text = text[:-4] + "..."
+    return "'" + text + "'"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One request field: its JSON type, allowed values and length limit.
+
+    Attributes:
+        name: the key, looked up in ``data`` first, then at the top level.
+        kind: ``str`` or ``int`` (a JSON integer; ``true``/``false`` are not integers).
+        choices: the allowed values, or None for any.
+        required: whether a missing field is an error (else it reads as None).
+        max_len: the longest accepted string.
+        minimum: the smallest accepted integer.
+    """
+
+    name: str
+    kind: type = str
+    choices: Optional[Tuple[Any, ...]] = None
+    required: bool = True
+    max_len: Optional[int] = None
+    minimum: Optional[int] = None
+
+    def check(self, value: Any) -> Any:
+        """Return ``value`` if it is valid, else raise RequestError (code 4)."""
+        if value is MISSING:
+            if self.required:
+                raise RequestError(f"missing '{self.name}'")
+            return None
+        if self.choices is not None:
+            if type(value) is self.kind and value in self.choices:
+                return value
+            raise RequestError(f"'{self.name}' must be {_alternatives(self.choices)}")
+        if type(value) is not self.kind:
+            raise RequestError(f"'{self.name}' must be {'a string' if self.kind is str else 'an integer'}")
+        if self.max_len is not None and len(value) > self.max_len:
+            raise RequestError(f"'{self.name}' is longer than {self.max_len} characters")
+        if self.minimum is not None and value < self.minimum:
+            raise RequestError(f"'{self.name}' must be at least {self.minimum}")
+        return value
+
+
+def _alternatives(choices: Tuple[Any, ...]) -> str:
+    quoted = [f"'{c}'" for c in choices]
+    text = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+    return text if len(text) < 120 else "one of the documented values"
+
+
+PTZ_COMMANDS = ("ptz_up_press", "ptz_down_press", "ptz_left_press", "ptz_right_press", "ptz_release_pre")
+
+#: The fields of each built-in topic (PROTOCOL.md §4). Semantic checks that need configuration
+#: (the upgrade URL scheme, MD5 format, size cap) are the OTA manager's.
+FIELDS: Dict[str, Tuple[Field, ...]] = {
+    "get_status": (Field("user", choices=("owner", "sharer"), required=False),),
+    "version": (),
+    "upgrade": (Field("url", max_len=2048), Field("md5", max_len=64), Field("fileSize", int, minimum=1)),
+    "Mirror_flip": (Field("mode", choices=("normal", "flip")),),
+    "set_status": (Field("status", choices=("working", "standby")),),
+    "ptz": (Field("cmd", choices=PTZ_COMMANDS),),
+    "sd_format": (),
+    "bind_status": (Field("status", choices=("success",)),),
+    "intercom": (),
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    """A decoded ``user_define`` request.
+
+    Attributes:
+        topic: the request's topic, exactly as sent.
+        message_id: an int or str to echo, or :data:`MISSING`.
+        body: the whole decoded JSON object.
+        data: the ``data`` object, or an empty dict.
+    """
+
+    topic: str
+    message_id: Any
+    body: Mapping[str, Any]
+    data: Mapping[str, Any]
+
+    def get(self, name: str) -> Any:
+        """A field from ``data``, else from the top level, else :data:`MISSING`."""
+        value = self.data.get(name, MISSING)
+        if value is MISSING:
+            value = self.body.get(name, MISSING)
+        return value
+
+    def fields(self, spec: Tuple[Field, ...]) -> Dict[str, Any]:
+        """Validate the fields of ``spec``; raise RequestError (code 4) on the first bad one."""
+        return {f.name: f.check(self.get(f.name)) for f in spec}
+
+
+def _message_id(value: Any) -> Any:
+    kind = type(value)
+    if kind is int:
+        if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+            return value
+        raise RequestError("'message_id' is out of range")
+    if kind is str:
+        if len(value) <= _MAX_MESSAGE_ID_LEN:
+            return value
+        raise RequestError(f"'message_id' is longer than {_MAX_MESSAGE_ID_LEN} characters")
+    raise RequestError("'message_id' must be an integer or a string")
+
+
+class EnvelopeError(RequestError):
+    """A request whose envelope is wrong; carries what could be read of it for the reply."""
+
+    def __init__(self, reason: str, *, topic: str = "", message_id: Any = MISSING, code: ResultCode) -> None:
+        super().__init__(reason, code=code)
+        self.topic = topic
+        self.message_id = message_id
+
+
+def parse_request(value: Any) -> Request:
+    """Check the envelope of a decoded payload (PROTOCOL.md §3).
+
+    Raises:
+        EnvelopeError: not an object, bad ``topic``, ``message_id`` or ``data`` (code 4).
+    """
+    if type(value) is not dict:
+        raise EnvelopeError("the payload must be a JSON object", code=ResultCode.INVALID_PARAMETER)
+    topic = value.get("topic", MISSING)
+    if type(topic) is not str or not topic:
+        raise EnvelopeError("missing 'topic'", code=ResultCode.INVALID_PARAMETER)
+    shown = topic if len(topic) <= _MAX_TOPIC_LEN else ""
+    message_id = value.get("message_id", MISSING)
+    if message_id is not MISSING:
+        try:
+            message_id = _message_id(message_id)
+        except RequestError as exc:
+            raise EnvelopeError(exc.reason, topic=shown, code=ResultCode.INVALID_PARAMETER) from None
+    data = value.get("data", MISSING)
+    if data is MISSING:
+        data = {}
+    elif type(data) is not dict:
+        raise EnvelopeError("'data' must be an object", topic=shown, message_id=message_id,
+                            code=ResultCode.INVALID_PARAMETER)
+    return Request(topic, message_id, value, data)
+
+
+def reply(topic: str, message_id: Any, fields: Optional[Mapping[str, Any]] = None) -> bytes:
+    """A success reply: ``confirmation_topic``, ``result "0"``, ``fields``, ``message_id``."""
+    body: Dict[str, Any] = {"confirmation_topic": topic, "result": "0"}
+    if fields:
+        body.update(fields)
+    if message_id is not MISSING:
+        body["message_id"] = message_id
+    return orjson.dumps(body)
+
+
+def error_reply(topic: str, code: ResultCode, reason: str, message_id: Any = MISSING) -> bytes:
+    """An error reply (PROTOCOL.md §5); ``reason`` is cut to 200 characters."""
+    body: Dict[str, Any] = {"confirmation_topic": topic, "result": code.value, "reason": reason[:MAX_REASON]}
+    if message_id is not MISSING:
+        body["message_id"] = message_id
+    return orjson.dumps(body)

@@ -1,0 +1,172 @@
+"""SimulatedHardware: a virtual camera, the embedded default.
+
+Power, image flip, firmware version and PTZ position persist across restarts in
+``<state_dir>/state.json`` (written atomically). The SD card is the directory
+``<state_dir>/sdcard``: formatting really empties it, and touches nothing outside it. Prompt
+tones are appended to ``<state_dir>/tones.log``. Nothing here needs real hardware, so the daemon,
+the demo and the tests run anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+
+from .hardware import Hardware, PtzLimits
+from .state import StateFile
+
+__all__ = ["SimulatedHardware"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VERSION = "V1.0.0"
+
+
+class SimulatedHardware(Hardware):
+    """A virtual camera whose state lives under ``state_dir``.
+
+    Args:
+        state_dir: directory for the state file, the virtual SD card and the tone log.
+        signal_strength: the Wi-Fi signal to report, 0-100.
+        sd_card: whether a (virtual) SD card is inserted.
+        ptz_limits: ``(min_x, max_x, min_y, max_y)`` of the virtual motor.
+        ptz_speed: steps per second of the x and y axes.
+        format_delay: seconds a format takes (to exercise "busy").
+        clock: monotonic clock of the virtual motor.
+    """
+
+    def __init__(
+        self,
+        state_dir: Union[str, "os.PathLike[str]"],
+        *,
+        signal_strength: int = 80,
+        sd_card: bool = True,
+        ptz_limits: PtzLimits = (0, 3600, 0, 900),
+        ptz_speed: Tuple[float, float] = (600.0, 300.0),
+        format_delay: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.sd_dir = self.state_dir / "sdcard"
+        self.tone_log = self.state_dir / "tones.log"
+        self.signal = signal_strength
+        self.sd_card = sd_card
+        self.format_delay = format_delay
+        min_x, max_x, min_y, max_y = ptz_limits
+        self._state = StateFile(
+            self.state_dir / "state.json",
+            {
+                "power": "working",
+                "flip": "normal",
+                "version": DEFAULT_VERSION,
+                "ptz_x": (min_x + max_x) // 2,
+                "ptz_y": (min_y + max_y) // 2,
+            },
+        )
+        if sd_card:
+            self.sd_dir.mkdir(exist_ok=True)
+        self._tone_lock = threading.Lock()
+        self._limits = ptz_limits
+        self._speed = ptz_speed
+        self._clock = clock
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def flip(self) -> str:
+        """The persisted image orientation."""
+        return str(self._state.get("flip"))
+
+    def snapshot(self) -> Dict[str, Any]:
+        """All persisted values."""
+        return self._state.snapshot()
+
+    def get_power(self) -> str:
+        return str(self._state.get("power"))
+
+    def set_power(self, status: str) -> None:
+        self._state.update(power=status)
+
+    def set_flip(self, mode: str) -> None:
+        self._state.update(flip=mode)
+
+    def signal_strength(self) -> int:
+        return self.signal
+
+    def firmware_version(self) -> str:
+        return str(self._state.get("version"))
+
+    def play_tone(self, name: str) -> None:
+        with self._tone_lock, open(self.tone_log, "a", encoding="utf-8") as log_file:
+            log_file.write(f"{time.time():.3f} {name}\n")
+
+    def tones(self) -> List[str]:
+        """Names of the tones played so far, oldest first."""
+        try:
+            lines = self.tone_log.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        return [line.split(" ", 1)[1] for line in lines if " " in line]
+
+    # -- SD card -------------------------------------------------------------------------------
+
+    def sd_card_present(self) -> bool:
+        return self.sd_card and self.sd_dir.is_dir()
+
+    def format_sd(self) -> None:
+        if not self.sd_card_present():
+            raise OSError("no SD card")
+        if self.format_delay:
+            time.sleep(self.format_delay)
+        with os.scandir(self.sd_dir) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+
+    # -- recordings: files under the virtual SD card -------------------------------------------
+
+    def _recordings(self) -> List[Tuple[int, int, str, int]]:
+        """``(start, end, name, size)`` of ``record/<start>-<end>.mp4`` files on the SD card."""
+        found = []
+        folder = self.sd_dir / "record"
+        if not folder.is_dir():
+            return []
+        for path in folder.glob("*-*.mp4"):
+            start, _, end = path.stem.partition("-")
+            if start.isdigit() and end.isdigit():
+                found.append((int(start), int(end), path.name, path.stat().st_size))
+        return sorted(found)
+
+    def record_index(self, start: int, end: int) -> List[Tuple[int, int]]:
+        return [(a, b) for a, b, _, _ in self._recordings() if a <= end and b >= start]
+
+    def month_record(self, year: int, month: int) -> int:
+        mask = 0
+        for a, _, _, _ in self._recordings():
+            day = time.gmtime(a)
+            if (day.tm_year, day.tm_mon) == (year, month):
+                mask |= 1 << (day.tm_mday - 1)
+        return mask
+
+    def file_list(self, start: int, end: int, file_type: int) -> List[Dict[str, Any]]:
+        if file_type != 0:
+            return []
+        return [
+            {"file_type": 0, "file_name": name, "file_size": size, "start_time": a, "end_time": b}
+            for a, b, name, size in self._recordings()
+            if a <= end and b >= start
+        ]
+
+    def playback(self, action: str, params: Mapping[str, str]) -> Optional[int]:
+        return 0 if action == "progress" else None
+
+    def flush(self) -> None:
+        """Persist anything pending (the state file is written on every change)."""
