@@ -50,7 +50,7 @@ class OptionalBuildExt(build_ext):
 
     def _fallback(self, exc: Exception) -> None:
         if REQUIRE_EXTENSIONS:
-            raise
+            raise exc
         say(f"could not build the C wire backend ({exc}); installing the pure-Python backend")
 
 
@@ -59,7 +59,7 @@ def extensions() -> list[Extension]:
         say("IOTVIDEO_SIGNALING_NO_EXTENSIONS is set: building the pure-Python backend only")
         return []
     try:
-        from Cython.Build import cythonize
+        from Cython.Build import cythonize  # noqa: PLC0415 - optional at build time
     except ImportError:
         if REQUIRE_EXTENSIONS:
             raise

@@ -12,13 +12,25 @@ from __future__ import annotations
 
 from ._command import Command
 from ._wire import implementation, parse_command
+from .device import Device, DeviceConfig
 from .errors import RequestError, ResultCode, SignalingError, WireError
+from .events import Event
+from .hardware import Hardware
+from .protocol import Field, Request
+from .simulator import SimulatedHardware
 
 __all__ = [
     "Command",
+    "Device",
+    "DeviceConfig",
+    "Event",
+    "Field",
+    "Hardware",
+    "Request",
     "RequestError",
     "ResultCode",
     "SignalingError",
+    "SimulatedHardware",
     "WireError",
     "implementation",
     "parse_command",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Tuple
+from typing import NamedTuple
 
 __all__ = ["Command"]
 
@@ -23,6 +23,6 @@ class Command(NamedTuple):
 
     action: str
     channel: int
-    cmd: Optional[str]
-    payload: Optional[bytes]
-    params: Tuple[Tuple[str, str], ...]
+    cmd: str | None
+    payload: bytes | None
+    params: tuple[tuple[str, str], ...]

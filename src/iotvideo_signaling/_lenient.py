@@ -8,7 +8,7 @@ or raises the :class:`~iotvideo_signaling.errors.WireError` both backends must a
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import orjson
 
@@ -17,7 +17,7 @@ from .errors import ResultCode, WireError
 _WHITESPACE = b" \t\r\n"
 
 
-def drop_trailing_commas(text: bytes) -> Optional[bytes]:
+def drop_trailing_commas(text: bytes) -> bytes | None:
     """Return ``text`` without commas that directly precede ``}``/``]``, or None if it has none."""
     out = bytearray()
     dropped = False

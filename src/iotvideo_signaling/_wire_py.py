@@ -24,7 +24,7 @@ last byte for a missing parameter, and ``max_size`` for an oversized input.
 
 from __future__ import annotations
 
-from typing import Any, Tuple, Union
+from typing import Any, Union
 
 import orjson
 
@@ -32,7 +32,7 @@ from ._command import Command
 from ._lenient import retry_or_raise
 from .errors import WireError
 
-__all__ = ["parse_command", "decode_command", "loads", "Buffer"]
+__all__ = ["Buffer", "decode_command", "loads", "parse_command"]
 
 Buffer = Union[bytes, bytearray, memoryview, str]
 
@@ -81,9 +81,9 @@ def _json_end(data: bytes, start: int, end: int) -> int:
             i += 1
             while i < end and data[i] != 0x22:
                 i += 2 if data[i] == 0x5C else 1
-        elif c == 0x7B or c == 0x5B:
+        elif c in {123, 91}:
             depth += 1
-        elif c == 0x7D or c == 0x5D:
+        elif c in {125, 93}:
             depth -= 1
             if depth == 0:
                 return i + 1
@@ -104,7 +104,7 @@ def _channel(value: str, offset: int) -> int:
     return int(digits or "0")
 
 
-def _scan(raw: Buffer, max_size: int) -> Tuple[Command, int]:
+def _scan(raw: Buffer, max_size: int) -> tuple[Command, int]:
     """Parse ``raw``; return the command and the offset of its payload (-1 without one)."""
     data = _as_bytes(raw)
     if len(data) > max_size:
@@ -209,7 +209,7 @@ def loads(payload: bytes, offset: int = 0) -> Any:
         return retry_or_raise(payload, offset, exc)
 
 
-def decode_command(raw: Buffer, /, *, max_size: int = DEFAULT_MAX_SIZE) -> Tuple[Command, Any]:
+def decode_command(raw: Buffer, /, *, max_size: int = DEFAULT_MAX_SIZE) -> tuple[Command, Any]:
     """Parse a command string and decode its JSON payload in one call.
 
     Returns:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
-from . import _wire
 from ._command import Command
+from ._wire import decode_command
 from .errors import RequestError, ResultCode, WireError
 from .events import Event
 from .hardware import Hardware
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from .ota import OtaManager
     from .ptz import PtzController
 
-__all__ = ["Device", "DeviceConfig", "TopicHandler", "TokenHandler"]
+__all__ = ["Device", "DeviceConfig", "TokenHandler", "TopicHandler"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,9 @@ TokenHandler = Callable[[Command, Optional[str]], Optional[Mapping[str, Any]]]
 ROLES = ("owner", "sharer")
 _LEGACY_PTZ = {"ptz_left": "left", "ptz_right": "right", "ptz_up": "up", "ptz_down": "down"}
 _PTZ_PRESS = {"ptz_up_press": "up", "ptz_down_press": "down", "ptz_left_press": "left", "ptz_right_press": "right"}
+(_USER,), (_MODE,), (_POWER,), (_PTZ_CMD,), (_BIND,) = (
+    FIELDS[topic] for topic in ("get_status", "Mirror_flip", "set_status", "ptz", "bind_status")
+)
 _SHARER_REASONS = {
     "upgrade": "sharers may not upgrade the firmware",
     "sd_format": "sharers may not format the SD card",
@@ -70,11 +74,11 @@ class DeviceConfig:
     max_message_size: int = 16384
     max_connections: int = 32
     max_firmware_size: int = 128 * 1024 * 1024
-    ptz_move_cap_s: Optional[float] = None
+    ptz_move_cap_s: float | None = None
     ptz_step: int = 100
-    download_dir: Optional[str] = None
-    ca_file: Optional[str] = None
-    sharer_denied_topics: Tuple[str, ...] = ("upgrade", "sd_format", "set_status")
+    download_dir: str | None = None
+    ca_file: str | None = None
+    sharer_denied_topics: tuple[str, ...] = ("upgrade", "sd_format", "set_status")
     default_role: str = "owner"
     workers: int = 2
 
@@ -102,7 +106,7 @@ class Device:
         hardware: Hardware,
         /,
         *,
-        config: DeviceConfig = DeviceConfig(),  # noqa: B008 - frozen, so a shared default is safe
+        config: DeviceConfig = DeviceConfig(),
         clock: Callable[[], float] = time.monotonic,
         scheduler: Any = None,
     ) -> None:
@@ -111,17 +115,17 @@ class Device:
         self.hardware = hardware
         self.config = config
         self.max_connections = config.max_connections
+        self._max_size = config.max_message_size
         self._lock = threading.Lock()
-        self._sessions: Dict[str, _Session] = {}
+        self._sessions: dict[str, _Session] = {}
         self._streaming: set[str] = set()
-        self._talker: Optional[str] = None
+        self._talker: str | None = None
         self._formatting = False
         self._closed = False
-        self._subscribers: Tuple[Callable[[Event], None], ...] = ()
-        self._counts: Dict[str, int] = {}
-        self._executor: Optional[ThreadPoolExecutor] = None
+        self._subscribers: tuple[Callable[[Event], None], ...] = ()
+        self._executor: ThreadPoolExecutor | None = None
         self._denied = frozenset(config.sharer_denied_topics)
-        self._topics: Dict[str, TopicHandler] = {
+        self._topics: dict[str, TopicHandler] = {
             "get_status": self._get_status,
             "version": self._version,
             "upgrade": self._upgrade,
@@ -132,14 +136,14 @@ class Device:
             "bind_status": self._bind_status,
             "intercom": self._intercom,
         }
-        self._tokens: Dict[str, TokenHandler] = {name: self._legacy_ptz for name in _LEGACY_PTZ}
+        self._tokens: dict[str, TokenHandler] = {name: self._legacy_ptz for name in _LEGACY_PTZ}
         self._power = self._read_power()
         self._ptz = self._make_ptz(clock, scheduler)
-        self._ota: Optional[OtaManager] = None
+        self._ota: OtaManager | None = None
 
     # -- the entry point ---------------------------------------------------------------------
 
-    def handle(self, raw: Buffer, /, *, visitor: Optional[str] = None) -> bytes:
+    def handle(self, raw: Buffer, /, *, visitor: str | None = None) -> bytes:
         """Answer one command string with one non-empty JSON reply; never raises.
 
         Args:
@@ -147,77 +151,48 @@ class Device:
             visitor: the SDK's id of the peer that sent it; its session gives its role.
         """
         try:
-            command, value = _wire.decode_command(raw, max_size=self.config.max_message_size)
+            command, value = decode_command(raw, max_size=self._max_size)
         except WireError as exc:
-            return self._error("", exc.code, exc.reason)
+            return error_reply("", exc.code, exc.reason)
         except Exception as exc:  # noqa: BLE001 - wrong input type and the like
-            return self._error("", ResultCode.MALFORMED_COMMAND, f"unreadable command ({type(exc).__name__})")
+            return error_reply("", ResultCode.MALFORMED_COMMAND, f"unreadable command ({type(exc).__name__})")
         try:
             if command.action == "inner_define":
-                self._count("inner")
                 return handle_inner(self, command, visitor)
             if command.payload is None:
                 return self._token(command, visitor)
-            return self._request(value, visitor)
-        except Exception:  # noqa: BLE001 - the last line of defence: always answer
+            try:
+                request = parse_request(value)
+            except EnvelopeError as exc:
+                return error_reply(exc.topic, exc.code, exc.reason, exc.message_id)
+            topic = request.topic
+            handler = self._topics.get(topic)
+            if handler is None:
+                shown = topic if len(topic) <= 64 else ""
+                return error_reply(shown, ResultCode.UNKNOWN, f"unknown topic {short(topic)}", request.message_id)
+            if topic in self._denied and self.role(visitor) == "sharer":
+                reason = _SHARER_REASONS.get(topic, f"sharers may not use {short(topic)}")
+                return error_reply(topic, ResultCode.FORBIDDEN, reason, request.message_id)
+            try:
+                fields = handler(request, visitor)
+            except Exception as exc:  # noqa: BLE001 - mapped to a result code
+                return _failed(topic, request.message_id, exc)
+            return reply(topic, request.message_id, fields)
+        except Exception:
             log.exception("unexpected failure while handling a command")
-            return self._error("", ResultCode.DEVICE_ERROR, "internal error")
+            return error_reply("", ResultCode.DEVICE_ERROR, "internal error")
 
-    def _request(self, value: Any, visitor: Optional[str]) -> bytes:
-        try:
-            request = parse_request(value)
-        except EnvelopeError as exc:
-            return self._error(exc.topic, exc.code, exc.reason, exc.message_id)
-        topic = request.topic
-        handler = self._topics.get(topic)
-        if handler is None:
-            shown = topic if len(topic) <= 64 else ""
-            return self._error(shown, ResultCode.UNKNOWN, f"unknown topic {short(topic)}", request.message_id)
-        if topic in self._denied and self.role(visitor) == "sharer":
-            reason = _SHARER_REASONS.get(topic, f"sharers may not use {short(topic)}")
-            return self._error(topic, ResultCode.FORBIDDEN, reason, request.message_id)
-        try:
-            fields = handler(request, visitor)
-        except RequestError as exc:
-            return self._error(topic, exc.code, exc.reason, request.message_id)
-        except NotImplementedError:
-            return self._error(topic, ResultCode.UNKNOWN, "not supported by this camera", request.message_id)
-        except Exception as exc:  # noqa: BLE001 - a failing hook answers 7
-            log.warning("topic %s failed: %s", topic, exc, exc_info=True)
-            return self._error(topic, ResultCode.DEVICE_ERROR, "device error", request.message_id)
-        self._count("0")
-        return reply(topic, request.message_id, fields)
-
-    def _token(self, command: Command, visitor: Optional[str]) -> bytes:
+    def _token(self, command: Command, visitor: str | None) -> bytes:
         token = command.cmd or ""
         handler = self._tokens.get(token)
         if handler is None:
-            return self._error("", ResultCode.UNKNOWN, f"unknown command {short(token)}")
+            return error_reply("", ResultCode.UNKNOWN, f"unknown command {short(token)}")
         topic = "ptz" if token in _LEGACY_PTZ else token
         try:
             fields = handler(command, visitor)
-        except RequestError as exc:
-            return self._error(topic, exc.code, exc.reason)
-        except NotImplementedError:
-            return self._error(topic, ResultCode.UNKNOWN, "not supported by this camera")
-        except Exception as exc:  # noqa: BLE001
-            log.warning("command %s failed: %s", token, exc, exc_info=True)
-            return self._error(topic, ResultCode.DEVICE_ERROR, "device error")
-        self._count("0")
+        except Exception as exc:  # noqa: BLE001 - mapped to a result code
+            return _failed(topic, MISSING, exc)
         return reply(topic, MISSING, fields)
-
-    def _error(self, topic: str, code: ResultCode, reason: str, message_id: Any = MISSING) -> bytes:
-        self._count(code.value)
-        return error_reply(topic, code, reason, message_id)
-
-    def _count(self, key: str) -> None:
-        with self._lock:
-            self._counts[key] = self._counts.get(key, 0) + 1
-
-    def stats(self) -> Dict[str, int]:
-        """Replies given so far, by result code (``"inner"`` for inner_define replies)."""
-        with self._lock:
-            return dict(self._counts)
 
     # -- extension points --------------------------------------------------------------------
 
@@ -263,15 +238,16 @@ class Device:
         for callback in self._subscribers:
             try:
                 callback(event)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("event subscriber failed")
 
     def _emit(self, kind: str, **data: Any) -> None:
-        self.publish(Event(kind, data, time.time()))
+        if self._subscribers:
+            self.publish(Event(kind, data, time.time()))
 
     # -- sessions, streams, intercom ---------------------------------------------------------
 
-    def open_session(self, visitor: str, role: Optional[str] = "owner") -> None:
+    def open_session(self, visitor: str, role: str | None = "owner") -> None:
         """A peer connected. ``role`` is ``"owner"``, ``"sharer"`` or None (the default role)."""
         role = role or self.config.default_role
         if role not in ROLES:
@@ -298,7 +274,7 @@ class Device:
         if known:
             self._emit("session", visitor=visitor, state="closed")
 
-    def role(self, visitor: Optional[str]) -> str:
+    def role(self, visitor: str | None) -> str:
         """The role of ``visitor``: from its session, else the configured default."""
         session = self._sessions.get(visitor) if visitor is not None else None
         return session.role if session is not None else self.config.default_role
@@ -339,13 +315,13 @@ class Device:
         if was:
             self._emit("intercom", visitor=visitor, state="unused")
 
-    def viewers(self, visitor: Optional[str]) -> Tuple[int, bool]:
+    def viewers(self, visitor: str | None) -> tuple[int, bool]:
         """``(user_num, visitor is streaming)``: streaming visitors, counting ``visitor`` once."""
-        with self._lock:
-            streaming = visitor in self._streaming
-            return len(self._streaming) + (0 if streaming else 1), streaming
+        streaming = self._streaming  # set operations are atomic; no lock needed to read
+        present = visitor in streaming
+        return len(streaming) + (0 if present else 1), present
 
-    def talking_elsewhere(self, visitor: Optional[str]) -> bool:
+    def talking_elsewhere(self, visitor: str | None) -> bool:
         """True when a visitor other than ``visitor`` holds the intercom."""
         talker = self._talker
         return talker is not None and talker != visitor
@@ -362,7 +338,7 @@ class Device:
             if self._closed:
                 raise RuntimeError("device is closed")
             if self._executor is None:
-                from concurrent.futures import ThreadPoolExecutor
+                from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - lazy: import time
 
                 self._executor = ThreadPoolExecutor(self.config.workers, thread_name_prefix="iotvideo-signaling")
             executor = self._executor
@@ -372,7 +348,7 @@ class Device:
     def _guarded(job: Callable[[], None]) -> None:
         try:
             job()
-        except Exception:  # noqa: BLE001 - a background job must not die silently
+        except Exception:
             log.exception("background job failed")
 
     def close(self) -> None:
@@ -410,8 +386,8 @@ class Device:
             return "working"
         return power if power in ("working", "standby") else "working"
 
-    def _get_status(self, request: Request, visitor: Optional[str]) -> Mapping[str, Any]:
-        request.fields(FIELDS["get_status"])
+    def _get_status(self, request: Request, visitor: str | None) -> Mapping[str, Any]:
+        _USER.read(request)
         count, _ = self.viewers(visitor)
         signal = self.hardware.signal_strength()
         return {
@@ -420,16 +396,16 @@ class Device:
             "signal_strength": max(0, min(100, int(signal))),
         }
 
-    def _version(self, request: Request, visitor: Optional[str]) -> Mapping[str, Any]:
+    def _version(self, request: Request, visitor: str | None) -> Mapping[str, Any]:
         return {"info": str(self.hardware.firmware_version())}
 
-    def _mirror_flip(self, request: Request, visitor: Optional[str]) -> None:
-        mode = request.fields(FIELDS["Mirror_flip"])["mode"]
+    def _mirror_flip(self, request: Request, visitor: str | None) -> None:
+        mode = _MODE.read(request)
         self.hardware.set_flip(mode)
         self._emit("flip", mode=mode)
 
-    def _set_status(self, request: Request, visitor: Optional[str]) -> None:
-        status = request.fields(FIELDS["set_status"])["status"]
+    def _set_status(self, request: Request, visitor: str | None) -> None:
+        status = _POWER.read(request)
         self.hardware.set_power(status)
         with self._lock:
             changed = self._power != status
@@ -439,7 +415,7 @@ class Device:
         if changed:
             self._emit("power", status=status)
 
-    def _sd_format(self, request: Request, visitor: Optional[str]) -> None:
+    def _sd_format(self, request: Request, visitor: str | None) -> None:
         _require(self.hardware, "format_sd")
         if not self.hardware.sd_card_present():
             raise RequestError("no SD card", code=ResultCode.DEVICE_ERROR)
@@ -467,8 +443,8 @@ class Device:
             with self._lock:
                 self._formatting = False
 
-    def _bind_status(self, request: Request, visitor: Optional[str]) -> None:
-        request.fields(FIELDS["bind_status"])
+    def _bind_status(self, request: Request, visitor: str | None) -> None:
+        _BIND.read(request)
         _require(self.hardware, "play_tone")
         self.submit(self._tone_job)
 
@@ -480,10 +456,10 @@ class Device:
         else:
             self._emit("tone", name="bind_success")
 
-    def _intercom(self, request: Request, visitor: Optional[str]) -> Mapping[str, Any]:
+    def _intercom(self, request: Request, visitor: str | None) -> Mapping[str, Any]:
         return {"status": "unused" if self._talker is None else "using"}
 
-    def _upgrade(self, request: Request, visitor: Optional[str]) -> None:
+    def _upgrade(self, request: Request, visitor: str | None) -> None:
         fields = request.fields(FIELDS["upgrade"])
         _require(self.hardware, "install_firmware")
         self._ota_manager().request(fields["url"], fields["md5"], fields["fileSize"])
@@ -493,17 +469,17 @@ class Device:
 
     # -- PTZ -----------------------------------------------------------------------------------
 
-    def _make_ptz(self, clock: Callable[[], float], scheduler: Any) -> Optional[PtzController]:
+    def _make_ptz(self, clock: Callable[[], float], scheduler: Any) -> PtzController | None:
         return None
 
-    def _ptz_topic(self, request: Request, visitor: Optional[str]) -> Mapping[str, Any]:
-        cmd = request.fields(FIELDS["ptz"])["cmd"]
+    def _ptz_topic(self, request: Request, visitor: str | None) -> Mapping[str, Any]:
+        cmd = _PTZ_CMD.read(request)
         ptz = self._ptz_ready()
         if cmd == "ptz_release_pre":
             return ptz.release(visitor).fields()
         return ptz.press(_PTZ_PRESS[cmd], visitor).fields()
 
-    def _legacy_ptz(self, command: Command, visitor: Optional[str]) -> Mapping[str, Any]:
+    def _legacy_ptz(self, command: Command, visitor: str | None) -> Mapping[str, Any]:
         return self._ptz_ready().step(_LEGACY_PTZ[command.cmd or ""]).fields()
 
     def _ptz_ready(self) -> PtzController:
@@ -512,6 +488,16 @@ class Device:
         if self._power == "standby":
             raise RequestError("camera is in standby", code=ResultCode.STANDBY)
         return self._ptz
+
+
+def _failed(topic: str, message_id: Any, exc: Exception) -> bytes:
+    """The error reply for what a handler raised: its own code, 3 for a missing hook, else 7."""
+    if isinstance(exc, RequestError):
+        return error_reply(topic, exc.code, exc.reason, message_id)
+    if isinstance(exc, NotImplementedError):
+        return error_reply(topic, ResultCode.UNKNOWN, "not supported by this camera", message_id)
+    log.warning("%s failed: %s", topic or "command", exc, exc_info=exc)
+    return error_reply(topic, ResultCode.DEVICE_ERROR, "device error", message_id)
 
 
 def _require(hardware: Hardware, hook: str) -> None:

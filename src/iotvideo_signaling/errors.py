@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["ResultCode", "SignalingError", "WireError", "RequestError"]
+__all__ = ["RequestError", "ResultCode", "SignalingError", "WireError"]
 
 #: Longest ``reason`` a reply may carry (PROTOCOL.md §5).
 MAX_REASON = 200

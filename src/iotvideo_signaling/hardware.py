@@ -9,12 +9,13 @@ tone) from its worker threads, never while holding its lock.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["Hardware", "PtzLimits"]
 
 #: ``(min_x, max_x, min_y, max_y)`` of the pan/tilt end stops, in motor steps.
-PtzLimits = Tuple[int, int, int, int]
+PtzLimits = tuple[int, int, int, int]
 
 
 class Hardware:
@@ -66,7 +67,7 @@ class Hardware:
         """Stop the motor. Must succeed when the motor is already stopped."""
         raise NotImplementedError
 
-    def ptz_position(self) -> Optional[Tuple[int, int]]:
+    def ptz_position(self) -> tuple[int, int] | None:
         """Return ``(x, y)`` from position feedback, or None when the motor has none."""
         return None
 
@@ -74,7 +75,7 @@ class Hardware:
         """Return ``(min_x, max_x, min_y, max_y)``."""
         raise NotImplementedError
 
-    def ptz_speed(self) -> Tuple[float, float]:
+    def ptz_speed(self) -> tuple[float, float]:
         """Return the speed of the x and y axes in steps per second (for estimates and the move cap)."""
         raise NotImplementedError
 
@@ -89,7 +90,7 @@ class Hardware:
 
     # -- recordings (inner_define) ---------------------------------------------------------
 
-    def record_index(self, start: int, end: int) -> List[Tuple[int, int]]:
+    def record_index(self, start: int, end: int) -> list[tuple[int, int]]:
         """Recorded video spans ``(start, end)`` in unix seconds overlapping ``[start, end]``."""
         raise NotImplementedError
 
@@ -97,11 +98,11 @@ class Hardware:
         """Bitmask of the days (bit 0 = day 1) of a month that have recordings."""
         raise NotImplementedError
 
-    def file_list(self, start: int, end: int, file_type: int) -> List[Dict[str, Any]]:
+    def file_list(self, start: int, end: int, file_type: int) -> list[dict[str, Any]]:
         """Files (0 video, 1 picture) with ``file_name``, ``file_size``, ``start_time``, ``end_time``."""
         raise NotImplementedError
 
-    def playback(self, action: str, params: Mapping[str, str]) -> Optional[int]:
+    def playback(self, action: str, params: Mapping[str, str]) -> int | None:
         """Control playback: ``pause``, ``resume``, ``seek``, ``progress``.
 
         Returns the playback position in milliseconds for ``progress``, else None.

@@ -7,7 +7,8 @@ These replies carry a ``status`` string instead of ``result``: ``0`` accept, ``1
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any, Callable, Protocol
 
 import orjson
 
@@ -27,22 +28,20 @@ _QUALITIES = ("standard", "high", "super")
 _MAX_TIME = 2**40
 
 
-class InnerContext:
+class InnerContext(Protocol):
     """What the inner commands need to know of the Device (implemented by it)."""
 
     hardware: Hardware
     max_connections: int
 
-    def in_standby(self) -> bool:  # pragma: no cover - interface
-        raise NotImplementedError
+    def in_standby(self) -> bool:
+        """True in standby."""
 
-    def viewers(self, visitor: Optional[str]) -> Tuple[int, bool]:  # pragma: no cover - interface
+    def viewers(self, visitor: str | None) -> tuple[int, bool]:
         """``(count, already_streaming)``: viewers counting ``visitor`` once."""
-        raise NotImplementedError
 
-    def talking_elsewhere(self, visitor: Optional[str]) -> bool:  # pragma: no cover - interface
+    def talking_elsewhere(self, visitor: str | None) -> bool:
         """True when another visitor holds the intercom."""
-        raise NotImplementedError
 
 
 class _BadRequest(Exception):
@@ -56,7 +55,7 @@ def _int(params: Mapping[str, str], name: str, low: int = 0, high: int = _MAX_TI
     return int(value)
 
 
-def _device_status(ctx: InnerContext, params: Mapping[str, str], visitor: Optional[str]) -> Any:
+def _device_status(ctx: InnerContext, params: Mapping[str, str], visitor: str | None) -> Any:
     if params.get("type") not in _STREAM_TYPES or params.get("quality", "standard") not in _QUALITIES:
         return [{"status": "404"}]
     count, streaming = ctx.viewers(visitor)
@@ -73,7 +72,7 @@ def _device_status(ctx: InnerContext, params: Mapping[str, str], visitor: Option
     return [{"status": status, "appConnectNum": str(count)}]
 
 
-def _record_index(ctx: InnerContext, params: Mapping[str, str], visitor: Optional[str]) -> Any:
+def _record_index(ctx: InnerContext, params: Mapping[str, str], visitor: str | None) -> Any:
     start, end = _int(params, "start_time"), _int(params, "end_time")
     if end < start:
         raise _BadRequest("end_time")
@@ -81,7 +80,7 @@ def _record_index(ctx: InnerContext, params: Mapping[str, str], visitor: Optiona
     return {"video_list": [{"type": 0, "start_time": str(a), "end_time": str(b)} for a, b in spans]}
 
 
-def _month_record(ctx: InnerContext, params: Mapping[str, str], visitor: Optional[str]) -> Any:
+def _month_record(ctx: InnerContext, params: Mapping[str, str], visitor: str | None) -> Any:
     stamp = params.get("time", "")
     if len(stamp) != 6:
         raise _BadRequest("time")
@@ -92,20 +91,20 @@ def _month_record(ctx: InnerContext, params: Mapping[str, str], visitor: Optiona
     return {"video_list": str(ctx.hardware.month_record(year, month) & 0xFFFFFFFF)}
 
 
-def _file_list(ctx: InnerContext, params: Mapping[str, str], visitor: Optional[str]) -> Any:
+def _file_list(ctx: InnerContext, params: Mapping[str, str], visitor: str | None) -> Any:
     start, end = _int(params, "start_time"), _int(params, "end_time")
     file_type = _int(params, "file_type", 0, 1)
     return {"file_list": ctx.hardware.file_list(start, end, file_type)}
 
 
-def _playback(action: str) -> Callable[[InnerContext, Mapping[str, str], Optional[str]], Any]:
-    def run(ctx: InnerContext, params: Mapping[str, str], visitor: Optional[str]) -> Any:
+def _playback(action: str) -> Callable[[InnerContext, Mapping[str, str], str | None], Any]:
+    def run(ctx: InnerContext, params: Mapping[str, str], visitor: str | None) -> Any:
         if action == "seek" and "progress" not in params and "time" not in params:
             raise _BadRequest("progress")
         if action == "seek":
             _int(params, "progress" if "progress" in params else "time")
         position = ctx.hardware.playback(action, dict(params))
-        body: Dict[str, str] = {"status": "0"}
+        body: dict[str, str] = {"status": "0"}
         if action == "progress":
             body["progress"] = str(int(position or 0))
         return body
@@ -113,7 +112,7 @@ def _playback(action: str) -> Callable[[InnerContext, Mapping[str, str], Optiona
     return run
 
 
-_COMMANDS: Dict[str, Callable[[InnerContext, Mapping[str, str], Optional[str]], Any]] = {
+_COMMANDS: dict[str, Callable[[InnerContext, Mapping[str, str], str | None], Any]] = {
     "get_device_st": _device_status,
     "get_record_index": _record_index,
     "get_month_record": _month_record,
@@ -129,12 +128,12 @@ def _overrides(hardware: Hardware, name: str) -> bool:
     return getattr(type(hardware), name) is not getattr(Hardware, name)
 
 
-def handle_inner(ctx: InnerContext, command: Command, visitor: Optional[str]) -> bytes:
+def handle_inner(ctx: InnerContext, command: Command, visitor: str | None) -> bytes:
     """Answer one ``inner_define`` command; never raises."""
     run = _COMMANDS.get(command.cmd or "")
     if run is None:
         return UNSUPPORTED
-    params: Dict[str, str] = {}
+    params: dict[str, str] = {}
     for name, value in command.params:
         params.setdefault(name, value)
     try:
@@ -143,6 +142,6 @@ def handle_inner(ctx: InnerContext, command: Command, visitor: Optional[str]) ->
         return BAD_REQUEST
     except NotImplementedError:
         return UNSUPPORTED
-    except Exception as exc:  # noqa: BLE001 - a failing hook must never crash the caller
+    except Exception as exc:
         log.warning("inner command %s failed: %s", command.cmd, exc, exc_info=True)
         return DEVICE_ERROR

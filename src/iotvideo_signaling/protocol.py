@@ -7,8 +7,9 @@ validated fields comes out, and replies are built as bytes with orjson in the ke
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, NamedTuple, cast
 
 import orjson
 
@@ -70,10 +71,19 @@ class Field:
 
     name: str
     kind: type = str
-    choices: Optional[Tuple[Any, ...]] = None
+    choices: tuple[Any, ...] | None = None
     required: bool = True
-    max_len: Optional[int] = None
-    minimum: Optional[int] = None
+    max_len: int | None = None
+    minimum: int | None = None
+
+    def read(self, request: Request) -> Any:
+        """The validated value of this field in ``request`` (``data`` first, then top level)."""
+        value = request.data.get(self.name, MISSING)
+        if value is MISSING:
+            value = request.body.get(self.name, MISSING)
+        if self.choices is not None and type(value) is self.kind and value in self.choices:
+            return value  # the common case, without a second call
+        return self.check(value)
 
     def check(self, value: Any) -> Any:
         """Return ``value`` if it is valid, else raise RequestError (code 4)."""
@@ -87,14 +97,14 @@ class Field:
             raise RequestError(f"'{self.name}' must be {_alternatives(self.choices)}")
         if type(value) is not self.kind:
             raise RequestError(f"'{self.name}' must be {'a string' if self.kind is str else 'an integer'}")
-        if self.max_len is not None and len(value) > self.max_len:
+        if self.max_len is not None and len(cast(str, value)) > self.max_len:
             raise RequestError(f"'{self.name}' is longer than {self.max_len} characters")
-        if self.minimum is not None and value < self.minimum:
+        if self.minimum is not None and cast(int, value) < self.minimum:
             raise RequestError(f"'{self.name}' must be at least {self.minimum}")
         return value
 
 
-def _alternatives(choices: Tuple[Any, ...]) -> str:
+def _alternatives(choices: tuple[Any, ...]) -> str:
     quoted = [f"'{c}'" for c in choices]
     text = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
     return text if len(text) < 120 else "one of the documented values"
@@ -104,7 +114,7 @@ PTZ_COMMANDS = ("ptz_up_press", "ptz_down_press", "ptz_left_press", "ptz_right_p
 
 #: The fields of each built-in topic (PROTOCOL.md §4). Semantic checks that need configuration
 #: (the upgrade URL scheme, MD5 format, size cap) are the OTA manager's.
-FIELDS: Dict[str, Tuple[Field, ...]] = {
+FIELDS: dict[str, tuple[Field, ...]] = {
     "get_status": (Field("user", choices=("owner", "sharer"), required=False),),
     "version": (),
     "upgrade": (Field("url", max_len=2048), Field("md5", max_len=64), Field("fileSize", int, minimum=1)),
@@ -117,9 +127,8 @@ FIELDS: Dict[str, Tuple[Field, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class Request:
-    """A decoded ``user_define`` request.
+class Request(NamedTuple):
+    """A decoded ``user_define`` request (a tuple underneath: cheap to build, immutable).
 
     Attributes:
         topic: the request's topic, exactly as sent.
@@ -140,31 +149,24 @@ class Request:
             value = self.body.get(name, MISSING)
         return value
 
-    def fields(self, spec: Tuple[Field, ...]) -> Dict[str, Any]:
+    def fields(self, spec: tuple[Field, ...]) -> dict[str, Any]:
         """Validate the fields of ``spec``; raise RequestError (code 4) on the first bad one."""
-        return {f.name: f.check(self.get(f.name)) for f in spec}
-
-
-def _message_id(value: Any) -> Any:
-    kind = type(value)
-    if kind is int:
-        if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
-            return value
-        raise RequestError("'message_id' is out of range")
-    if kind is str:
-        if len(value) <= _MAX_MESSAGE_ID_LEN:
-            return value
-        raise RequestError(f"'message_id' is longer than {_MAX_MESSAGE_ID_LEN} characters")
-    raise RequestError("'message_id' must be an integer or a string")
+        found = {}
+        for f in spec:
+            found[f.name] = f.read(self)
+        return found
 
 
 class EnvelopeError(RequestError):
     """A request whose envelope is wrong; carries what could be read of it for the reply."""
 
-    def __init__(self, reason: str, *, topic: str = "", message_id: Any = MISSING, code: ResultCode) -> None:
-        super().__init__(reason, code=code)
+    def __init__(self, reason: str, *, topic: str = "", message_id: Any = MISSING) -> None:
+        super().__init__(reason, code=ResultCode.INVALID_PARAMETER)
         self.topic = topic
         self.message_id = message_id
+
+
+_new_request = tuple.__new__
 
 
 def parse_request(value: Any) -> Request:
@@ -173,30 +175,47 @@ def parse_request(value: Any) -> Request:
     Raises:
         EnvelopeError: not an object, bad ``topic``, ``message_id`` or ``data`` (code 4).
     """
+    # One flat test accepts every well-formed envelope; _diagnose explains the rest.
+    if type(value) is dict:
+        topic = value.get("topic")
+        message_id = value.get("message_id", MISSING)
+        data = value.get("data", MISSING)
+        if (
+            type(topic) is str
+            and topic
+            and (
+                message_id is MISSING
+                or (type(message_id) is int and -_MAX_SAFE_INT <= message_id <= _MAX_SAFE_INT)
+                or (type(message_id) is str and len(message_id) <= _MAX_MESSAGE_ID_LEN)
+            )
+            and (data is MISSING or type(data) is dict)
+        ):
+            return _new_request(Request, (topic, message_id, value, {} if data is MISSING else data))
+    raise _diagnose(value)
+
+
+def _diagnose(value: Any) -> EnvelopeError:
     if type(value) is not dict:
-        raise EnvelopeError("the payload must be a JSON object", code=ResultCode.INVALID_PARAMETER)
-    topic = value.get("topic", MISSING)
+        return EnvelopeError("the payload must be a JSON object")
+    topic = value.get("topic")
     if type(topic) is not str or not topic:
-        raise EnvelopeError("missing 'topic'", code=ResultCode.INVALID_PARAMETER)
+        return EnvelopeError("missing 'topic'")
     shown = topic if len(topic) <= _MAX_TOPIC_LEN else ""
     message_id = value.get("message_id", MISSING)
-    if message_id is not MISSING:
-        try:
-            message_id = _message_id(message_id)
-        except RequestError as exc:
-            raise EnvelopeError(exc.reason, topic=shown, code=ResultCode.INVALID_PARAMETER) from None
-    data = value.get("data", MISSING)
-    if data is MISSING:
-        data = {}
-    elif type(data) is not dict:
-        raise EnvelopeError("'data' must be an object", topic=shown, message_id=message_id,
-                            code=ResultCode.INVALID_PARAMETER)
-    return Request(topic, message_id, value, data)
+    if type(message_id) is int:
+        if not -_MAX_SAFE_INT <= message_id <= _MAX_SAFE_INT:
+            return EnvelopeError("'message_id' is out of range", topic=shown)
+    elif type(message_id) is str:
+        if len(message_id) > _MAX_MESSAGE_ID_LEN:
+            return EnvelopeError(f"'message_id' is longer than {_MAX_MESSAGE_ID_LEN} characters", topic=shown)
+    elif message_id is not MISSING:
+        return EnvelopeError("'message_id' must be an integer or a string", topic=shown)
+    return EnvelopeError("'data' must be an object", topic=shown, message_id=message_id)
 
 
-def reply(topic: str, message_id: Any, fields: Optional[Mapping[str, Any]] = None) -> bytes:
+def reply(topic: str, message_id: Any, fields: Mapping[str, Any] | None = None) -> bytes:
     """A success reply: ``confirmation_topic``, ``result "0"``, ``fields``, ``message_id``."""
-    body: Dict[str, Any] = {"confirmation_topic": topic, "result": "0"}
+    body: dict[str, Any] = {"confirmation_topic": topic, "result": "0"}
     if fields:
         body.update(fields)
     if message_id is not MISSING:
@@ -206,7 +225,7 @@ def reply(topic: str, message_id: Any, fields: Optional[Mapping[str, Any]] = Non
 
 def error_reply(topic: str, code: ResultCode, reason: str, message_id: Any = MISSING) -> bytes:
     """An error reply (PROTOCOL.md §5); ``reason`` is cut to 200 characters."""
-    body: Dict[str, Any] = {"confirmation_topic": topic, "result": code.value, "reason": reason[:MAX_REASON]}
+    body: dict[str, Any] = {"confirmation_topic": topic, "result": code.value, "reason": reason[:MAX_REASON]}
     if message_id is not MISSING:
         body["message_id"] = message_id
     return orjson.dumps(body)

@@ -14,8 +14,9 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable
 
 from .hardware import Hardware, PtzLimits
 from .state import StateFile
@@ -42,12 +43,12 @@ class SimulatedHardware(Hardware):
 
     def __init__(
         self,
-        state_dir: Union[str, "os.PathLike[str]"],
+        state_dir: str | os.PathLike[str],
         *,
         signal_strength: int = 80,
         sd_card: bool = True,
         ptz_limits: PtzLimits = (0, 3600, 0, 900),
-        ptz_speed: Tuple[float, float] = (600.0, 300.0),
+        ptz_speed: tuple[float, float] = (600.0, 300.0),
         format_delay: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -83,7 +84,7 @@ class SimulatedHardware(Hardware):
         """The persisted image orientation."""
         return str(self._state.get("flip"))
 
-    def snapshot(self) -> Dict[str, Any]:
+    def snapshot(self) -> dict[str, Any]:
         """All persisted values."""
         return self._state.snapshot()
 
@@ -106,7 +107,7 @@ class SimulatedHardware(Hardware):
         with self._tone_lock, open(self.tone_log, "a", encoding="utf-8") as log_file:
             log_file.write(f"{time.time():.3f} {name}\n")
 
-    def tones(self) -> List[str]:
+    def tones(self) -> list[str]:
         """Names of the tones played so far, oldest first."""
         try:
             lines = self.tone_log.read_text(encoding="utf-8").splitlines()
@@ -133,7 +134,7 @@ class SimulatedHardware(Hardware):
 
     # -- recordings: files under the virtual SD card -------------------------------------------
 
-    def _recordings(self) -> List[Tuple[int, int, str, int]]:
+    def _recordings(self) -> list[tuple[int, int, str, int]]:
         """``(start, end, name, size)`` of ``record/<start>-<end>.mp4`` files on the SD card."""
         found = []
         folder = self.sd_dir / "record"
@@ -145,7 +146,7 @@ class SimulatedHardware(Hardware):
                 found.append((int(start), int(end), path.name, path.stat().st_size))
         return sorted(found)
 
-    def record_index(self, start: int, end: int) -> List[Tuple[int, int]]:
+    def record_index(self, start: int, end: int) -> list[tuple[int, int]]:
         return [(a, b) for a, b, _, _ in self._recordings() if a <= end and b >= start]
 
     def month_record(self, year: int, month: int) -> int:
@@ -156,7 +157,7 @@ class SimulatedHardware(Hardware):
                 mask |= 1 << (day.tm_mday - 1)
         return mask
 
-    def file_list(self, start: int, end: int, file_type: int) -> List[Dict[str, Any]]:
+    def file_list(self, start: int, end: int, file_type: int) -> list[dict[str, Any]]:
         if file_type != 0:
             return []
         return [
@@ -165,7 +166,7 @@ class SimulatedHardware(Hardware):
             if a <= end and b >= start
         ]
 
-    def playback(self, action: str, params: Mapping[str, str]) -> Optional[int]:
+    def playback(self, action: str, params: Mapping[str, str]) -> int | None:
         return 0 if action == "progress" else None
 
     def flush(self) -> None:

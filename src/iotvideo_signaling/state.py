@@ -7,12 +7,14 @@ the new content, never a mix. A missing or corrupt file reads as the defaults, w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Union
 
 import orjson
 
@@ -47,10 +49,8 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
     _fsync_dir(target.parent)
 
@@ -60,7 +60,7 @@ def atomic_write_json(path: PathLike, value: Any) -> None:
     atomic_write_bytes(path, orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
 
 
-def read_json(path: PathLike) -> Optional[Any]:
+def read_json(path: PathLike) -> Any | None:
     """Read JSON from ``path``; None when it is missing, unreadable or corrupt (logged)."""
     try:
         data = Path(path).read_bytes()
@@ -87,7 +87,7 @@ class StateFile:
         self.path = Path(path)
         self._defaults = dict(defaults)
         self._lock = threading.Lock()
-        self._values: Dict[str, Any] = dict(defaults)
+        self._values: dict[str, Any] = dict(defaults)
         loaded = read_json(self.path)
         if loaded is not None and not isinstance(loaded, dict):
             log.warning("state file %s does not hold an object; using defaults", self.path)
@@ -102,7 +102,7 @@ class StateFile:
         with self._lock:
             return self._values[key]
 
-    def snapshot(self) -> Dict[str, Any]:
+    def snapshot(self) -> dict[str, Any]:
         """A copy of all values."""
         with self._lock:
             return dict(self._values)
