@@ -10,6 +10,8 @@ Parse what the panel sends, answer it correctly, and drive the camera's hardware
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._command import Command
 from ._wire import implementation, parse_command
 from .device import Device, DeviceConfig
@@ -17,7 +19,9 @@ from .errors import RequestError, ResultCode, SignalingError, WireError
 from .events import Event
 from .hardware import Hardware
 from .protocol import Field, Request
-from .simulator import SimulatedHardware
+
+if TYPE_CHECKING:
+    from .simulator import SimulatedHardware
 
 __all__ = [
     "Command",
@@ -37,3 +41,13 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # SimulatedHardware pulls in pathlib, shutil and the state store: load it on first use,
+    # so a camera daemon with its own Hardware does not pay for it at import.
+    if name == "SimulatedHardware":
+        from .simulator import SimulatedHardware  # noqa: PLC0415
+
+        return SimulatedHardware
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,8 +1,10 @@
-"""The :class:`Command` value both wire backends produce."""
+"""The :class:`Command` value both wire backends produce.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: NamedTuple would compile every string
+annotation at import time.
+"""
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional, Tuple
 
 __all__ = ["Command"]
 
@@ -23,6 +25,6 @@ class Command(NamedTuple):
 
     action: str
     channel: int
-    cmd: str | None
-    payload: bytes | None
-    params: tuple[tuple[str, str], ...]
+    cmd: Optional[str]
+    payload: Optional[bytes]
+    params: Tuple[Tuple[str, str], ...]

@@ -12,11 +12,11 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._command import Command
 from ._wire import decode_command
+from .config import DeviceConfig
 from .errors import RequestError, ResultCode, WireError
 from .events import Event
 from .hardware import Hardware
@@ -52,42 +52,7 @@ _SHARER_REASONS = {
 }
 
 
-@dataclass(frozen=True)
-class DeviceConfig:
-    """Limits and policy of a :class:`Device`; every value has a safe default.
-
-    Attributes:
-        max_message_size: longest accepted command in bytes.
-        max_connections: most visitors streaming at once (``get_device_st`` answers 405 beyond).
-        max_firmware_size: largest accepted ``fileSize`` of an upgrade, in bytes.
-        ptz_move_cap_s: longest continuous PTZ move without a new press; None = full sweep plus
-            a margin, clamped to 2-30 s.
-        ptz_step: motor steps of one legacy ``ptz_left``/``ptz_right``/... command.
-        download_dir: where firmware downloads and their job file live (None: a directory in
-            the system's temporary directory).
-        ca_file: CA bundle for firmware downloads (None: the system's store).
-        sharer_denied_topics: topics a sharer gets error 6 for.
-        default_role: the role of a visitor without a session (and of ``visitor=None``).
-        workers: threads of the background pool.
-    """
-
-    max_message_size: int = 16384
-    max_connections: int = 32
-    max_firmware_size: int = 128 * 1024 * 1024
-    ptz_move_cap_s: float | None = None
-    ptz_step: int = 100
-    download_dir: str | None = None
-    ca_file: str | None = None
-    sharer_denied_topics: tuple[str, ...] = ("upgrade", "sd_format", "set_status")
-    default_role: str = "owner"
-    workers: int = 2
-
-
-@dataclass
-class _Session:
-    role: str
-    streaming: bool = False
-    opened: float = field(default_factory=time.time)
+_DEFAULT_CONFIG = DeviceConfig()
 
 
 class Device:
@@ -106,7 +71,7 @@ class Device:
         hardware: Hardware,
         /,
         *,
-        config: DeviceConfig = DeviceConfig(),
+        config: DeviceConfig = _DEFAULT_CONFIG,
         clock: Callable[[], float] = time.monotonic,
         scheduler: Any = None,
     ) -> None:
@@ -117,7 +82,7 @@ class Device:
         self.max_connections = config.max_connections
         self._max_size = config.max_message_size
         self._lock = threading.Lock()
-        self._sessions: dict[str, _Session] = {}
+        self._sessions: dict[str, str] = {}  # visitor -> role
         self._streaming: set[str] = set()
         self._talker: str | None = None
         self._formatting = False
@@ -253,7 +218,7 @@ class Device:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")
         with self._lock:
-            self._sessions[visitor] = _Session(role)
+            self._sessions[visitor] = role
         self._emit("session", visitor=visitor, state="open", role=role)
 
     def close_session(self, visitor: str) -> None:
@@ -276,8 +241,8 @@ class Device:
 
     def role(self, visitor: str | None) -> str:
         """The role of ``visitor``: from its session, else the configured default."""
-        session = self._sessions.get(visitor) if visitor is not None else None
-        return session.role if session is not None else self.config.default_role
+        role = self._sessions.get(visitor) if visitor is not None else None
+        return role or self.config.default_role
 
     def start_stream(self, visitor: str) -> None:
         """Live view started for ``visitor`` (counts in ``user_num``)."""

@@ -1,16 +1,12 @@
 """Device events: every state change is published as one :class:`Event`."""
 
-from __future__ import annotations
-
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 __all__ = ["Event", "Publish"]
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
     """One state change inside the device.
 
     Attributes:
@@ -21,7 +17,7 @@ class Event:
     """
 
     kind: str
-    data: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = {}
     time: float = 0.0
 
 

@@ -5,11 +5,8 @@ validated fields comes out, and replies are built as bytes with orjson in the ke
 (``confirmation_topic``, ``result``, the topic's fields, ``message_id``).
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, Optional, Tuple, cast
 
 import orjson
 
@@ -56,8 +53,7 @@ def short(value: object) -> str:
     return "'" + text + "'"
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     """One request field: its JSON type, allowed values and length limit.
 
     Attributes:
@@ -71,12 +67,12 @@ class Field:
 
     name: str
     kind: type = str
-    choices: tuple[Any, ...] | None = None
+    choices: Optional[Tuple[Any, ...]] = None
     required: bool = True
-    max_len: int | None = None
-    minimum: int | None = None
+    max_len: Optional[int] = None
+    minimum: Optional[int] = None
 
-    def read(self, request: Request) -> Any:
+    def read(self, request: "Request") -> Any:
         """The validated value of this field in ``request`` (``data`` first, then top level)."""
         value = request.data.get(self.name, MISSING)
         if value is MISSING:
@@ -213,7 +209,7 @@ def _diagnose(value: Any) -> EnvelopeError:
     return EnvelopeError("'data' must be an object", topic=shown, message_id=message_id)
 
 
-def reply(topic: str, message_id: Any, fields: Mapping[str, Any] | None = None) -> bytes:
+def reply(topic: str, message_id: Any, fields: Optional[Mapping[str, Any]] = None) -> bytes:
     """A success reply: ``confirmation_topic``, ``result "0"``, ``fields``, ``message_id``."""
     body: dict[str, Any] = {"confirmation_topic": topic, "result": "0"}
     if fields:

@@ -1,0 +1,39 @@
+"""DeviceConfig: the limits and policy of a Device.
+
+No ``from __future__ import annotations`` here: NamedTuple would compile every string
+annotation at import time.
+"""
+
+from typing import NamedTuple, Optional, Tuple
+
+__all__ = ["DeviceConfig"]
+
+
+class DeviceConfig(NamedTuple):
+    """Limits and policy of a :class:`Device`; every value has a safe default.
+
+    Attributes:
+        max_message_size: longest accepted command in bytes.
+        max_connections: most visitors streaming at once (``get_device_st`` answers 405 beyond).
+        max_firmware_size: largest accepted ``fileSize`` of an upgrade, in bytes.
+        ptz_move_cap_s: longest continuous PTZ move without a new press; None = full sweep plus
+            a margin, clamped to 2-30 s.
+        ptz_step: motor steps of one legacy ``ptz_left``/``ptz_right``/... command.
+        download_dir: where firmware downloads and their job file live (None: a directory in
+            the system's temporary directory).
+        ca_file: CA bundle for firmware downloads (None: the system's store).
+        sharer_denied_topics: topics a sharer gets error 6 for.
+        default_role: the role of a visitor without a session (and of ``visitor=None``).
+        workers: threads of the background pool.
+    """
+
+    max_message_size: int = 16384
+    max_connections: int = 32
+    max_firmware_size: int = 128 * 1024 * 1024
+    ptz_move_cap_s: Optional[float] = None
+    ptz_step: int = 100
+    download_dir: Optional[str] = None
+    ca_file: Optional[str] = None
+    sharer_denied_topics: Tuple[str, ...] = ("upgrade", "sd_format", "set_status")
+    default_role: str = "owner"
+    workers: int = 2
