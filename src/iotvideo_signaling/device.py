@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
     from .ota import OtaManager
-    from .ptz import PtzController
+    from .ptz import PtzController, Scheduler
 
 __all__ = ["Device", "DeviceConfig", "TokenHandler", "TopicHandler"]
 
@@ -73,7 +73,7 @@ class Device:
         *,
         config: DeviceConfig = _DEFAULT_CONFIG,
         clock: Callable[[], float] = time.monotonic,
-        scheduler: Any = None,
+        scheduler: Scheduler | None = None,
     ) -> None:
         if config.default_role not in ROLES:
             raise ValueError(f"default_role must be one of {ROLES}")
@@ -103,7 +103,14 @@ class Device:
         }
         self._tokens: dict[str, TokenHandler] = {name: self._legacy_ptz for name in _LEGACY_PTZ}
         self._power = self._read_power()
-        self._ptz = self._make_ptz(clock, scheduler)
+        self._clock = clock
+        self._scheduler = scheduler
+        self._ptz: PtzController | None = None
+        if _overrides(hardware, "ptz_start"):
+            try:
+                self._ptz_controller()  # sends the start-up stop: after a crash the motor may run
+            except Exception as exc:  # noqa: BLE001 - retried on the first ptz command
+                log.warning("PTZ controller did not start (%s); will retry on the next ptz command", exc)
         self._ota: OtaManager | None = None
 
     # -- the entry point ---------------------------------------------------------------------
@@ -376,7 +383,10 @@ class Device:
             changed = self._power != status
             self._power = status
         if status == "standby" and self._ptz is not None:
-            self._ptz.stop("standby")
+            try:
+                self._ptz.stop("standby")
+            except Exception as exc:  # noqa: BLE001 - the power did switch; the move's timers retry the stop
+                log.warning("PTZ stop on standby failed: %s", exc)
         if changed:
             self._emit("power", status=status)
 
@@ -434,9 +444,6 @@ class Device:
 
     # -- PTZ -----------------------------------------------------------------------------------
 
-    def _make_ptz(self, clock: Callable[[], float], scheduler: Any) -> PtzController | None:
-        return None
-
     def _ptz_topic(self, request: Request, visitor: str | None) -> Mapping[str, Any]:
         cmd = _PTZ_CMD.read(request)
         ptz = self._ptz_ready()
@@ -448,11 +455,31 @@ class Device:
         return self._ptz_ready().step(_LEGACY_PTZ[command.cmd or ""]).fields()
 
     def _ptz_ready(self) -> PtzController:
-        if self._ptz is None:
-            raise NotImplementedError
         if self._power == "standby":
             raise RequestError("camera is in standby", code=ResultCode.STANDBY)
-        return self._ptz
+        return self._ptz_controller()
+
+    def _ptz_controller(self) -> PtzController:
+        """The PTZ controller, created on first need; NotImplementedError without PTZ hooks."""
+        ptz = self._ptz
+        if ptz is not None:
+            return ptz
+        _require(self.hardware, "ptz_start")
+        from .ptz import PtzController  # noqa: PLC0415 - only cameras with a motor pay for it
+
+        with self._lock:
+            if self._ptz is None:
+                if self._closed:
+                    raise RuntimeError("device is closed")
+                self._ptz = PtzController(
+                    self.hardware,
+                    publish=self.publish,
+                    clock=self._clock,
+                    scheduler=self._scheduler,
+                    move_cap_s=self.config.ptz_move_cap_s,
+                    step_size=self.config.ptz_step,
+                )
+            return self._ptz
 
 
 def _failed(topic: str, message_id: Any, exc: Exception) -> bytes:
@@ -465,8 +492,12 @@ def _failed(topic: str, message_id: Any, exc: Exception) -> bytes:
     return error_reply(topic, ResultCode.DEVICE_ERROR, "device error", message_id)
 
 
+def _overrides(hardware: Hardware, hook: str) -> bool:
+    return getattr(type(hardware), hook) is not getattr(Hardware, hook)
+
+
 def _require(hardware: Hardware, hook: str) -> None:
     """Raise NotImplementedError (answer 3) when ``hook`` is not overridden."""
-    if getattr(type(hardware), hook) is getattr(Hardware, hook):
+    if not _overrides(hardware, hook):
         raise NotImplementedError(hook)
 

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
 
+from ._simfirmware import read_image_version
+from ._virtual_motor import VirtualMotor
 from .hardware import Hardware, PtzLimits
 from .state import StateFile
 
@@ -73,9 +75,13 @@ class SimulatedHardware(Hardware):
         if sd_card:
             self.sd_dir.mkdir(exist_ok=True)
         self._tone_lock = threading.Lock()
-        self._limits = ptz_limits
-        self._speed = ptz_speed
-        self._clock = clock
+        self.motor = VirtualMotor(
+            limits=ptz_limits,
+            speed=ptz_speed,
+            clock=clock,
+            position=(self._state.get("ptz_x"), self._state.get("ptz_y")),
+            on_stop=self._motor_stopped,
+        )
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -131,6 +137,36 @@ class SimulatedHardware(Hardware):
                     shutil.rmtree(entry.path)
                 else:
                     os.unlink(entry.path)
+
+    # -- PTZ: a virtual motor whose position persists when it stops --------------------------
+
+    def ptz_start(self, direction: str) -> None:
+        self.motor.start(direction)
+
+    def ptz_stop(self) -> None:
+        self.motor.stop()
+
+    def ptz_position(self) -> tuple[int, int] | None:
+        return self.motor.position()
+
+    def ptz_limits(self) -> PtzLimits:
+        return self.motor.limits()
+
+    def ptz_speed(self) -> tuple[float, float]:
+        return self.motor.speed()
+
+    def _motor_stopped(self, position: tuple[int, int]) -> None:
+        self._state.update(ptz_x=position[0], ptz_y=position[1])
+
+    # -- firmware: a simulated image names the version it installs ----------------------------
+
+    def install_firmware(self, path: str, *, md5: str, size: int) -> None:
+        """Install a simulated image; the simulated reboot is instant, so ``version`` changes at once."""
+        version = read_image_version(path)
+        if version is None:
+            raise ValueError("not a simulated firmware image")
+        log.info("simulated install of firmware %s (%d bytes)", version, size)
+        self._state.update(version=version)
 
     # -- recordings: files under the virtual SD card -------------------------------------------
 

@@ -1,0 +1,797 @@
+"""Pan/tilt motion: one :class:`PtzController` owns the motor.
+
+Theory of operation
+-------------------
+The panel sends one ``ptz_<dir>_press`` when a finger touches the button and ``ptz_release_pre``
+200-500 ms after it lifts; nothing while the finger is held and nothing at all if the link drops.
+A press therefore starts a *continuous* move, and the controller, not the panel, guarantees that
+every move ends.
+
+The controller has two states, IDLE and MOVING(direction, kind, owner). Every move arms two
+timers on the injected scheduler: the *end-stop timer* (time until the moving axis reaches its
+limit at the configured speed, so the motor is stopped there without polling) and the *deadline
+timer* (the move cap for a press, the step duration for a legacy one-step token)::
+
+    IDLE       --press/step d-->                      MOVING d  (start; stays IDLE if d is blocked)
+    MOVING d   --press/step d-->                      MOVING d  (deadline re-armed, owner updated)
+    MOVING d   --press/step e-->                      MOVING e  (stop "redirect", then start e)
+    MOVING     --release / stop(reason)-->            IDLE      (stop "release" / reason)
+    MOVING     --visitor_gone(owner)-->               IDLE      (stop "session_closed")
+    MOVING     --end-stop timer / deadline timer-->   IDLE      (stop "end_stop" / "cap" / "step")
+    any        --close()-->                           CLOSED    (stop "close", always sent)
+
+A stop ("startup") is also sent when the controller is created: after a crash the motor may be
+running. All transitions happen in :meth:`PtzController._begin_locked` and
+:meth:`PtzController._end_locked`; every start and stop is published as ``Event(kind="ptz")``.
+
+Position comes from ``ptz_position()`` when the motor has feedback. Without feedback it is an
+*estimate* integrated from time and the declared speed, clamped to the limits and starting at
+the centre of the limits; it re-synchronises whenever a move runs into an end stop. A press
+toward an end stop the axis is already at (by feedback or estimate) does not start the motor.
+
+Locking: one lock serialises the transitions. ``ptz_start`` and ``ptz_stop`` (documented as
+non-blocking) are called under it; ``ptz_position``, ``ptz_limits`` and ``ptz_speed`` are read
+before it is taken. Events are queued under the lock and published after it is released, in
+order, from the thread that caused them (a scheduler thread for timer stops).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+import threading
+import time
+import types
+from collections import deque
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .events import Event, Publish
+from .hardware import Hardware, PtzLimits
+
+__all__ = [
+    "DEFAULT_STEP_SIZE",
+    "DIRECTIONS",
+    "MAX_MOVE_CAP_S",
+    "MIN_MOVE_CAP_S",
+    "ManualClock",
+    "PtzController",
+    "PtzReport",
+    "Scheduler",
+    "ThreadScheduler",
+    "TimerHandle",
+    "default_move_cap",
+]
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+Position = tuple[int, int]
+
+#: Unit vector of each direction, in (x, y): ``right`` and ``up`` move toward ``max_x``/``max_y``.
+DIRECTIONS: Mapping[str, tuple[int, int]] = types.MappingProxyType(
+    {"left": (-1, 0), "right": (1, 0), "up": (0, 1), "down": (0, -1)}
+)
+
+#: Bounds of the automatic move cap, in seconds.
+MIN_MOVE_CAP_S = 2.0
+MAX_MOVE_CAP_S = 30.0
+#: Default size of a legacy one-step move (``ptz_left`` ...), in motor steps.
+DEFAULT_STEP_SIZE = 200
+
+_CAP_FACTOR = 1.25  # a real motor may be slower than it declares
+_CAP_MARGIN_S = 0.5
+_RECHECK_S = 0.05  # with feedback, how soon to look again when the end stop is not reached yet
+
+
+def default_move_cap(span: float, speed: float) -> float:
+    """The automatic move cap of an axis: a full sweep at ``speed`` plus 25 % and 0.5 s, in 2-30 s.
+
+    Args:
+        span: ``max - min`` of the axis, in motor steps.
+        speed: speed of the axis in steps per second; a non-positive speed gives the maximum.
+    """
+    if not (speed > 0 and math.isfinite(speed)):
+        return MAX_MOVE_CAP_S
+    sweep = max(span, 0.0) / speed
+    return min(MAX_MOVE_CAP_S, max(MIN_MOVE_CAP_S, sweep * _CAP_FACTOR + _CAP_MARGIN_S))
+
+
+# -- schedulers ---------------------------------------------------------------------------------
+
+
+class TimerHandle(Protocol):
+    """What :meth:`Scheduler.call_later` returns."""
+
+    def cancel(self) -> None:
+        """Prevent the call if it has not started; no effect afterwards."""
+
+
+class Scheduler(Protocol):
+    """Runs a callable once after a delay (seconds on the controller's clock)."""
+
+    def call_later(self, delay: float, fn: Callable[[], None], /) -> TimerHandle:
+        """Schedule ``fn()``; it runs on the scheduler's thread and should not raise."""
+
+
+class _Timer:
+    __slots__ = ("cancelled", "deadline", "fn", "seq")
+
+    def __init__(self, deadline: float, seq: int, fn: Callable[[], object]) -> None:
+        self.deadline = deadline
+        self.seq = seq
+        self.fn = fn
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def __lt__(self, other: _Timer) -> bool:
+        return (self.deadline, self.seq) < (other.deadline, other.seq)
+
+
+def _delay(value: float) -> float:
+    return value if value > 0 else 0.0  # also maps NaN to 0
+
+
+class ThreadScheduler:
+    """A :class:`Scheduler` with one daemon timer thread for all timers.
+
+    The thread starts with the first timer. :meth:`close` drops pending timers and joins the
+    thread; a callback that raises is logged and does not stop the thread.
+    """
+
+    def __init__(self, *, name: str = "iotvideo-ptz-timer") -> None:
+        self._name = name
+        self._cond = threading.Condition()
+        self._heap: list[_Timer] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def call_later(self, delay: float, fn: Callable[[], object], /) -> TimerHandle:
+        """Run ``fn()`` on the timer thread after ``delay`` seconds.
+
+        Raises:
+            RuntimeError: the scheduler is closed.
+        """
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the scheduler is closed")
+            timer = _Timer(time.monotonic() + _delay(delay), next(self._seq), fn)
+            heapq.heappush(self._heap, timer)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return timer
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Drop pending timers, stop the thread and wait for it (not when called from it)."""
+        with self._cond:
+            self._closed = True
+            self._heap.clear()
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def __enter__(self) -> ThreadScheduler:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _next_due(self) -> _Timer | None:
+        with self._cond:
+            while not self._closed:
+                while self._heap and self._heap[0].cancelled:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                wait = self._heap[0].deadline - time.monotonic()
+                if wait <= 0:
+                    return heapq.heappop(self._heap)
+                self._cond.wait(wait)
+            return None
+
+    def _run(self) -> None:
+        while True:
+            timer = self._next_due()
+            if timer is None:
+                return
+            if timer.cancelled:
+                continue
+            try:
+                timer.fn()
+            except Exception:
+                log.exception("PTZ timer callback failed")
+
+
+class ManualClock:
+    """A fake monotonic clock that is also a :class:`Scheduler`, for tests.
+
+    Time moves only in :meth:`advance`, which runs the due callbacks in deadline order in the
+    calling thread, each one seeing the clock at its own deadline. Pass the same object as
+    ``clock`` and ``scheduler`` (and as the clock of a :class:`VirtualMotor`)::
+
+        clock = ManualClock()
+        ptz = PtzController(hardware, publish=events.append, clock=clock, scheduler=clock)
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = float(start)
+        self._heap: list[_Timer] = []
+        self._seq = itertools.count()
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        """The current fake time, in seconds."""
+        with self._lock:
+            return self._now
+
+    @property
+    def now(self) -> float:
+        """The current fake time, in seconds."""
+        return self()
+
+    def call_later(self, delay: float, fn: Callable[[], object], /) -> TimerHandle:
+        """Run ``fn()`` when :meth:`advance` reaches ``now + delay``."""
+        with self._lock:
+            timer = _Timer(self._now + _delay(delay), next(self._seq), fn)
+            heapq.heappush(self._heap, timer)
+        return timer
+
+    def pending(self) -> int:
+        """Number of timers scheduled and not cancelled."""
+        with self._lock:
+            return sum(1 for timer in self._heap if not timer.cancelled)
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward, running every callback that falls due (exceptions propagate)."""
+        if not seconds >= 0:
+            raise ValueError("seconds must be >= 0")
+        with self._lock:
+            target = self._now + seconds
+        while True:
+            with self._lock:
+                while self._heap and self._heap[0].cancelled:
+                    heapq.heappop(self._heap)
+                if not self._heap or self._heap[0].deadline > target:
+                    self._now = max(self._now, target)
+                    return
+                timer = heapq.heappop(self._heap)
+                self._now = max(self._now, timer.deadline)
+            timer.fn()
+
+
+# -- values -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PtzReport:
+    """The state a ``ptz`` reply carries, read after the command took effect.
+
+    Attributes:
+        apex: ``"yes"`` when the moving (or last moved) axis is at its end stop in the direction
+            of motion, else ``"no"``.
+        current_x, current_y: position in motor steps (an estimate without position feedback).
+        min_x, max_x, min_y, max_y: the end stops.
+    """
+
+    __slots__ = ("apex", "current_x", "current_y", "max_x", "max_y", "min_x", "min_y")
+
+    apex: str
+    current_x: int
+    current_y: int
+    min_x: int
+    max_x: int
+    min_y: int
+    max_y: int
+
+    def fields(self) -> dict[str, str | int]:
+        """The reply fields, in reply order: apex, current_x, current_y, max_x, max_y, min_x, min_y."""
+        return {
+            "apex": self.apex,
+            "current_x": self.current_x,
+            "current_y": self.current_y,
+            "max_x": self.max_x,
+            "max_y": self.max_y,
+            "min_x": self.min_x,
+            "min_y": self.min_y,
+        }
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    limits: PtzLimits
+    speed: tuple[float, float]
+    feedback: Position | None
+
+
+class _Move:
+    """The one move in progress; mutated only under the controller's lock."""
+
+    __slots__ = (
+        "deadline_timer",
+        "deadline_token",
+        "direction",
+        "end_timer",
+        "end_token",
+        "kind",
+        "limits",
+        "speed",
+        "start",
+        "started_at",
+        "visitor",
+    )
+
+    def __init__(
+        self, direction: str, kind: str, *, visitor: Hashable | None, now: float, start: Position, geo: _Geometry
+    ) -> None:
+        self.direction = direction
+        self.kind = kind  # "press" or "step"
+        self.visitor = visitor
+        self.started_at = now
+        self.start = start
+        self.limits = geo.limits
+        self.speed = geo.speed
+        self.deadline_timer: TimerHandle | None = None
+        self.deadline_token = -1
+        self.end_timer: TimerHandle | None = None
+        self.end_token = -1
+
+    def position_at(self, now: float) -> Position:
+        """The estimate: start position plus speed times elapsed time, clamped to the limits."""
+        dx, dy = DIRECTIONS[self.direction]
+        elapsed = max(0.0, now - self.started_at)
+        min_x, max_x, min_y, max_y = self.limits
+        x = self.start[0] + dx * self.speed[0] * elapsed
+        y = self.start[1] + dy * self.speed[1] * elapsed
+        return round(min(max(x, min_x), max_x)), round(min(max(y, min_y), max_y))
+
+    def cancel_timers(self) -> None:
+        for timer in (self.deadline_timer, self.end_timer):
+            if timer is not None:
+                timer.cancel()
+
+
+# -- geometry helpers ---------------------------------------------------------------------------
+
+
+def _axis(direction: str) -> int:
+    return 0 if DIRECTIONS[direction][0] else 1
+
+
+def _remaining(pos: Position, direction: str, limits: PtzLimits) -> int:
+    """Steps left before the end stop in ``direction``; 0 means blocked."""
+    min_x, max_x, min_y, max_y = limits
+    x, y = pos
+    return {"right": max_x - x, "left": x - min_x, "up": max_y - y, "down": y - min_y}[direction]
+
+
+def _at_limit(pos: Position, direction: str, limits: PtzLimits) -> Position:
+    """``pos`` with the moving axis put on its end stop."""
+    min_x, max_x, min_y, max_y = limits
+    x, y = pos
+    return {"right": (max_x, y), "left": (min_x, y), "up": (x, max_y), "down": (x, min_y)}[direction]
+
+
+def _clamp(pos: Position, limits: PtzLimits) -> Position:
+    min_x, max_x, min_y, max_y = limits
+    return min(max(pos[0], min_x), max_x), min(max(pos[1], min_y), max_y)
+
+
+def _centre(limits: PtzLimits) -> Position:
+    min_x, max_x, min_y, max_y = limits
+    return (min_x + max_x) // 2, (min_y + max_y) // 2
+
+
+def _check_direction(direction: str) -> None:
+    if direction not in DIRECTIONS:
+        raise ValueError(f"unknown PTZ direction {direction!r}")
+
+
+def _check_limits(value: Any) -> PtzLimits:
+    try:
+        min_x, max_x, min_y, max_y = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"ptz_limits() returned {value!r}, not four integers") from None
+    if min_x > max_x or min_y > max_y:
+        raise ValueError(f"ptz_limits() returned {value!r}: a minimum is above its maximum")
+    return min_x, max_x, min_y, max_y
+
+
+def _check_speed(value: Any) -> tuple[float, float]:
+    try:
+        sx, sy = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"ptz_speed() returned {value!r}, not two numbers") from None
+    if not all(s > 0 and math.isfinite(s) for s in (sx, sy)):
+        raise ValueError(f"ptz_speed() returned {value!r}: speeds must be positive")
+    return sx, sy
+
+
+def _check_position(value: Any) -> Position | None:
+    if value is None:
+        return None
+    try:
+        x, y = value
+        return round(x), round(y)
+    except (TypeError, ValueError):
+        raise ValueError(f"ptz_position() returned {value!r}, not (x, y) or None") from None
+
+
+# -- the controller -----------------------------------------------------------------------------
+
+
+class PtzController:
+    """Owns the pan/tilt motor: continuous moves, one-step moves, and every way a move ends.
+
+    Args:
+        hardware: the hooks ``ptz_start``, ``ptz_stop``, ``ptz_position``, ``ptz_limits`` and
+            ``ptz_speed`` are used.
+        publish: receives one ``Event(kind="ptz")`` per start and stop, with ``data``
+            ``{"action": "start"|"stop", "direction": str|None, "reason": str, "x": int|None,
+            "y": int|None}``. Start reasons: ``press``, ``step``. Stop reasons: ``release``,
+            ``redirect``, ``end_stop``, ``cap``, ``step``, ``session_closed``, ``close``,
+            ``startup`` or the reason given to :meth:`stop`. May be called from a timer thread.
+        clock: monotonic seconds.
+        scheduler: runs the timers; by default a :class:`ThreadScheduler` owned (and closed) by
+            the controller.
+        move_cap_s: the longest a press may move without another press; None for the
+            automatic cap of :func:`default_move_cap` for the moving axis.
+        step_size: size of a legacy one-step move, in motor steps.
+
+    Hook errors from :meth:`press`, :meth:`step`, :meth:`release`, :meth:`stop` and
+    :meth:`report` propagate; the controller stays safe (a failed start leaves it idle and a stop
+    is attempted; a failed stop keeps the move armed so its timers try again). Timer callbacks,
+    :meth:`visitor_gone` and :meth:`close` never raise; they log a warning.
+    """
+
+    def __init__(
+        self,
+        hardware: Hardware,
+        /,
+        *,
+        publish: Publish,
+        clock: Clock = time.monotonic,
+        scheduler: Scheduler | None = None,
+        move_cap_s: float | None = None,
+        step_size: int = DEFAULT_STEP_SIZE,
+    ) -> None:
+        if move_cap_s is not None and not (move_cap_s > 0 and math.isfinite(move_cap_s)):
+            raise ValueError("move_cap_s must be a positive number of seconds or None")
+        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size <= 0:
+            raise ValueError("step_size must be a positive integer")
+        self._hw = hardware
+        self._publish = publish
+        self._clock = clock
+        self._owned_scheduler: ThreadScheduler | None = None
+        if scheduler is None:
+            scheduler = self._owned_scheduler = ThreadScheduler()
+        self._scheduler: Scheduler = scheduler
+        self._move_cap_s = move_cap_s
+        self._step_size = step_size
+        self._lock = threading.Lock()
+        self._publish_lock = threading.RLock()
+        self._outbox: deque[Event] = deque()
+        self._tokens = itertools.count()
+        self._move: _Move | None = None
+        self._estimate: Position | None = None
+        self._last_direction: str | None = None
+        self._closed = False
+        self._startup_stop()
+
+    # -- public API ----------------------------------------------------------------------------
+
+    @property
+    def direction(self) -> str | None:
+        """The direction of the move in progress, or None when idle."""
+        with self._lock:
+            return None if self._move is None else self._move.direction
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._closed
+
+    def press(self, direction: str, /, visitor: Hashable | None = None) -> PtzReport:
+        """Start a continuous move, redirect the current one, or refresh its cap (same direction).
+
+        A press toward an end stop the axis is already at does not start the motor; the report
+        says ``apex: "yes"``.
+
+        Raises:
+            ValueError: unknown direction, or a hook returned nonsense.
+            RuntimeError: the controller is closed.
+            Exception: whatever a hook raised.
+        """
+        return self._command(direction, "press", visitor)
+
+    def step(self, direction: str, /, visitor: Hashable | None = None) -> PtzReport:
+        """Move ``step_size`` motor steps (legacy ``ptz_left`` ... tokens), or to the end stop.
+
+        The motor is started now and stopped after ``step_size / speed`` seconds by the
+        scheduler, so the report shows the position at the start of the step. Another step in
+        the same direction extends the move by one step duration from now.
+        """
+        return self._command(direction, "step", visitor)
+
+    def release(self, visitor: Hashable | None = None) -> PtzReport:
+        """Stop whatever moves, whoever started it; idempotent.
+
+        ``visitor`` is accepted for symmetry with :meth:`press`: a stop is always safe.
+        """
+        del visitor
+        self._halt("release", owner=None, strict=True)
+        return self.report()
+
+    def report(self) -> PtzReport:
+        """The current position, limits and apex."""
+        return self._report(_check_limits(self._hw.ptz_limits()))
+
+    def visitor_gone(self, visitor: Hashable | None) -> None:
+        """Stop the move if ``visitor`` started it (its session closed); never raises."""
+        if visitor is None:
+            return
+        try:
+            self._halt("session_closed", owner=visitor, strict=False)
+        except Exception:
+            log.warning("PTZ stop after session close failed", exc_info=True)
+
+    def stop(self, reason: str = "standby") -> None:
+        """Stop the move in progress, if any (standby, shutdown of the video pipeline ...).
+
+        Raises:
+            Exception: whatever ``ptz_stop`` raised; the move stays armed so its timers retry.
+        """
+        if not reason:
+            raise ValueError("a stop needs a reason")
+        self._halt(reason, owner=None, strict=True)
+
+    def close(self) -> None:
+        """Stop the motor (always sent, even when idle), cancel the timers; idempotent, never raises."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        feedback = self._safe_feedback()
+        try:
+            with self._lock:
+                self._end_locked("close", self._event_position_locked(feedback), strict=False)
+        finally:
+            self._flush()
+            if self._owned_scheduler is not None:
+                self._owned_scheduler.close()
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def _command(self, direction: str, kind: str, visitor: Hashable | None) -> PtzReport:
+        _check_direction(direction)
+        geo = self._read_geometry()
+        try:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("the PTZ controller is closed")
+                self._begin_locked(direction, kind, visitor, geo)
+        finally:
+            self._flush()
+        return self._report(geo.limits)
+
+    def _halt(self, reason: str, *, owner: Hashable | None, strict: bool) -> None:
+        with self._lock:
+            idle = self._move is None
+        if idle:
+            return
+        feedback = self._safe_feedback()
+        try:
+            with self._lock:
+                move = self._move
+                if move is None or (owner is not None and move.visitor != owner):
+                    return
+                self._end_locked(reason, self._event_position_locked(feedback), strict=strict)
+        finally:
+            self._flush()
+
+    def _report(self, limits: PtzLimits) -> PtzReport:
+        feedback = _check_position(self._hw.ptz_position())
+        with self._lock:
+            pos = feedback if feedback is not None else self._estimate_locked(limits)
+            direction = self._last_direction
+        x, y = _clamp(pos, limits)
+        blocked = direction is not None and _remaining((x, y), direction, limits) <= 0
+        min_x, max_x, min_y, max_y = limits
+        return PtzReport("yes" if blocked else "no", x, y, min_x, max_x, min_y, max_y)
+
+    # -- transitions (under the lock) ----------------------------------------------------------
+
+    def _begin_locked(self, direction: str, kind: str, visitor: Hashable | None, geo: _Geometry) -> None:
+        now = self._clock()
+        pos = geo.feedback if geo.feedback is not None else self._estimate_locked(geo.limits, now)
+        blocked = _remaining(pos, direction, geo.limits) <= 0
+        move = self._move
+        if move is not None and move.direction == direction and not blocked:
+            move.kind = kind
+            move.visitor = visitor
+            self._arm_deadline(move, self._duration(kind, direction, geo))
+            return
+        if move is not None:
+            self._end_locked("end_stop" if move.direction == direction else "redirect", pos, strict=True)
+        self._last_direction = direction
+        if blocked:
+            self._estimate = pos
+            return
+        move = _Move(direction, kind, visitor=visitor, now=now, start=pos, geo=geo)
+        try:
+            self._arm_deadline(move, self._duration(kind, direction, geo))
+            self._arm_end_stop(move, _remaining(pos, direction, geo.limits) / geo.speed[_axis(direction)])
+            self._hw.ptz_start(direction)
+        except BaseException:
+            move.cancel_timers()
+            self._estimate = pos
+            self._stop_after_failed_start()
+            raise
+        self._move = move
+        self._queue("start", direction, kind, pos)
+
+    def _end_locked(self, reason: str, pos: Position | None, *, strict: bool) -> None:
+        """Send a stop; end the move (if any) unless the stop failed and ``strict`` is set."""
+        move = self._move
+        sent = True
+        try:
+            self._hw.ptz_stop()
+        except NotImplementedError:
+            if strict:
+                raise
+            sent = False
+            log.debug("ptz_stop is not implemented (%s)", reason)
+        except Exception:
+            if strict:
+                raise
+            sent = False
+            log.warning("PTZ stop (%s) failed", reason, exc_info=True)
+        if move is not None:
+            move.cancel_timers()
+            self._move = None
+            if pos is not None and reason == "end_stop":
+                pos = _at_limit(pos, move.direction, move.limits)
+        if pos is not None:
+            self._estimate = pos
+        if sent or move is not None:
+            self._queue("stop", None if move is None else move.direction, reason, pos)
+
+    def _stop_after_failed_start(self) -> None:
+        try:
+            self._hw.ptz_stop()
+        except Exception:
+            log.warning("PTZ stop after a failed start failed", exc_info=True)
+
+    def _startup_stop(self) -> None:
+        geo: _Geometry | None = None
+        try:
+            geo = self._read_geometry()
+        except NotImplementedError:
+            pass
+        except Exception:
+            log.warning("cannot read the PTZ geometry at start-up", exc_info=True)
+        with self._lock:
+            pos: Position | None = None
+            if geo is not None:
+                pos = geo.feedback if geo.feedback is not None else self._estimate_locked(geo.limits)
+            self._end_locked("startup", pos, strict=False)
+        self._flush()
+
+    # -- timers --------------------------------------------------------------------------------
+
+    def _duration(self, kind: str, direction: str, geo: _Geometry) -> float:
+        axis = _axis(direction)
+        speed = geo.speed[axis]
+        cap = self._move_cap_s
+        if cap is None:
+            cap = default_move_cap(geo.limits[2 * axis + 1] - geo.limits[2 * axis], speed)
+        return min(cap, self._step_size / speed) if kind == "step" else cap
+
+    def _arm_deadline(self, move: _Move, delay: float) -> None:
+        token = next(self._tokens)
+        timer = self._scheduler.call_later(delay, lambda: self._on_timer(move, token, "deadline"))
+        if move.deadline_timer is not None:
+            move.deadline_timer.cancel()
+        move.deadline_timer, move.deadline_token = timer, token
+
+    def _arm_end_stop(self, move: _Move, delay: float) -> None:
+        token = next(self._tokens)
+        timer = self._scheduler.call_later(delay, lambda: self._on_timer(move, token, "end"))
+        if move.end_timer is not None:
+            move.end_timer.cancel()
+        move.end_timer, move.end_token = timer, token
+
+    def _on_timer(self, move: _Move, token: int, which: str) -> None:
+        """Deadline or end-stop timer of ``move``; a stale timer does nothing. Never raises."""
+        try:
+            feedback = self._safe_feedback()
+            with self._lock:
+                current = move.deadline_token if which == "deadline" else move.end_token
+                if self._move is not move or current != token:
+                    return
+                if which == "deadline":
+                    reason = "step" if move.kind == "step" else "cap"
+                    self._end_locked(reason, self._event_position_locked(feedback), strict=False)
+                    return
+                if feedback is not None:
+                    pos = _clamp(feedback, move.limits)
+                    left = _remaining(pos, move.direction, move.limits)
+                    if left > 0:  # a real motor may lag its declared speed: look again later
+                        speed = move.speed[_axis(move.direction)]
+                        self._arm_end_stop(move, max(left / speed, _RECHECK_S))
+                        return
+                else:
+                    pos = move.position_at(self._clock())
+                self._end_locked("end_stop", pos, strict=False)
+        except Exception:
+            log.warning("PTZ timer failed", exc_info=True)
+        finally:
+            self._flush()
+
+    # -- position ------------------------------------------------------------------------------
+
+    def _read_geometry(self) -> _Geometry:
+        limits = _check_limits(self._hw.ptz_limits())
+        speed = _check_speed(self._hw.ptz_speed())
+        feedback = _check_position(self._hw.ptz_position())
+        return _Geometry(limits, speed, None if feedback is None else _clamp(feedback, limits))
+
+    def _safe_feedback(self) -> Position | None:
+        try:
+            return _check_position(self._hw.ptz_position())
+        except NotImplementedError:
+            return None
+        except Exception:
+            log.warning("cannot read the PTZ position; using the estimate", exc_info=True)
+            return None
+
+    def _estimate_locked(self, limits: PtzLimits, now: float | None = None) -> Position:
+        if self._move is not None:
+            pos = self._move.position_at(self._clock() if now is None else now)
+        elif self._estimate is not None:
+            pos = self._estimate
+        else:
+            pos = _centre(limits)
+        return _clamp(pos, limits)
+
+    def _event_position_locked(self, feedback: Position | None) -> Position | None:
+        move = self._move
+        if feedback is not None:
+            return feedback if move is None else _clamp(feedback, move.limits)
+        if move is not None:
+            return move.position_at(self._clock())
+        return self._estimate
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _queue(self, action: str, direction: str | None, reason: str, pos: Position | None) -> None:
+        data = {
+            "action": action,
+            "direction": direction,
+            "reason": reason,
+            "x": None if pos is None else pos[0],
+            "y": None if pos is None else pos[1],
+        }
+        self._outbox.append(Event("ptz", data, time.time()))
+
+    def _flush(self) -> None:
+        """Publish queued events in order; the RLock keeps order across threads and allows re-entry."""
+        with self._publish_lock:
+            while True:
+                with self._lock:
+                    if not self._outbox:
+                        return
+                    event = self._outbox.popleft()
+                try:
+                    self._publish(event)
+                except Exception:
+                    log.warning("PTZ event subscriber failed", exc_info=True)
