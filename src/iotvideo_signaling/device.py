@@ -112,6 +112,8 @@ class Device:
             except Exception as exc:  # noqa: BLE001 - retried on the first ptz command
                 log.warning("PTZ controller did not start (%s); will retry on the next ptz command", exc)
         self._ota: OtaManager | None = None
+        if config.download_dir is not None and _overrides(hardware, "install_firmware"):
+            self._ota_manager().resume()  # continue a download or confirm an install after a restart
 
     # -- the entry point ---------------------------------------------------------------------
 
@@ -440,7 +442,34 @@ class Device:
         self._ota_manager().request(fields["url"], fields["md5"], fields["fileSize"])
 
     def _ota_manager(self) -> OtaManager:
-        raise NotImplementedError
+        """The OTA manager, created on first need.
+
+        Without ``DeviceConfig.download_dir`` downloads go to a fresh temporary directory, so a
+        download cannot resume after a restart: daemons should configure a persistent one.
+        """
+        ota = self._ota
+        if ota is not None:
+            return ota
+        from .ota import OtaManager  # noqa: PLC0415 - only the upgrade path pays for it
+
+        with self._lock:
+            if self._ota is None:
+                directory = self.config.download_dir
+                if directory is None:
+                    import tempfile  # noqa: PLC0415
+
+                    directory = tempfile.mkdtemp(prefix="iotvideo-signaling-ota-")
+                hardware = self.hardware
+                self._ota = OtaManager(
+                    download_dir=directory,
+                    install=lambda path, md5, size: hardware.install_firmware(path, md5=md5, size=size),
+                    current_version=hardware.firmware_version,
+                    publish=self.publish,
+                    submit=self.submit,
+                    ca_file=self.config.ca_file,
+                    max_firmware_size=self.config.max_firmware_size,
+                )
+            return self._ota
 
     # -- PTZ -----------------------------------------------------------------------------------
 
