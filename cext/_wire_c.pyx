@@ -164,7 +164,7 @@ cdef object _scan(object owner, const unsigned char* p, Py_ssize_t size, Py_ssiz
         raise WireError("empty command", 0)
     if p[0] == 0x7B:
         payload_at[0] = 0
-        if end == size and owner is not None:
+        if end == size and owner is not None and PyBytes_CheckExact(owner):
             payload = owner
         else:
             payload = PyBytes_FromStringAndSize(<const char*>p, end)
@@ -210,7 +210,7 @@ cdef object _scan(object owner, const unsigned char* p, Py_ssize_t size, Py_ssiz
                 raise WireError("'cmd' is empty", pos)
             if value[0] == "{" or value[0] == "[":
                 payload = value.encode("utf-8", "surrogatepass")
-                payload_at[0] = eq + 1
+                payload_at[0] = ~(eq + 1)  # decoded: errors point at the value, see retry_or_raise
             else:
                 cmd = value
         elif kind == NAME_ACTION:

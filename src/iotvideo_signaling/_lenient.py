@@ -56,7 +56,9 @@ def retry_or_raise(payload: bytes, offset: int, error: orjson.JSONDecodeError) -
 
     Args:
         payload: the JSON text that strict decoding rejected.
-        offset: where ``payload`` starts in the command string, for the error offset.
+        offset: where ``payload`` starts in the command string. A negative value ``~n`` means
+            the payload was percent-decoded from the value at ``n``: positions inside it do not
+            map back to the input, so the error points at ``n``.
         error: the strict decoder's error; its position is the one reported.
     """
     repaired = drop_trailing_commas(payload)
@@ -65,5 +67,5 @@ def retry_or_raise(payload: bytes, offset: int, error: orjson.JSONDecodeError) -
             return orjson.loads(repaired)
         except orjson.JSONDecodeError:
             pass
-    at = offset + byte_offset(payload, error.pos)
+    at = ~offset if offset < 0 else offset + byte_offset(payload, error.pos)
     raise WireError(f"invalid JSON at byte {at}", at, code=ResultCode.MALFORMED_JSON) from None

@@ -24,6 +24,8 @@ last byte for a missing parameter, and ``max_size`` for an oversized input.
 
 from __future__ import annotations
 
+import operator
+import re
 from typing import Any, Union
 
 import orjson
@@ -54,6 +56,14 @@ def _as_bytes(raw: Buffer) -> bytes:
     raise TypeError(f"expected bytes, bytearray, memoryview or str, not {type(raw).__name__}")
 
 
+def _size(value: int) -> int:
+    """A size argument as the compiled backend reads it (a C ``Py_ssize_t``)."""
+    size = operator.index(value)
+    if not -(2**63) <= size < 2**63:
+        raise OverflowError("Python int too large to convert to C ssize_t")
+    return size
+
+
 def _form_decode(raw: bytes) -> str:
     """WHATWG percent-decoding of one name or value: ``+`` is a space, bad escapes stay."""
     raw = raw.replace(b"+", b" ")
@@ -71,24 +81,43 @@ def _form_decode(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
+_STRUCTURE = re.compile(rb'["{}\[\]]')
+_STRING_STOP = re.compile(rb'["\\]')
+
+
 def _json_end(data: bytes, start: int, end: int) -> int:
-    """Index just past the bracket that closes the one at ``start``, or ``end`` if none does."""
+    """Index just past the bracket that closes the one at ``start``, or ``end`` if none does.
+
+    Jumps from one quote or bracket to the next; inside a string, from one quote or backslash
+    to the next (a backslash skips the byte after it).
+    """
     depth = 0
     i = start
-    while i < end:
+    while True:
+        found = _STRUCTURE.search(data, i, end)
+        if found is None:
+            return end
+        i = found.start()
         c = data[i]
         if c == 0x22:
             i += 1
-            while i < end and data[i] != 0x22:
-                i += 2 if data[i] == 0x5C else 1
-        elif c in {123, 91}:
+            while True:
+                stop = _STRING_STOP.search(data, i, end)
+                if stop is None:
+                    return end
+                i = stop.start()
+                if data[i] == 0x22:
+                    break
+                i += 2
+                if i >= end:
+                    return end
+        elif c in b"{[":
             depth += 1
-        elif c in {125, 93}:
+        else:
             depth -= 1
             if depth == 0:
                 return i + 1
         i += 1
-    return end
 
 
 def _skip_whitespace(data: bytes, i: int, end: int) -> int:
@@ -105,7 +134,8 @@ def _channel(value: str, offset: int) -> int:
 
 
 def _scan(raw: Buffer, max_size: int) -> tuple[Command, int]:
-    """Parse ``raw``; return the command and the offset of its payload (-1 without one)."""
+    """Parse ``raw``; return the command and the offset of its payload (see retry_or_raise)."""
+    max_size = _size(max_size)
     data = _as_bytes(raw)
     if len(data) > max_size:
         raise WireError(f"command exceeds {max_size} bytes", max_size)
@@ -156,7 +186,7 @@ def _scan(raw: Buffer, max_size: int) -> tuple[Command, int]:
                 raise WireError("'cmd' is empty", pos)
             if value[0] in "{[":
                 payload = value.encode("utf-8", "surrogatepass")
-                payload_at = eq + 1
+                payload_at = ~(eq + 1)  # decoded: errors point at the value, see retry_or_raise
             else:
                 cmd = value
         elif name == "action":
@@ -203,6 +233,7 @@ def loads(payload: bytes, offset: int = 0) -> Any:
     Raises:
         WireError: code ``2``, offset ``offset`` plus the byte where decoding failed.
     """
+    offset = _size(offset)
     try:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as exc:

@@ -112,6 +112,7 @@ class Device:
             except Exception as exc:  # noqa: BLE001 - retried on the first ptz command
                 log.warning("PTZ controller did not start (%s); will retry on the next ptz command", exc)
         self._ota: OtaManager | None = None
+        self._temp_download_dir: str | None = None  # removed at close
         if config.download_dir is not None and _overrides(hardware, "install_firmware"):
             self._ota_manager().resume()  # continue a download or confirm an install after a restart
 
@@ -148,10 +149,9 @@ class Device:
                 reason = _SHARER_REASONS.get(topic, f"sharers may not use {short(topic)}")
                 return error_reply(topic, ResultCode.FORBIDDEN, reason, request.message_id)
             try:
-                fields = handler(request, visitor)
+                return reply(topic, request.message_id, handler(request, visitor))
             except Exception as exc:  # noqa: BLE001 - mapped to a result code
                 return _failed(topic, request.message_id, exc)
-            return reply(topic, request.message_id, fields)
         except Exception:
             log.exception("unexpected failure while handling a command")
             return error_reply("", ResultCode.DEVICE_ERROR, "internal error")
@@ -163,10 +163,9 @@ class Device:
             return error_reply("", ResultCode.UNKNOWN, f"unknown command {short(token)}")
         topic = "ptz" if token in _LEGACY_PTZ else token
         try:
-            fields = handler(command, visitor)
+            return reply(topic, MISSING, handler(command, visitor))
         except Exception as exc:  # noqa: BLE001 - mapped to a result code
             return _failed(topic, MISSING, exc)
-        return reply(topic, MISSING, fields)
 
     # -- extension points --------------------------------------------------------------------
 
@@ -223,7 +222,8 @@ class Device:
 
     def open_session(self, visitor: str, role: str | None = "owner") -> None:
         """A peer connected. ``role`` is ``"owner"``, ``"sharer"`` or None (the default role)."""
-        role = role or self.config.default_role
+        if role is None:
+            role = self.config.default_role
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")
         with self._lock:
@@ -338,6 +338,10 @@ class Device:
             self._ota.close()
         if executor is not None:
             executor.shutdown(wait=True)
+        if self._temp_download_dir is not None:
+            import shutil  # noqa: PLC0415
+
+            shutil.rmtree(self._temp_download_dir, ignore_errors=True)
         flush = getattr(self.hardware, "flush", None)
         if callable(flush):
             flush()
@@ -400,25 +404,26 @@ class Device:
             if self._formatting:
                 raise RequestError("the SD card is already being formatted", code=ResultCode.BUSY)
             self._formatting = True
+        self._emit("sd_format", state="formatting")
         try:
             self.submit(self._format_job)
-        except Exception:
-            with self._lock:
-                self._formatting = False
+        except Exception as exc:
+            self._format_finished("failed", reason=str(exc)[:200])
             raise
-        self._emit("sd_format", state="formatting")
 
     def _format_job(self) -> None:
         try:
             self.hardware.format_sd()
         except Exception as exc:  # noqa: BLE001
             log.warning("SD format failed: %s", exc)
-            self._emit("sd_format", state="failed", reason=str(exc)[:200])
+            self._format_finished("failed", reason=str(exc)[:200])
         else:
-            self._emit("sd_format", state="done")
-        finally:
-            with self._lock:
-                self._formatting = False
+            self._format_finished("done")
+
+    def _format_finished(self, state: str, **data: Any) -> None:
+        with self._lock:
+            self._formatting = False  # before the event: a subscriber may start the next format
+        self._emit("sd_format", state=state, **data)
 
     def _bind_status(self, request: Request, visitor: str | None) -> None:
         _BIND.read(request)
@@ -458,7 +463,7 @@ class Device:
                 if directory is None:
                     import tempfile  # noqa: PLC0415
 
-                    directory = tempfile.mkdtemp(prefix="iotvideo-signaling-ota-")
+                    directory = self._temp_download_dir = tempfile.mkdtemp(prefix="iotvideo-signaling-ota-")
                 hardware = self.hardware
                 self._ota = OtaManager(
                     download_dir=directory,

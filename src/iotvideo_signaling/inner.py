@@ -93,6 +93,8 @@ def _month_record(ctx: InnerContext, params: Mapping[str, str], visitor: str | N
 
 def _file_list(ctx: InnerContext, params: Mapping[str, str], visitor: str | None) -> Any:
     start, end = _int(params, "start_time"), _int(params, "end_time")
+    if end < start:
+        raise _BadRequest("end_time")
     file_type = _int(params, "file_type", 0, 1)
     return {"file_list": ctx.hardware.file_list(start, end, file_type)}
 

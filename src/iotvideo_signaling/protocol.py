@@ -194,9 +194,7 @@ def _diagnose(value: Any) -> EnvelopeError:
     if type(value) is not dict:
         return EnvelopeError("the payload must be a JSON object")
     topic = value.get("topic")
-    if type(topic) is not str or not topic:
-        return EnvelopeError("missing 'topic'")
-    shown = topic if len(topic) <= _MAX_TOPIC_LEN else ""
+    shown = topic if type(topic) is str and len(topic) <= _MAX_TOPIC_LEN else ""
     message_id = value.get("message_id", MISSING)
     if type(message_id) is int:
         if not -_MAX_SAFE_INT <= message_id <= _MAX_SAFE_INT:
@@ -206,6 +204,8 @@ def _diagnose(value: Any) -> EnvelopeError:
             return EnvelopeError(f"'message_id' is longer than {_MAX_MESSAGE_ID_LEN} characters", topic=shown)
     elif message_id is not MISSING:
         return EnvelopeError("'message_id' must be an integer or a string", topic=shown)
+    if type(topic) is not str or not topic:
+        return EnvelopeError("missing 'topic'", message_id=message_id)
     return EnvelopeError("'data' must be an object", topic=shown, message_id=message_id)
 
 
@@ -214,6 +214,8 @@ def reply(topic: str, message_id: Any, fields: Optional[Mapping[str, Any]] = Non
     body: dict[str, Any] = {"confirmation_topic": topic, "result": "0"}
     if fields:
         body.update(fields)
+        body["confirmation_topic"] = topic  # a handler's fields never override the envelope
+        body["result"] = "0"
     if message_id is not MISSING:
         body["message_id"] = message_id
     return orjson.dumps(body)

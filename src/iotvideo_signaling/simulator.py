@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Mapping
@@ -178,8 +179,14 @@ class SimulatedHardware(Hardware):
             return []
         for path in folder.glob("*-*.mp4"):
             start, _, end = path.stem.partition("-")
-            if start.isdigit() and end.isdigit():
-                found.append((int(start), int(end), path.name, path.stat().st_size))
+            if not (start.isdigit() and end.isdigit()):
+                continue
+            try:
+                info = path.stat()  # follows links: a dangling one, or a file just deleted, is skipped
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                found.append((int(start), int(end), path.name, info.st_size))
         return sorted(found)
 
     def record_index(self, start: int, end: int) -> list[tuple[int, int]]:
@@ -188,7 +195,7 @@ class SimulatedHardware(Hardware):
     def month_record(self, year: int, month: int) -> int:
         mask = 0
         for a, _, _, _ in self._recordings():
-            day = time.gmtime(a)
+            day = time.localtime(a)  # the camera's calendar, as the panel shows it
             if (day.tm_year, day.tm_mon) == (year, month):
                 mask |= 1 << (day.tm_mday - 1)
         return mask

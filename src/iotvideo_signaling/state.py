@@ -43,7 +43,12 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        try:
+            handle = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            raise
+        with handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -115,6 +120,7 @@ class StateFile:
                 raise KeyError(f"unknown state keys: {sorted(unknown)}")
             if all(self._values.get(k) == v for k, v in values.items()) and self.path.exists():
                 return
-            self._values.update(values)
+            new = {**self._values, **values}
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(self.path, self._values)
+            atomic_write_json(self.path, new)  # memory changes only once the disk has it
+            self._values = new

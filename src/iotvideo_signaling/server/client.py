@@ -1,0 +1,202 @@
+"""A small client of the daemon's transports: send commands, collect their replies in order.
+
+Commands are pipelined: a writer task sends them all while the replies are read as they come, so
+a long list neither waits for each round trip nor deadlocks on full socket buffers. Over
+``ws://``, event messages (``{"event": ...}``) are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any, Callable
+
+import orjson
+
+from .config import ListenAddress
+
+__all__ = ["ClientError", "exchange", "reply_ok"]
+
+_MAX_REPLY = 1024 * 1024
+_EVENT_PREFIX = '{"event":'
+
+
+class ClientError(Exception):
+    """The exchange failed: no connection, refused token, early close or timeout."""
+
+
+def reply_ok(reply: bytes) -> bool:
+    """True for a success: ``result "0"``, or ``status "0"`` (inner commands), or inner data."""
+    try:
+        value = orjson.loads(reply)
+    except orjson.JSONDecodeError:
+        return False
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        return False
+    for item in items:
+        if not isinstance(item, dict):
+            return False
+        if "result" in item:
+            if item["result"] != "0":
+                return False
+        elif "status" in item and item["status"] != "0":
+            return False
+    return True
+
+
+async def exchange(
+    address: ListenAddress,
+    commands: Sequence[bytes],
+    *,
+    token: str | None = None,
+    timeout: float = 10.0,
+    on_reply: Callable[[bytes], None] | None = None,
+) -> list[bytes]:
+    """Send ``commands`` over one connection and return their replies, in order.
+
+    Args:
+        address: the daemon's listener.
+        commands: complete command strings, without newlines.
+        token: sent first as ``AUTH <token>`` when given.
+        timeout: seconds to wait for the connection and for each reply.
+        on_reply: called with each reply as it arrives.
+
+    Raises:
+        ClientError: see the class.
+    """
+    if address.scheme != "ws" and any(b"\n" in command for command in commands):
+        raise ClientError("a command sent over tcp:// or unix:// cannot contain a newline")
+    if address.scheme == "ws":
+        return await _exchange_ws(address, commands, token, timeout, on_reply)
+    return await _exchange_lines(address, commands, token, timeout, on_reply)
+
+
+async def _exchange_lines(
+    address: ListenAddress,
+    commands: Sequence[bytes],
+    token: str | None,
+    timeout: float,
+    on_reply: Callable[[bytes], None] | None,
+) -> list[bytes]:
+    try:
+        if address.scheme == "unix":
+            opening = asyncio.open_unix_connection(address.path, limit=_MAX_REPLY)
+        else:
+            opening = asyncio.open_connection(address.host, address.port, limit=_MAX_REPLY)
+        reader, writer = await asyncio.wait_for(opening, timeout)
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise ClientError(f"cannot connect to {address}: {_why(exc)}") from None
+
+    async def write_all() -> None:
+        lines = [b"AUTH " + token.encode()] if token else []
+        lines.extend(commands)
+        for start in range(0, len(lines), 256):
+            writer.write(b"".join(line + b"\n" for line in lines[start : start + 256]))
+            await writer.drain()
+
+    writing = asyncio.ensure_future(write_all())
+    try:
+
+        async def read_one() -> bytes:
+            line = await asyncio.wait_for(reader.readline(), timeout)
+            if not line.endswith(b"\n"):
+                raise ClientError(f"{address} closed the connection")
+            return line[:-1]
+
+        if token:
+            _check_auth(await read_one())
+        replies = []
+        for _ in commands:
+            reply = await read_one()
+            replies.append(reply)
+            if on_reply is not None:
+                on_reply(reply)
+        return replies
+    except asyncio.TimeoutError:
+        raise ClientError(f"no reply from {address} within {timeout:g} s") from None
+    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+        raise ClientError(f"connection to {address} failed: {_why(exc)}") from None
+    finally:
+        _cancel(writing)
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+async def _exchange_ws(
+    address: ListenAddress,
+    commands: Sequence[bytes],
+    token: str | None,
+    timeout: float,
+    on_reply: Callable[[bytes], None] | None,
+) -> list[bytes]:
+    try:
+        from websockets.asyncio.client import connect  # noqa: PLC0415 - optional dependency
+        from websockets.exceptions import WebSocketException  # noqa: PLC0415
+    except ImportError:
+        raise ClientError("ws:// needs the 'websockets' package: pip install 'iotvideo-signaling[server]'") from None
+    try:
+        ws = await connect(str(address), compression=None, max_size=_MAX_REPLY, open_timeout=timeout)
+    except (OSError, asyncio.TimeoutError, WebSocketException) as exc:
+        raise ClientError(f"cannot connect to {address}: {_why(exc)}") from None
+
+    async def write_all() -> None:
+        if token:
+            await ws.send("AUTH " + token)
+        for command in commands:
+            try:
+                await ws.send(command.decode())
+            except UnicodeDecodeError:
+                await ws.send(command)  # not UTF-8: a binary message
+
+    async def read_one() -> bytes:
+        while True:
+            message: Any = await asyncio.wait_for(ws.recv(), timeout)
+            text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+            if not text.startswith(_EVENT_PREFIX):
+                return text.encode()
+
+    writing = asyncio.ensure_future(write_all())
+    try:
+        if token:
+            _check_auth(await read_one())
+        replies = []
+        for _ in commands:
+            reply = await read_one()
+            replies.append(reply)
+            if on_reply is not None:
+                on_reply(reply)
+        return replies
+    except asyncio.TimeoutError:
+        raise ClientError(f"no reply from {address} within {timeout:g} s") from None
+    except (OSError, WebSocketException) as exc:
+        raise ClientError(f"connection to {address} failed: {_why(exc)}") from None
+    finally:
+        _cancel(writing)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws.close(), 2)
+
+
+def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel the writer; its error, if it had one, is the reader's too and already reported."""
+    task.cancel()
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+
+def _check_auth(reply: bytes) -> None:
+    if not reply_ok(reply):
+        try:
+            reason = orjson.loads(reply).get("reason", "")
+        except (orjson.JSONDecodeError, AttributeError):
+            reason = ""
+        raise ClientError(f"the server refused the token{': ' + reason if reason else ''}")
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__

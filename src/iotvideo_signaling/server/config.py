@@ -1,0 +1,447 @@
+"""The daemon's settings: listen URLs, the TOML config file, tokens and the hardware class.
+
+A config file (all tables and keys optional)::
+
+    [server]
+    listen = ["tcp://127.0.0.1:7130", "unix:///run/camera/signaling.sock", "ws://127.0.0.1:7131"]
+    state_dir = "/var/lib/iotvideo-signaling"   # default: $XDG_STATE_HOME/iotvideo-signaling
+    log_level = "info"
+    idle_timeout = 300.0      # s without a complete command before a connection is closed
+    auth_timeout = 10.0       # s a connection has to send its AUTH line when tokens are set
+    write_timeout = 10.0      # s a client may leave its replies unread before it is dropped
+    write_buffer_size = 262144  # bytes of unread replies kept per connection before reading pauses
+
+    [device]                  # any field of DeviceConfig; max_connections also caps connections
+    max_message_size = 16384
+    max_connections = 32
+
+    [tokens]                  # required when any listener is not on loopback
+    owner = "a long random string"
+    sharer = "another long random string"
+
+    [hardware]                # kwargs of the hardware class; "class" names the class itself
+    class = "my_camera.hardware:CameraHardware"   # default: SimulatedHardware(state_dir, **kwargs)
+    signal_strength = 70
+
+Everything here is plain data and validation; nothing listens or starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import ipaddress
+import logging
+import math
+import os
+import string
+import sys
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..device import DeviceConfig
+from ..hardware import Hardware
+from ..simulator import SimulatedHardware
+
+__all__ = [
+    "DEFAULT_LISTEN",
+    "ConfigError",
+    "ListenAddress",
+    "Settings",
+    "build_hardware",
+    "default_state_dir",
+    "load_settings",
+    "parse_listen",
+]
+
+log = logging.getLogger(__name__)
+
+SCHEMES = ("tcp", "unix", "ws")
+MIN_TOKEN_LENGTH = 16
+_TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + string.punctuation)
+_POSITIVE_DEVICE_FIELDS = frozenset(
+    {"max_message_size", "max_connections", "max_firmware_size", "ptz_move_cap_s", "ptz_step", "workers"}
+)
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message says which one and why."""
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    """One parsed listen URL.
+
+    Attributes:
+        scheme: ``"tcp"``, ``"unix"`` or ``"ws"``.
+        host: the host of ``tcp`` and ``ws`` (an IP address or a name), else ``""``.
+        port: the port of ``tcp`` and ``ws`` (0: any free port), else 0.
+        path: the socket path of ``unix``, else ``""``.
+    """
+
+    scheme: str
+    host: str = ""
+    port: int = 0
+    path: str = ""
+
+    @property
+    def loopback(self) -> bool:
+        """True when only this machine can connect: a Unix socket, ``localhost`` or a loopback IP."""
+        if self.scheme == "unix":
+            return True
+        if self.host.lower() == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def with_port(self, port: int) -> ListenAddress:
+        """The same address with the port the system actually bound."""
+        return dataclasses.replace(self, port=port)
+
+    def __str__(self) -> str:
+        if self.scheme == "unix":
+            return f"unix://{self.path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+#: Where ``serve`` listens without ``--listen`` or a ``listen`` setting.
+DEFAULT_LISTEN = ListenAddress("tcp", "127.0.0.1", 7130)
+
+
+def parse_listen(url: str) -> ListenAddress:
+    """Parse ``tcp://HOST:PORT``, ``ws://HOST:PORT`` or ``unix:///PATH``.
+
+    IPv6 hosts are written in brackets (``tcp://[::1]:7130``). Port 0 asks for any free port.
+
+    Raises:
+        ConfigError: the URL has another scheme, no host, or a bad port.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in SCHEMES:
+        raise ConfigError(f"listen URL {url!r}: use tcp://HOST:PORT, ws://HOST:PORT or unix:///PATH")
+    if scheme == "unix":
+        if not rest or "\0" in rest:
+            raise ConfigError(f"listen URL {url!r}: give a socket path, e.g. unix:///run/camera.sock")
+        return ListenAddress("unix", path=rest)
+    if rest.startswith("["):
+        host, bracket, port_text = rest[1:].partition("]")
+        if not bracket or not port_text.startswith(":"):
+            raise ConfigError(f"listen URL {url!r}: write an IPv6 address as [ADDRESS]:PORT")
+        port_text = port_text[1:]
+    else:
+        host, _, port_text = rest.rpartition(":")
+    if not host or "/" in host or "/" in port_text:
+        raise ConfigError(f"listen URL {url!r}: give HOST:PORT (0.0.0.0 means every interface)")
+    if not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
+        raise ConfigError(f"listen URL {url!r}: the port must be a number from 0 to 65535")
+    return ListenAddress(scheme, host, int(port_text))
+
+
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/iotvideo-signaling``, else ``~/.local/state/iotvideo-signaling``."""
+    base = os.environ.get("XDG_STATE_HOME", "")
+    root = Path(base) if os.path.isabs(base) else Path.home() / ".local" / "state"
+    return root / "iotvideo-signaling"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``serve`` needs, from the config file and the command line.
+
+    Attributes:
+        listen: where to accept connections.
+        state_dir: the simulated camera's state directory (None: :func:`default_state_dir`).
+        device: limits and policy of the Device; ``max_connections`` also caps connections.
+        hardware_class: ``"package.module:Class"`` (None: SimulatedHardware).
+        hardware_options: keyword arguments of the hardware class.
+        owner_token: the token that makes a connection an owner.
+        sharer_token: the token that makes a connection a sharer.
+        idle_timeout: seconds without a complete command before a connection is closed.
+        auth_timeout: seconds a connection has to authenticate when tokens are set.
+        write_timeout: seconds a client may leave its replies unread (reading paused) before it
+            is dropped.
+        write_buffer_size: bytes of unsent replies per connection before it stops being read.
+        log_level: the config file's log level (the command line's wins).
+    """
+
+    listen: tuple[ListenAddress, ...] = (DEFAULT_LISTEN,)
+    state_dir: Path | None = None
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    hardware_class: str | None = None
+    hardware_options: Mapping[str, Any] = field(default_factory=dict)
+    owner_token: str | None = None
+    sharer_token: str | None = None
+    idle_timeout: float = 300.0
+    auth_timeout: float = 10.0
+    write_timeout: float = 10.0
+    write_buffer_size: int = 256 * 1024
+    log_level: str | None = None
+
+    @property
+    def tokens(self) -> dict[str, str]:
+        """``{token: role}`` of the configured tokens; empty when connections need no token."""
+        found = {}
+        if self.owner_token:
+            found[self.owner_token] = "owner"
+        if self.sharer_token:
+            found[self.sharer_token] = "sharer"
+        return found
+
+    def resolved_state_dir(self) -> Path:
+        """The state directory to use."""
+        return self.state_dir if self.state_dir is not None else default_state_dir()
+
+    def check(self) -> None:
+        """Refuse settings that would be unsafe to serve with.
+
+        Raises:
+            ConfigError: a listener is not on loopback and no owner token is set.
+        """
+        exposed = [str(address) for address in self.listen if not address.loopback]
+        if exposed and not self.owner_token:
+            raise ConfigError(
+                f"{', '.join(exposed)} is not a loopback address: set [tokens] owner (and sharer) "
+                "in the config file, or listen on 127.0.0.1"
+            )
+        if not self.listen:
+            raise ConfigError("nothing to listen on")
+
+
+# -- the config file ---------------------------------------------------------------------------
+
+_SERVER_KEYS = (
+    "listen",
+    "state_dir",
+    "log_level",
+    "idle_timeout",
+    "auth_timeout",
+    "write_timeout",
+    "write_buffer_size",
+)
+_TABLES = ("server", "device", "tokens", "hardware")
+
+
+def load_settings(path: str | os.PathLike[str]) -> Settings:
+    """Read and validate a TOML config file.
+
+    Raises:
+        ConfigError: the file is unreadable, is not TOML, or holds an unknown or invalid setting.
+    """
+    data = _read_toml(Path(path))
+    unknown = sorted(set(data) - set(_TABLES))
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting {unknown[0]!r} (tables: {', '.join(_TABLES)})")
+    tables = {name: _table(data, name) for name in _TABLES}
+    values: dict[str, Any] = {}
+    values.update(_server_values(tables["server"]))
+    values["device"] = _device_config(tables["device"])
+    values.update(_token_values(tables["tokens"]))
+    if values["owner_token"] or values["sharer_token"]:
+        _warn_if_readable(Path(path))
+    hardware = dict(tables["hardware"])
+    hardware_class = hardware.pop("class", None)
+    if hardware_class is not None and (type(hardware_class) is not str or ":" not in hardware_class):
+        raise ConfigError("[hardware] class must be a string 'package.module:Class'")
+    values["hardware_class"] = hardware_class
+    values["hardware_options"] = hardware
+    return Settings(**values)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib  # noqa: PLC0415 - only when a config file is given
+    else:  # pragma: no cover - exercised on old Pythons only
+        try:
+            import tomli as tomllib  # noqa: PLC0415
+        except ImportError:
+            raise ConfigError(
+                f"{path}: reading a config file needs Python 3.11 or newer, or the 'tomli' package"
+            ) from None
+    try:
+        with open(path, "rb") as file:
+            return tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+
+def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    return table
+
+
+def _number(table: str, key: str, value: Any, *, integer: bool = False) -> Any:
+    kinds: tuple[type, ...] = (int,) if integer else (int, float)
+    if type(value) not in kinds or not 0 < value < math.inf:
+        raise ConfigError(f"[{table}] {key} must be a positive {'integer' if integer else 'number'}")
+    return value if integer else float(value)
+
+
+def _server_values(table: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(table) - set(_SERVER_KEYS))
+    if unknown:
+        raise ConfigError(f"[server] unknown key {unknown[0]!r} (known: {', '.join(_SERVER_KEYS)})")
+    values: dict[str, Any] = {}
+    if "listen" in table:
+        urls = table["listen"]
+        if not isinstance(urls, list) or not urls or not all(isinstance(url, str) for url in urls):
+            raise ConfigError("[server] listen must be a non-empty list of URLs")
+        values["listen"] = tuple(parse_listen(url) for url in urls)
+    if "state_dir" in table:
+        if type(table["state_dir"]) is not str or not table["state_dir"]:
+            raise ConfigError("[server] state_dir must be a path")
+        values["state_dir"] = Path(table["state_dir"]).expanduser()
+    if "log_level" in table:
+        level = table["log_level"]
+        if type(level) is not str or level.lower() not in LOG_LEVELS:
+            raise ConfigError(f"[server] log_level must be one of {', '.join(LOG_LEVELS)}")
+        values["log_level"] = level.lower()
+    for key in ("idle_timeout", "auth_timeout", "write_timeout"):
+        if key in table:
+            values[key] = _number("server", key, table[key])
+    if "write_buffer_size" in table:
+        values["write_buffer_size"] = _number("server", "write_buffer_size", table["write_buffer_size"], integer=True)
+    return values
+
+
+def _device_fields() -> dict[str, Any]:
+    """``{name: type}`` of DeviceConfig's fields (a NamedTuple or a dataclass, whichever it is)."""
+    names = getattr(DeviceConfig, "_fields", None) or list(getattr(DeviceConfig, "__dataclass_fields__", {}))
+    try:
+        hints = typing.get_type_hints(DeviceConfig)
+    except Exception:  # noqa: BLE001 - annotations this Python cannot evaluate: check nothing
+        hints = {}
+    return {name: hints.get(name, Any) for name in names}
+
+
+def _device_config(table: Mapping[str, Any]) -> DeviceConfig:
+    """A DeviceConfig from ``[device]``, checked against the class's own fields and types."""
+    known = _device_fields()
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"[device] unknown key {key!r} (known: {', '.join(known)})")
+        values[key] = _device_value(key, known[key], value)
+    try:
+        config = DeviceConfig(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[device] {exc}") from None
+    if config.default_role not in ("owner", "sharer"):
+        raise ConfigError("[device] default_role must be 'owner' or 'sharer'")
+    return config
+
+
+_UNION_TYPES = {typing.Union, getattr(types, "UnionType", typing.Union)}
+
+
+def _device_value(key: str, annotation: Any, value: Any) -> Any:
+    """Check a TOML value against a DeviceConfig annotation such as ``Optional[float]``."""
+    options = typing.get_args(annotation) if typing.get_origin(annotation) in _UNION_TYPES else (annotation,)
+    wanted = []
+    for option in options:
+        if option is type(None):
+            continue
+        if option is bool:
+            if type(value) is bool:
+                return value
+            wanted.append("true or false")
+        elif option in (int, float):
+            if type(value) is int or (option is float and type(value) is float):
+                positive = key in _POSITIVE_DEVICE_FIELDS
+                return _number("device", key, value, integer=option is int) if positive else option(value)
+            wanted.append("an integer" if option is int else "a number")
+        elif option is str:
+            if type(value) is str:
+                return value
+            wanted.append("a string")
+        elif typing.get_origin(option) is tuple and typing.get_args(option)[:1] == (str,):
+            if isinstance(value, list) and all(type(item) is str for item in value):
+                return tuple(value)
+            wanted.append("a list of strings")
+        else:
+            return value  # a type this reader does not know: DeviceConfig gets the value as written
+    raise ConfigError(f"[device] {key} must be {' or '.join(wanted)}")
+
+
+def _token_values(table: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(table) - {"owner", "sharer"})
+    if unknown:
+        raise ConfigError(f"[tokens] unknown key {unknown[0]!r} (known: owner, sharer)")
+    values: dict[str, Any] = {"owner_token": None, "sharer_token": None}
+    for role in ("owner", "sharer"):
+        token = table.get(role)
+        if token is None:
+            continue
+        if type(token) is not str or len(token) < MIN_TOKEN_LENGTH or not set(token) <= _TOKEN_CHARS:
+            raise ConfigError(
+                f"[tokens] {role} must be at least {MIN_TOKEN_LENGTH} printable ASCII characters without spaces"
+            )
+        values[f"{role}_token"] = token
+    if values["sharer_token"] and not values["owner_token"]:
+        raise ConfigError("[tokens] a sharer token needs an owner token too")
+    if values["owner_token"] and values["owner_token"] == values["sharer_token"]:
+        raise ConfigError("[tokens] owner and sharer must be different tokens")
+    return values
+
+
+def _warn_if_readable(path: Path) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError:  # pragma: no cover - it was just read
+        return
+    if mode & 0o077:
+        log.warning("%s holds tokens and is readable by other users; chmod 600 it", path)
+
+
+# -- the hardware ------------------------------------------------------------------------------
+
+
+def build_hardware(settings: Settings) -> Hardware:
+    """Construct the configured hardware.
+
+    Without ``[hardware] class`` it is ``SimulatedHardware(state_dir, **options)``; with one, the
+    class is imported and called with the options as keyword arguments only.
+
+    Raises:
+        ConfigError: the class cannot be imported, is not a Hardware, or refuses the options.
+    """
+    options = dict(settings.hardware_options)
+    if settings.hardware_class is None:
+        cls: type[Hardware] = SimulatedHardware
+        args: tuple[Any, ...] = (settings.resolved_state_dir(),)
+        name = "SimulatedHardware"
+    else:
+        cls = _import_class(settings.hardware_class)
+        args = ()
+        name = settings.hardware_class
+    try:
+        return cls(*args, **options)
+    except TypeError as exc:
+        raise ConfigError(f"[hardware] {name} does not take these options: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - whatever a vendor's constructor raises, reported as such
+        raise ConfigError(f"[hardware] {name} could not start: {type(exc).__name__}: {exc}") from None
+
+
+def _import_class(spec: str) -> type[Hardware]:
+    module_name, _, attribute = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"[hardware] class {spec!r}: cannot import {module_name!r} ({exc})") from None
+    found: Any = module
+    for part in attribute.split("."):
+        found = getattr(found, part, None)
+    if not (isinstance(found, type) and issubclass(found, Hardware)):
+        raise ConfigError(f"[hardware] class {spec!r} is not a subclass of iotvideo_signaling.Hardware")
+    return found

@@ -1,0 +1,261 @@
+"""The daemon: listeners, lifecycle, signals and systemd.
+
+Theory of operation. :func:`run` builds the hardware and the :class:`~iotvideo_signaling.Device`,
+then runs :class:`Daemon` on an asyncio loop until SIGTERM or SIGINT:
+
+1. start: bind every listener (a failure closes the ones already bound and is reported), write the
+   bound addresses to the ready file if one was asked for, log them, tell systemd ``READY=1`` and
+   start the watchdog pings;
+2. stop: tell systemd ``STOPPING=1``, stop accepting, let every connection send the replies it
+   has already answered (at most :data:`DRAIN_SECONDS`), abort the rest, remove Unix socket files
+   and the ready file;
+3. after the loop: ``device.close()`` (stops the motor, stops workers, flushes state), given at
+   most :data:`CLOSE_SECONDS`, so the process exits within 5 s of the signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import stat
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from ..device import Device
+from ..state import atomic_write_json
+from .config import ConfigError, ListenAddress, Settings, build_hardware
+from .hub import Hub
+from .lines import LineConnection
+from .systemd import Notifier
+
+__all__ = ["CLOSE_SECONDS", "DRAIN_SECONDS", "Daemon", "run"]
+
+log = logging.getLogger(__name__)
+
+#: Longest wait for connections to flush their replies at shutdown.
+DRAIN_SECONDS = 2.0
+#: Longest wait for ``Device.close()`` at shutdown.
+CLOSE_SECONDS = 2.5
+UNIX_SOCKET_MODE = 0o660
+
+
+class Daemon:
+    """The listeners of one Device, started and stopped together.
+
+    Args:
+        device: the Device to serve (the caller closes it).
+        settings: listeners, limits, timeouts and tokens.
+        notifier: the systemd notifier (None: read the environment).
+        ready_file: where to write ``{"pid": ..., "listen": [...]}`` once listening.
+    """
+
+    def __init__(
+        self,
+        device: Device,
+        settings: Settings,
+        *,
+        notifier: Notifier | None = None,
+        ready_file: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.device = device
+        self.settings = settings
+        self.notifier = notifier if notifier is not None else Notifier()
+        self.ready_file = Path(ready_file) if ready_file is not None else None
+        self.bound: list[ListenAddress] = []
+        self._servers: list[Any] = []  # asyncio.Server and websockets Server: close(), wait_closed()
+        self._unix_paths: list[tuple[Path, int]] = []  # (path, inode) of our socket files
+        self._hub: Hub | None = None
+        self._stop: asyncio.Event | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+
+    async def start(self) -> list[ListenAddress]:
+        """Bind every listener; returns the bound addresses (with the real ports)."""
+        self._stop = asyncio.Event()
+        self._hub = Hub(self.device, self.settings)
+        try:
+            for address in self.settings.listen:
+                self.bound.extend(await self._listen(self._hub, address))
+        except BaseException:
+            await self._hub.shutdown(0)
+            await self._close_listeners()
+            raise
+        urls = [str(address) for address in self.bound]
+        if self.ready_file is not None:
+            atomic_write_json(self.ready_file, {"pid": os.getpid(), "listen": urls})
+        log.info("listening on %s", ", ".join(urls))
+        self.notifier.notify("READY=1", f"STATUS=listening on {', '.join(urls)}")
+        self._schedule_watchdog()
+        return list(self.bound)
+
+    def request_stop(self) -> None:
+        """Ask :meth:`serve_until_stopped` to return (safe from a signal handler on the loop)."""
+        if self._stop is not None:
+            self._stop.set()
+
+    async def serve_until_stopped(self) -> None:
+        """Wait for :meth:`request_stop`, then stop."""
+        assert self._stop is not None, "start() first"
+        await self._stop.wait()
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop accepting, flush what is answered, close every connection."""
+        log.info("shutting down")
+        self.notifier.notify("STOPPING=1")
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        for server in self._servers:
+            server.close()
+        if self._hub is not None:
+            await self._hub.shutdown(DRAIN_SECONDS)
+        await self._close_listeners()
+        if self.ready_file is not None:
+            with contextlib.suppress(OSError):
+                self.ready_file.unlink()
+
+    # -- listeners -------------------------------------------------------------------------------
+
+    async def _listen(self, hub: Hub, address: ListenAddress) -> list[ListenAddress]:
+        loop = asyncio.get_running_loop()
+        try:
+            if address.scheme == "ws":
+                from .websocket import start_websocket_listener  # noqa: PLC0415 - optional dependency
+
+                ws_server, bound = await start_websocket_listener(hub, address)
+                self._servers.append(ws_server)
+                return bound
+            if address.scheme == "unix":
+                path = _claim_unix_path(Path(address.path))
+                server = await loop.create_unix_server(lambda: LineConnection(hub, "unix"), str(path))
+                os.chmod(path, UNIX_SOCKET_MODE)
+                self._unix_paths.append((path, os.stat(path).st_ino))
+                self._servers.append(server)
+                return [address]
+            server = await loop.create_server(lambda: LineConnection(hub, "tcp"), address.host, address.port)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {address}: {exc.strerror or exc}") from None
+        self._servers.append(server)
+        return [address.with_port(sock.getsockname()[1]) for sock in server.sockets]
+
+    async def _close_listeners(self) -> None:
+        for server in self._servers:
+            server.close()
+        for server in self._servers:
+            try:
+                await asyncio.wait_for(server.wait_closed(), DRAIN_SECONDS)
+            except asyncio.TimeoutError:
+                log.warning("a listener did not close in time")
+        self._servers.clear()
+        for path, inode in self._unix_paths:
+            with contextlib.suppress(OSError):
+                if os.stat(path).st_ino == inode:
+                    path.unlink()
+        self._unix_paths.clear()
+
+    # -- systemd watchdog ------------------------------------------------------------------------
+
+    def _schedule_watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval
+        if interval is None or not self.notifier.enabled:
+            return
+
+        def ping() -> None:
+            self.notifier.notify("WATCHDOG=1")
+            self._watchdog = loop.call_later(interval, ping)
+
+        loop = asyncio.get_running_loop()
+        ping()
+
+
+def _claim_unix_path(path: Path) -> Path:
+    """Make ``path`` free for a new socket: remove a stale socket, refuse a live one or a file."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        if not path.parent.is_dir():
+            raise ConfigError(f"cannot listen on unix://{path}: {path.parent} does not exist") from None
+        return path
+    if not stat.S_ISSOCK(mode):
+        raise ConfigError(f"cannot listen on unix://{path}: it exists and is not a socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            path.unlink()  # a socket file left by a daemon that is gone
+            return path
+    raise ConfigError(f"cannot listen on unix://{path}: another server is listening there")
+
+
+# -- the process -------------------------------------------------------------------------------
+
+
+def run(settings: Settings, *, ready_file: str | os.PathLike[str] | None = None) -> int:
+    """Serve until SIGTERM or SIGINT; returns the exit status (0 after a clean stop).
+
+    Raises:
+        ConfigError: the settings are unsafe or unusable, or a listener cannot be bound.
+    """
+    settings.check()
+    hardware = build_hardware(settings)
+    device = Device(hardware, config=settings.device)
+    daemon = Daemon(device, settings, ready_file=ready_file)
+    try:
+        asyncio.run(_serve(daemon))
+    finally:
+        closed = _close_device(device, CLOSE_SECONDS)
+    if not closed:
+        log.error("Device.close() did not finish cleanly within %.1f s", CLOSE_SECONDS)
+        return 1
+    log.info("stopped")
+    return 0
+
+
+async def _serve(daemon: Daemon) -> None:
+    await daemon.start()
+    restore = _on_signals(daemon.request_stop)
+    try:
+        await daemon.serve_until_stopped()
+    finally:
+        restore()
+
+
+def _on_signals(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call ``callback`` on SIGTERM and SIGINT; returns a function that undoes it."""
+    loop = asyncio.get_running_loop()
+    signals = [signal.SIGTERM, signal.SIGINT]
+    try:
+        for signum in signals:
+            loop.add_signal_handler(signum, callback)
+    except NotImplementedError:  # pragma: no cover - Windows' event loops
+        for signum in signals:
+            signal.signal(signum, lambda *_: loop.call_soon_threadsafe(callback))
+        return lambda: None
+
+    def restore() -> None:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+
+    return restore
+
+
+def _close_device(device: Device, timeout: float) -> bool:
+    """``device.close()`` in a thread, waited for at most ``timeout`` s; True when it succeeded."""
+    done: list[bool] = []
+
+    def close() -> None:
+        try:
+            device.close()
+        except Exception:
+            log.exception("Device.close() failed")
+        else:
+            done.append(True)
+
+    thread = threading.Thread(target=close, name="iotvideo-signaling-close", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(done)

@@ -1,0 +1,207 @@
+"""The WebSocket transport (``ws://``): one command per message, one reply per message, events.
+
+A text or binary message is one command; its reply is one text message, in order. Device events
+are pushed to every connected client as ``{"event": {"kind": ..., "data": {...}, "time": ...}}``
+text messages, which a client tells from replies by their ``event`` key. When tokens are
+configured the first message must be ``AUTH <token>``.
+
+Limits: a message over ``max_message_size`` is answered with error 1 by the Device as long as it
+is at most twice that size; a frame that announces more is refused from its header, before its
+payload is read, and the connection is closed with 1009 (message too big), as RFC 6455 has it.
+Compression is off (replies are small, and each deflate context costs memory). A client that
+leaves replies or events unread for ``write_timeout`` is dropped.
+
+The ``websockets`` package (the ``server`` extra) is imported only when a ``ws://`` listener is
+started, so ``tcp://`` and ``unix://`` work without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any, Union
+
+from .config import ConfigError, ListenAddress
+from .hub import TOO_MANY_CONNECTIONS, Hub
+
+if TYPE_CHECKING:
+    from websockets.asyncio.server import Server, ServerConnection
+
+__all__ = ["start_websocket_listener"]
+
+log = logging.getLogger(__name__)
+
+EVENT_QUEUE = 64  # undelivered events per client before it counts as not reading
+_Message = Union[str, bytes]
+
+
+def _import_websockets() -> Any:
+    try:
+        import websockets.asyncio.server  # noqa: PLC0415 - optional dependency, only for ws://
+    except ImportError:
+        raise ConfigError(
+            "ws:// listeners need the 'websockets' package: pip install 'iotvideo-signaling[server]'"
+        ) from None
+    return websockets.asyncio.server
+
+
+async def start_websocket_listener(hub: Hub, address: ListenAddress) -> tuple[Server, list[ListenAddress]]:
+    """Start listening on ``address``; returns the server and the addresses it is bound to."""
+    module = _import_websockets()
+    settings = hub.settings
+
+    async def handler(ws: ServerConnection) -> None:
+        await WebSocketConnection(hub, ws).run()
+
+    server: Server = await module.serve(
+        handler,
+        address.host,
+        address.port,
+        compression=None,
+        max_size=2 * hub.max_message_size,
+        write_limit=settings.write_buffer_size,
+        close_timeout=2,
+        server_header="iotvideo-signaling",
+        logger=_QuietLogger(logging.getLogger("iotvideo_signaling.server.websockets"), {}),
+    )
+    bound = [address.with_port(sock.getsockname()[1]) for sock in server.sockets]
+    return server, bound
+
+
+class _QuietLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The websockets library's logger, warnings and errors only.
+
+    At debug level the library logs the frames it sends and receives, and a frame can hold an
+    upgrade URL's signed query string; its info lines repeat the hub's own connection lines.
+    """
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level >= logging.WARNING and self.logger.isEnabledFor(level)
+
+
+class WebSocketConnection:
+    """One WebSocket client: authentication, the command loop and its event queue."""
+
+    def __init__(self, hub: Hub, ws: ServerConnection) -> None:
+        self.hub = hub
+        self.ws = ws
+        self.visitor = ""
+        self._events: asyncio.Queue[bytes] = asyncio.Queue(EVENT_QUEUE)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reason = "closed by the client"
+
+    async def run(self) -> None:
+        """Serve the connection until it closes."""
+        from websockets.exceptions import ConnectionClosed  # noqa: PLC0415 - optional dependency
+
+        if self.hub.admit("ws", self, self.ws.remote_address) is None:
+            with contextlib.suppress(ConnectionClosed, asyncio.TimeoutError):
+                await asyncio.wait_for(self._refuse(1013, TOO_MANY_CONNECTIONS, "too many connections"), 5)
+            return
+        sender: asyncio.Task[None] | None = None
+        try:
+            role = await self._authenticate()
+            if role is not None:
+                self.hub.open_session(self.visitor, role)
+                self.hub.add_event_sink(self.visitor, self._queue_event)
+                sender = asyncio.ensure_future(self._send_events())
+                await self._serve()
+        except ConnectionClosed:
+            pass
+        except asyncio.TimeoutError:
+            self._reason = "dropped: it did not read its replies"
+            log.warning("%s does not read its replies; dropping it", self.visitor)
+            self.abort()
+        finally:
+            if sender is not None:
+                sender.cancel()
+            self.hub.release(self.visitor, self._reason)
+
+    async def _authenticate(self) -> str | None:
+        """The role of the connection; None when it was refused (and told so)."""
+        if not self.hub.auth_required:
+            return "owner"
+        try:
+            message = await asyncio.wait_for(self.ws.recv(), self.hub.settings.auth_timeout)
+        except asyncio.TimeoutError:
+            self._reason = "closed: no AUTH in time"
+            await self.ws.close(1008, "authentication required")
+            return None
+        data = _as_bytes(message)
+        role, reply = self.hub.authenticate(data)
+        if role is None:
+            log.warning("%s refused: %s", self.visitor, "bad token" if self.hub.is_auth(data) else "no AUTH line")
+            self._reason = "closed: authentication failed"
+            await self._refuse(1008, reply, "authentication failed")
+            return None
+        await self._send(reply)
+        return role
+
+    async def _serve(self) -> None:
+        ws, hub = self.ws, self.hub
+        handle = hub.device.handle
+        visitor = self.visitor
+        idle = hub.settings.idle_timeout
+        first = not hub.auth_required
+        while True:
+            try:
+                message = await asyncio.wait_for(ws.recv(), idle)
+            except asyncio.TimeoutError:
+                self._reason = "closed: idle timeout"
+                await ws.close(1000, "idle timeout")
+                return
+            if first:  # without tokens a client may still send AUTH first; it is an owner anyway
+                first = False
+                if hub.is_auth(_as_bytes(message)):
+                    await self._send(hub.authenticate(_as_bytes(message))[1])
+                    continue
+            # Called inline, as in the line transport (see lines.py for the measurements).
+            await self._send(handle(message, visitor=visitor))
+
+    async def _send(self, reply: bytes) -> None:
+        """Send one reply or event; asyncio.TimeoutError when the client does not read."""
+        await asyncio.wait_for(self.ws.send(reply.decode()), self.hub.settings.write_timeout)
+
+    async def _refuse(self, code: int, reply: bytes, reason: str) -> None:
+        await self.ws.send(reply.decode())
+        await self.ws.close(code, reason)
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def _queue_event(self, message: bytes) -> None:
+        try:
+            self._events.put_nowait(message)
+        except asyncio.QueueFull:
+            self._reason = "dropped: it did not read its events"
+            log.warning("%s does not read its events; dropping it", self.visitor)
+            self.abort()
+
+    async def _send_events(self) -> None:
+        from websockets.exceptions import ConnectionClosed  # noqa: PLC0415 - optional dependency
+
+        try:
+            while True:
+                await self._send(await self._events.get())
+        except ConnectionClosed:
+            pass
+        except asyncio.TimeoutError:
+            self._reason = "dropped: it did not read its events"
+            self.abort()
+
+    # -- Connection (for the hub) ----------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Close with 1001 (going away) after the reply being sent, if any."""
+        self._reason = "closed at shutdown"
+        task = asyncio.ensure_future(self.ws.close(1001, "server shutting down"))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def abort(self) -> None:
+        """Close the TCP connection at once."""
+        self.ws.transport.abort()
+
+
+def _as_bytes(message: _Message) -> bytes:
+    return message.encode() if isinstance(message, str) else message

@@ -1,0 +1,181 @@
+"""The command line: help, argument handling, ``send``'s shorthands and exit statuses, the demo."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from iotvideo_signaling.cli import build_commands, main, run_demo
+from test_server_harness import run_cli
+
+P = b"action=user_define&channel=0&cmd="
+
+
+# -- help --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["send"], ["demo"]])
+def test_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: iotvideo-signaling")
+    if command == ["serve"]:
+        assert "[tokens]" in out and "package.module:Class" in out and "--ready-file" in out
+    if command == ["send"]:
+        assert "upgrade URL MD5 SIZE" in out
+
+
+def test_python_dash_m_and_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("iotvideo-signaling ")
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_unknown_option_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--port", "1"])
+    assert exited.value.code == 2
+
+
+# -- serve argument errors (refused before anything starts) ------------------------------------
+
+
+def test_serve_reports_config_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[device]\nmax_connections = -1\n", encoding="utf-8")
+    assert main(["serve", "--config", str(config)]) == 2
+    assert "max_connections must be a positive integer" in capsys.readouterr().err
+    assert main(["serve", "--listen", "udp://127.0.0.1:1"]) == 2
+    assert "listen URL 'udp://127.0.0.1:1'" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--state-dir", str(tmp_path), "--listen", f"tcp://127.0.0.1:{port}")
+    assert result.returncode == 2
+    assert f"cannot listen on tcp://127.0.0.1:{port}" in result.stderr
+
+
+# -- send: building commands -------------------------------------------------------------------
+
+
+def built(*arguments: str) -> list[bytes]:
+    return build_commands(arguments, itertools.count(1))
+
+
+def test_shorthands() -> None:
+    assert built("get_status", "version", "sd_format", "bind_status", "intercom") == [
+        P + b'{"topic":"get_status","message_id":1,"user":"owner"}',
+        P + b'{"topic":"version","message_id":2,"data":{}}',
+        P + b'{"topic":"sd_format","message_id":3}',
+        P + b'{"topic":"bind_status","message_id":4,"status":"success"}',
+        P + b'{"topic":"intercom","message_id":5}',
+    ]
+    assert built("ptz", "ptz_up_press", "ptz up", "ptz release", "Mirror_flip flip", "set_status", "standby") == [
+        P + b'{"topic":"ptz","message_id":1,"data":{"cmd":"ptz_up_press"}}',
+        P + b'{"topic":"ptz","message_id":2,"data":{"cmd":"ptz_up_press"}}',
+        P + b'{"topic":"ptz","message_id":3,"data":{"cmd":"ptz_release_pre"}}',
+        P + b'{"topic":"Mirror_flip","message_id":4,"data":{"mode":"flip"}}',
+        P + b'{"topic":"set_status","message_id":5,"data":{"status":"standby"}}',
+    ]
+    url = "https://example.com/fw.bin?a=1&sig=x%2By"
+    assert built("upgrade", url, "0123456789abcdef0123456789ABCDEF", "3137536") == [
+        P
+        + b'{"topic":"upgrade","message_id":1,"data":{"url":"https://example.com/fw.bin?a=1&sig=x%2By",'
+        + b'"md5":"0123456789abcdef0123456789ABCDEF","fileSize":3137536}}'
+    ]
+
+
+def test_inner_commands_take_name_value_words() -> None:
+    assert built("get_device_st", "get_device_st type=voice", "get_month_record", "time=202401", "version") == [
+        b"action=inner_define&channel=0&cmd=get_device_st&type=live&quality=standard",
+        b"action=inner_define&channel=0&cmd=get_device_st&type=voice&quality=standard",
+        b"action=inner_define&channel=0&cmd=get_month_record&time=202401",
+        P + b'{"topic":"version","message_id":1,"data":{}}',
+    ]
+    assert built("playback_seek progress=1&2") == [b"action=inner_define&channel=0&cmd=playback_seek&progress=1%262"]
+
+
+def test_json_objects_are_wrapped_like_the_panel_does() -> None:
+    assert built('{"topic": "intercom"}', '{"topic":"version","message_id":"mine"}', '{"topic":"x", "data": {}}') == [
+        P + b'{"topic":"intercom","message_id":1}',
+        P + b'{"topic":"version","message_id":"mine"}',
+        P + b'{"topic":"x","data":{},"message_id":2}',
+    ]
+    # not JSON, or not an object: sent as it is, for the device to judge
+    assert built("{broken", '{"a":1} trailing') == [b"{broken", b'{"a":1} trailing']
+
+
+def test_full_command_strings_are_sent_as_they_are() -> None:
+    raw = 'action=user_define&cmd={"topic":"get_status"}&channel=0'
+    assert built(raw, "action=inner_define&cmd=x y") == [raw.encode(), b"action=inner_define&cmd=x y"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["zoom"], "unknown command 'zoom'"),
+        (["[1]"], "unknown command"),
+        (["ptz"], "ptz needs DIRECTION"),
+        (["upgrade", "https://h/f", "abc"], "upgrade needs URL MD5 SIZE"),
+        (["upgrade", "https://h/f", "abc", "big"], "SIZE must be a number"),
+    ],
+)
+def test_send_usage_errors(arguments: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ValueError, match=message):
+        built(*arguments)
+    assert main(["send", "--to", "tcp://127.0.0.1:1", *arguments]) == 2
+    assert message.split("'", maxsplit=1)[0] in capsys.readouterr().err
+
+
+def test_send_without_a_server_fails_with_1(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound, not listening: connections are refused
+        assert main(["send", "--to", f"tcp://127.0.0.1:{port}", "--timeout", "2", "version"]) == 1
+    assert f"cannot connect to tcp://127.0.0.1:{port}" in capsys.readouterr().err
+    assert main(["send", "--to", "unix:///nonexistent/x.sock", "version"]) == 1
+    assert main(["send", "--to", "udp://127.0.0.1:1", "version"]) == 2
+
+
+# -- demo --------------------------------------------------------------------------------------
+
+
+def test_demo_in_process(tmp_path: Path) -> None:
+    lines: list[str] = []
+    assert run_demo(str(tmp_path), lines.append) == 0
+    text = "\n".join(lines)
+    topics = ("get_status", "version", "Mirror_flip", "set_status", "ptz", "sd_format", "bind_status", "intercom")
+    for topic in topics:
+        assert f'"topic":"{topic}"' in text
+    assert "cmd=get_device_st" in text
+    assert "upgrade" in text
+    assert lines[-1].endswith("0 unexpected")
+    for line in lines:
+        if line.startswith("   < ") and line[5:].startswith("{"):
+            orjson.loads(line[5:])  # every reply printed is the JSON the device sent
+
+
+def test_demo_command_exits_0() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "iotvideo_signaling", "demo"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 unexpected" in result.stdout
+    assert "UNEXPECTED" not in result.stdout

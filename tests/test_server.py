@@ -1,0 +1,492 @@
+"""The daemon as a real subprocess: transports, ordering, sessions, tokens, limits, lifecycle, load.
+
+Every server listens on port 0 and publishes its bound addresses in its ready file. Traffic only
+ever goes to loopback addresses or Unix sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import os
+import random
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import orjson
+import pytest
+
+from test_server_harness import (
+    OWNER_TOKEN,
+    SHARER_TOKEN,
+    LineClient,
+    Served,
+    command,
+    run_cli,
+    running,
+    start_server,
+)
+
+websockets_sync = pytest.importorskip("websockets.sync.client")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One daemon with every transport and the default settings, shared by this module."""
+    tmp = tmp_path_factory.mktemp("served")
+    server = start_server(tmp, ("tcp://127.0.0.1:0", "unix://{sockets}/s.sock", "ws://127.0.0.1:0"))
+    yield server
+    assert server.stop() == 0, server.log()
+
+
+def user_num(client: LineClient) -> int:
+    reply = client.request(command("get_status", 1))
+    assert reply["result"] == "0"
+    return int(reply["user_num"])
+
+
+def wait_until(predicate: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+# -- round trips with `send` -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["tcp", "unix", "ws"])
+def test_send_round_trip(served: Served, scheme: str) -> None:
+    result = run_cli("send", "--to", served.url(scheme), "get_status", "version", "Mirror_flip flip", "get_device_st")
+    assert result.returncode == 0, result.stderr
+    replies = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [reply.get("confirmation_topic") for reply in replies[:3]] == ["get_status", "version", "Mirror_flip"]
+    assert [reply.get("message_id") for reply in replies[:3]] == [1, 2, 3]
+    assert replies[3] == [{"status": "0", "appConnectNum": str(replies[0]["user_num"])}]
+
+
+def test_send_exit_status_is_1_when_a_reply_fails(served: Served) -> None:
+    result = run_cli("send", "--to", served.url("tcp"), "version", '{"topic":"zoom"}')
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert json.loads(lines[0])["result"] == "0"
+    assert json.loads(lines[1]) == {
+        "confirmation_topic": "zoom",
+        "result": "3",
+        "reason": "unknown topic 'zoom'",
+        "message_id": 2,
+    }
+
+
+# -- the line transport ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["tcp", "unix"])
+def test_pipelined_commands_keep_their_order(served: Served, scheme: str) -> None:
+    lines = []
+    for i in range(300):
+        kind = i % 5
+        if kind == 0:
+            lines.append(command("get_status", i))
+        elif kind == 1:
+            lines.append(command("version", f"id-{i}"))
+        elif kind == 2:
+            lines.append(b"not a command %d" % i)
+        elif kind == 3:
+            lines.append(command("intercom", i) + b"\r")
+        else:
+            lines.append(b"action=inner_define&cmd=get_device_st&type=live")
+    with LineClient(served.url(scheme)) as client:
+        client.send_raw(b"".join(line + b"\n" for line in lines))  # one write: the server sees chunks
+        for i in range(300):
+            reply = client.reply()
+            kind = i % 5
+            if kind == 0:
+                assert (reply["confirmation_topic"], reply["message_id"]) == ("get_status", i)
+            elif kind == 1:
+                assert reply["message_id"] == f"id-{i}"
+            elif kind == 2:
+                assert reply["result"] == "1"
+            elif kind == 3:
+                assert (reply["confirmation_topic"], reply["message_id"]) == ("intercom", i)
+            else:
+                assert reply[0]["status"] == "0"
+
+
+def test_two_clients_see_consistent_user_num(served: Served) -> None:
+    url = served.url("tcp")
+    with LineClient(url) as first:
+        alone = user_num(first)
+        with LineClient(url) as second:
+            both = user_num(second)
+            assert both == alone + 1
+            assert user_num(first) == both
+        # the second client's session closes with its connection
+        assert wait_until(lambda: user_num(first) == alone)
+
+
+def test_line_over_the_limit_is_refused_before_it_ends(served: Served) -> None:
+    with LineClient(served.url("tcp")) as client:
+        client.send_raw(b"action=user_define&cmd=" + b"x" * 20000)  # no newline yet
+        assert client.reply() == {"confirmation_topic": "", "result": "1", "reason": "command exceeds 16384 bytes"}
+        client.send_raw(b"y" * 100_000 + b"\n")  # the rest of the line is discarded
+        assert client.request(command("version", 7))["message_id"] == 7
+        client.send(b"z" * 16385)  # over by one byte, newline in the same write
+        assert client.reply()["result"] == "1"
+        client.send(b"z" * 16384)  # exactly the limit: for the Device to judge
+        assert client.reply()["reason"] == "missing 'action' parameter"
+
+
+def test_binary_garbage_gets_error_replies(served: Served) -> None:
+    rng = random.Random(1234)
+    chunks = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))).replace(b"\n", b"") for _ in range(50)]
+    chunks += [b"\xff\xfe\x00", b"\x00", b"", b"\xc3\x28", b"action=user_define&cmd={\xff}", b"\r"]
+    with LineClient(served.url("tcp")) as client:
+        client.send_raw(b"".join(chunk + b"\n" for chunk in chunks))
+        for _ in chunks:
+            reply = client.reply()
+            assert reply["result"] in ("1", "2"), reply
+        assert client.request(command("version", 1))["result"] == "0"
+
+
+def test_last_line_without_newline_is_answered_at_eof(served: Served) -> None:
+    with LineClient(served.url("unix")) as client:
+        client.send_raw(command("version", 1) + b"\n" + command("version", 2))
+        client.sock.shutdown(socket.SHUT_WR)
+        assert [client.reply()["message_id"], client.reply()["message_id"]] == [1, 2]
+        assert client.closed_by_server()
+
+
+def test_auth_line_without_tokens_makes_an_owner(served: Served) -> None:
+    with LineClient(served.url("tcp")) as client:
+        client.send(b"AUTH anything", command("sd_format", 1), b"AUTH again")
+        assert client.reply() == {"confirmation_topic": "auth", "result": "0", "role": "owner"}
+        assert client.reply()["result"] == "0"
+        assert client.reply()["result"] == "1"  # only the first line may be AUTH
+
+
+# -- the WebSocket transport -----------------------------------------------------------------------
+
+
+def test_ws_text_and_binary_messages_and_events(served: Served) -> None:
+    with websockets_sync.connect(served.url("ws"), compression=None) as ws:
+        ws.send(command("Mirror_flip", 5, mode="flip").decode())
+        messages = [orjson.loads(ws.recv(timeout=5)) for _ in range(2)]
+        replies = [m for m in messages if "event" not in m]
+        events = [m["event"] for m in messages if "event" in m]
+        assert replies == [{"confirmation_topic": "Mirror_flip", "result": "0", "message_id": 5}]
+        assert events[0]["kind"] == "flip" and events[0]["data"] == {"mode": "flip"}
+        ws.send(command("version", 6))  # a binary message
+        assert orjson.loads(ws.recv(timeout=5))["message_id"] == 6
+        ws.send(b"\xff\x00garbage")
+        assert orjson.loads(ws.recv(timeout=5))["result"] == "1"
+
+
+def test_ws_oversize_message(served: Served) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    with websockets_sync.connect(served.url("ws"), compression=None) as ws:
+        ws.send("x" * 20000)
+        assert orjson.loads(ws.recv(timeout=5))["reason"] == "command exceeds 16384 bytes"
+        ws.send(command("version", 1).decode())
+        assert orjson.loads(ws.recv(timeout=5))["result"] == "0"
+        ws.send("x" * 100_000)  # over twice the limit: refused from the frame header
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+# -- tokens ----------------------------------------------------------------------------------------
+
+TOKENS_CONFIG = f"""
+[server]
+listen = ["tcp://127.0.0.1:0", "tcp://0.0.0.0:0", "ws://127.0.0.1:0"]
+auth_timeout = 1.0
+
+[tokens]
+owner = "{OWNER_TOKEN}"
+sharer = "{SHARER_TOKEN}"
+"""
+
+
+@pytest.fixture(scope="module")
+def tokens_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A daemon bound to 0.0.0.0 too (allowed: it has tokens); tests only talk to 127.0.0.1."""
+    with running(tmp_path_factory.mktemp("tokens"), config=TOKENS_CONFIG) as server:
+        yield server
+
+
+def test_non_loopback_bind_without_tokens_is_refused(tmp_path: Path) -> None:
+    result = run_cli("serve", "--state-dir", str(tmp_path), "--listen", "tcp://0.0.0.0:0", timeout=15)
+    assert result.returncode == 2
+    assert "tcp://0.0.0.0:0 is not a loopback address" in result.stderr
+    assert "[tokens]" in result.stderr
+
+
+def test_tokens_map_to_roles(tokens_served: Served) -> None:
+    url = tokens_served.url("tcp")
+    assert url.startswith("tcp://127.0.0.1:")
+    assert any(u.startswith("tcp://0.0.0.0:") for u in tokens_served.urls)
+    owner = run_cli("send", "--to", url, "--token", OWNER_TOKEN, "sd_format")
+    assert owner.returncode == 0, owner.stdout + owner.stderr
+    sharer = run_cli("send", "--to", url, "sd_format", "get_status", env={"IOTVIDEO_SIGNALING_TOKEN": SHARER_TOKEN})
+    assert sharer.returncode == 1
+    first, second = (json.loads(line) for line in sharer.stdout.splitlines())
+    assert (first["result"], first["reason"]) == ("6", "sharers may not format the SD card")
+    assert second["result"] == "0"
+
+
+def test_wrong_or_missing_token_is_refused(tokens_served: Served) -> None:
+    url = tokens_served.url("tcp")
+    with LineClient(url) as client:
+        client.send(b"AUTH not-the-token", command("version", 1))
+        assert client.reply() == {"confirmation_topic": "auth", "result": "6", "reason": "invalid token"}
+        assert client.closed_by_server()
+    with LineClient(url) as client:
+        assert client.request(command("version", 1))["result"] == "6"
+        assert client.closed_by_server()
+    with LineClient(url) as client:  # silence: closed after auth_timeout
+        assert client.closed_by_server()
+    with LineClient(url) as client:  # no junk before AUTH
+        client.send_raw(b"x" * 20000)
+        assert client.reply()["reason"].startswith("authentication required")
+        assert client.closed_by_server()
+    with LineClient(url) as client:  # pipelined after a good AUTH
+        client.send(f"AUTH {OWNER_TOKEN}".encode(), command("version", 2))
+        assert client.reply() == {"confirmation_topic": "auth", "result": "0", "role": "owner"}
+        assert client.reply()["message_id"] == 2
+    refused = run_cli("send", "--to", url, "--token", "x" * 20, "version")
+    assert refused.returncode == 1 and "refused the token" in refused.stderr
+
+
+def test_ws_tokens(tokens_served: Served) -> None:
+    with websockets_sync.connect(tokens_served.url("ws"), compression=None) as ws:
+        ws.send(f"AUTH {SHARER_TOKEN}")
+        assert orjson.loads(ws.recv(timeout=5)) == {"confirmation_topic": "auth", "result": "0", "role": "sharer"}
+        ws.send(command("set_status", 1, status="standby").decode())
+        assert orjson.loads(ws.recv(timeout=5))["result"] == "6"
+    result = run_cli("send", "--to", tokens_served.url("ws"), "--token", OWNER_TOKEN, "version")
+    assert result.returncode == 0, result.stderr
+
+
+# -- limits: connections, idle and slow clients ----------------------------------------------------
+
+LIMITS_CONFIG = """
+[server]
+idle_timeout = 1.0
+write_timeout = 1.0
+write_buffer_size = 65536
+
+[device]
+max_connections = 3
+"""
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with running(tmp_path_factory.mktemp("limits"), "tcp://127.0.0.1:0", "ws://127.0.0.1:0", config=LIMITS_CONFIG) as s:
+        yield s
+
+
+def test_max_connections(limited: Served) -> None:
+    url = limited.url("tcp")
+    clients = [LineClient(url) for _ in range(3)]
+    try:
+        for client in clients:
+            assert client.request(command("version", 1))["result"] == "0"
+        with LineClient(url) as extra:
+            assert extra.line() == b'{"confirmation_topic":"","result":"5","reason":"too many connections"}'
+            assert extra.closed_by_server()
+        with websockets_sync.connect(limited.url("ws")) as ws:
+            assert orjson.loads(ws.recv(timeout=5))["reason"] == "too many connections"
+        clients.pop().close()
+
+        def admitted() -> bool:
+            with LineClient(url) as again:
+                again.send(command("version", 2))
+                return bool(again.line().startswith(b'{"confirmation_topic":"version"'))
+
+        assert wait_until(admitted)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_idle_client_is_closed(limited: Served) -> None:
+    with LineClient(limited.url("tcp"), timeout=4) as client:
+        assert client.request(command("version", 1))["result"] == "0"
+        started = time.monotonic()
+        assert client.closed_by_server()
+        assert 0.8 < time.monotonic() - started < 3
+
+
+def test_slowloris_is_closed_while_others_are_served(limited: Served) -> None:
+    url = limited.url("tcp")
+    with LineClient(url, timeout=4) as slow, LineClient(url) as quick:
+        dropped = threading.Event()
+
+        def dribble() -> None:
+            try:
+                for byte in command("version", 1)[:30]:
+                    slow.send_raw(bytes([byte]))
+                    time.sleep(0.1)
+            except OSError:
+                dropped.set()
+            if slow.closed_by_server():
+                dropped.set()
+
+        thread = threading.Thread(target=dribble)
+        thread.start()
+        for i in range(20):
+            started = time.monotonic()
+            assert quick.request(command("version", i))["message_id"] == i
+            assert time.monotonic() - started < 0.5
+            time.sleep(0.02)  # quick stays busy: only the dribbler is idle
+        thread.join(10)
+        assert dropped.is_set()
+    assert limited.wait_log("closed: idle timeout")
+
+
+def test_client_that_does_not_read_is_dropped(limited: Served) -> None:
+    url = limited.url("tcp")
+    with LineClient(url) as quick:
+        before = user_num(quick)
+        greedy, stop_flood = _flood_without_reading(url)
+        try:
+            assert wait_until(lambda: user_num(quick) == before + 1, 2)
+            for i in range(10):
+                started = time.monotonic()
+                assert quick.request(command("version", i))["message_id"] == i
+                assert time.monotonic() - started < 0.5
+            assert wait_until(lambda: user_num(quick) == before, 6), "the greedy client was not dropped"
+            assert limited.wait_log("does not read its replies")
+        finally:
+            stop_flood.set()
+            greedy.close()
+
+
+# -- lifecycle -------------------------------------------------------------------------------------
+
+
+def _flood_without_reading(url: str) -> tuple[LineClient, threading.Event]:
+    """A client that sends empty lines (each answered by an error) and never reads a reply."""
+    greedy = LineClient(url, rcvbuf=4096)
+    stop = threading.Event()
+
+    def flood() -> None:
+        with contextlib.suppress(OSError):
+            while not stop.is_set():
+                greedy.send_raw(b"\n" * 65536)
+
+    threading.Thread(target=flood, daemon=True).start()
+    return greedy, stop
+
+
+def test_sigterm_finishes_replies_flushes_state_and_exits_0(tmp_path: Path) -> None:
+    server = start_server(tmp_path, ("tcp://127.0.0.1:0", "unix://{sockets}/s.sock"))
+    greedy, stop_flood = _flood_without_reading(server.url("tcp"))
+    try:
+        with LineClient(server.url("unix")) as client:
+            assert client.request(command("Mirror_flip", 1, mode="flip"))["result"] == "0"
+            client.send(*(command("get_status", i) for i in range(50)))
+            time.sleep(0.5)  # the server has read them all, and the greedy client's replies pile up
+            started = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            for i in range(50):
+                assert client.reply()["message_id"] == i
+            assert client.closed_by_server()
+            assert server.process.wait(5) == 0
+            assert time.monotonic() - started < 5
+    finally:
+        stop_flood.set()
+        greedy.close()
+        server.stop()
+    state = json.loads((server.state_dir / "state.json").read_text(encoding="utf-8"))
+    assert state["flip"] == "flip"
+    assert not server.socket_dir.exists() or not list(server.socket_dir.iterdir())
+    assert not server.ready_file.exists()
+    log = server.log()
+    assert "did not close in time; aborting it" in log  # the greedy client held nothing up
+    assert log.rstrip().endswith("stopped")
+
+
+def test_sigint_stops_cleanly_too(tmp_path: Path) -> None:
+    server = start_server(tmp_path)
+    with LineClient(server.url("tcp")) as client:
+        assert client.request(command("version", 1))["result"] == "0"
+        server.process.send_signal(signal.SIGINT)
+        assert client.closed_by_server()
+    assert server.process.wait(5) == 0
+    server.stop()
+
+
+def _recv_all(sock: socket.socket, until: str, timeout: float = 5.0) -> list[str]:
+    messages: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not any(until in m for m in messages):
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            messages.append(sock.recv(4096).decode())
+        except socket.timeout:
+            break
+    return messages
+
+
+def test_systemd_notify_ready_watchdog_stopping(tmp_path: Path) -> None:
+    import tempfile
+
+    sock_dir = Path(tempfile.mkdtemp(prefix="ivs-notify-"))
+    path = sock_dir / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        env = {**os.environ, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "200000"}
+        server = start_server(tmp_path, env=env)
+        try:
+            first = _recv_all(sock, "READY=1")
+            assert any(m.startswith("READY=1\nSTATUS=listening on tcp://127.0.0.1:") for m in first), first
+            pings = _recv_all(sock, "never", timeout=0.5)
+            assert pings.count("WATCHDOG=1") >= 3, pings
+            server.process.send_signal(signal.SIGTERM)
+            assert any("STOPPING=1" in m for m in _recv_all(sock, "STOPPING=1"))
+            assert server.process.wait(5) == 0
+        finally:
+            server.stop()
+    path.unlink()
+    sock_dir.rmdir()
+
+
+def test_no_notify_socket_means_no_notifications(served: Served) -> None:
+    assert "NOTIFY_SOCKET" not in os.environ
+    assert "cannot notify systemd" not in served.log()
+
+
+# -- load ------------------------------------------------------------------------------------------
+
+
+def _load_module() -> ModuleType:
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "load.py"
+    spec = importlib.util.spec_from_file_location("iotvideo_load", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_load_16_connections_x_1000_pipelined(served: Served, tmp_path: Path) -> None:
+    load = _load_module()
+    result: dict[str, Any] = asyncio.run(load.run_load(served.url("tcp"), connections=16, commands=1000))
+    print("\n" + load.markdown(result))
+    (tmp_path / "load.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    assert result["replies"] == 16_000  # and run_load checked every message_id and result
+    assert result["replies_per_s"] > 1000  # a sanity bound, not a benchmark
+    assert result["p99_ms"] < 5000

@@ -1,0 +1,290 @@
+"""The daemon's settings, config file, hardware loading, systemd notifier and reply checks (in-process)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from iotvideo_signaling import DeviceConfig, SimulatedHardware
+from iotvideo_signaling.server import (
+    ConfigError,
+    ListenAddress,
+    Notifier,
+    Settings,
+    build_hardware,
+    default_state_dir,
+    load_settings,
+    parse_listen,
+)
+from iotvideo_signaling.server.client import reply_ok
+
+OWNER = "owner-token-0123456789abcdef"
+SHARER = "sharer-token-0123456789abcdef"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+# -- listen URLs -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected", "loopback"),
+    [
+        ("tcp://127.0.0.1:7130", ListenAddress("tcp", "127.0.0.1", 7130), True),
+        ("tcp://localhost:0", ListenAddress("tcp", "localhost", 0), True),
+        ("tcp://[::1]:7130", ListenAddress("tcp", "::1", 7130), True),
+        ("ws://127.0.0.2:80", ListenAddress("ws", "127.0.0.2", 80), True),
+        ("tcp://0.0.0.0:7130", ListenAddress("tcp", "0.0.0.0", 7130), False),
+        ("ws://[::]:1", ListenAddress("ws", "::", 1), False),
+        ("tcp://192.168.1.10:7130", ListenAddress("tcp", "192.168.1.10", 7130), False),
+        ("tcp://camera.local:7130", ListenAddress("tcp", "camera.local", 7130), False),
+        ("unix:///run/camera.sock", ListenAddress("unix", path="/run/camera.sock"), True),
+        ("unix://relative.sock", ListenAddress("unix", path="relative.sock"), True),
+    ],
+)
+def test_parse_listen(url: str, expected: ListenAddress, loopback: bool) -> None:
+    address = parse_listen(url)
+    assert address == expected
+    assert address.loopback is loopback
+    assert str(address) == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:80", "127.0.0.1:7130", "tcp://127.0.0.1", "tcp://:7130", "tcp://127.0.0.1:65536",
+     "tcp://127.0.0.1:-1", "tcp://[::1]7130", "unix://", "ws://h:1/path", "tcp://127.0.0.1:7130/"],
+)  # fmt: skip
+def test_parse_listen_refuses(url: str) -> None:
+    with pytest.raises(ConfigError, match="listen URL"):
+        parse_listen(url)
+
+
+# -- the config file ---------------------------------------------------------------------------
+
+FULL = f"""
+[server]
+listen = ["tcp://127.0.0.1:7000", "unix:///run/cam.sock", "ws://0.0.0.0:7001"]
+state_dir = "~/camera-state"
+log_level = "DEBUG"
+idle_timeout = 60
+auth_timeout = 2.5
+write_timeout = 3
+write_buffer_size = 65536
+
+[device]
+max_message_size = 8192
+max_connections = 4
+ptz_move_cap_s = 12
+sharer_denied_topics = ["upgrade"]
+default_role = "sharer"
+download_dir = "/var/tmp/fw"
+
+[tokens]
+owner = "{OWNER}"
+sharer = "{SHARER}"
+
+[hardware]
+class = "iotvideo_signaling.simulator:SimulatedHardware"
+state_dir = "/tmp/unused"
+signal_strength = 42
+"""
+
+
+def test_full_config(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, FULL))
+    assert [str(a) for a in settings.listen] == ["tcp://127.0.0.1:7000", "unix:///run/cam.sock", "ws://0.0.0.0:7001"]
+    assert settings.state_dir == Path("~/camera-state").expanduser()
+    assert settings.log_level == "debug"
+    assert (settings.idle_timeout, settings.auth_timeout, settings.write_timeout) == (60.0, 2.5, 3.0)
+    assert settings.write_buffer_size == 65536
+    assert settings.device == DeviceConfig(
+        max_message_size=8192,
+        max_connections=4,
+        ptz_move_cap_s=12.0,
+        sharer_denied_topics=("upgrade",),
+        default_role="sharer",
+        download_dir="/var/tmp/fw",
+    )
+    assert isinstance(settings.device.ptz_move_cap_s, float)
+    assert settings.tokens == {OWNER: "owner", SHARER: "sharer"}
+    assert settings.hardware_class == "iotvideo_signaling.simulator:SimulatedHardware"
+    assert settings.hardware_options == {"state_dir": "/tmp/unused", "signal_strength": 42}
+    settings.check()  # ws://0.0.0.0 is fine: there are tokens
+
+
+def test_empty_config_is_the_defaults(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, "")) == Settings()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[serve]\n", "unknown setting 'serve'"),
+        ("server = 1\n", r"\[server\] must be a table"),
+        ("[server]\nlisten = 'tcp://127.0.0.1:1'\n", "non-empty list of URLs"),
+        ("[server]\nlisten = []\n", "non-empty list of URLs"),
+        ("[server]\nlisten = ['udp://1.2.3.4:5']\n", "listen URL 'udp://1.2.3.4:5'"),
+        ("[server]\nidle_timeout = 0\n", "idle_timeout must be a positive number"),
+        ("[server]\nidle_timeout = '5'\n", "idle_timeout must be a positive number"),
+        ("[server]\nidle_timeout = nan\n", "idle_timeout must be a positive number"),
+        ("[server]\nwrite_timeout = inf\n", "write_timeout must be a positive number"),
+        ("[server]\nwrite_buffer_size = 1.5\n", "write_buffer_size must be a positive integer"),
+        ("[server]\nlog_level = 'loud'\n", "log_level must be one of"),
+        ("[server]\nport = 1\n", "unknown key 'port'"),
+        ("[device]\nmax_conections = 1\n", "unknown key 'max_conections'"),
+        ("[device]\nmax_connections = '32'\n", "max_connections must be an integer"),
+        ("[device]\nmax_connections = true\n", "max_connections must be an integer"),
+        ("[device]\nmax_connections = 0\n", "max_connections must be a positive integer"),
+        ("[device]\nptz_move_cap_s = 'long'\n", "ptz_move_cap_s must be a number"),
+        ("[device]\nsharer_denied_topics = 'upgrade'\n", "sharer_denied_topics must be a list of strings"),
+        ("[device]\ndefault_role = 'guest'\n", "default_role must be 'owner' or 'sharer'"),
+        ("[tokens]\nowner = 'short'\n", "at least 16 printable ASCII characters"),
+        ("[tokens]\nowner = 'has spaces in the token'\n", "without spaces"),
+        (f"[tokens]\nsharer = '{SHARER}'\n", "a sharer token needs an owner token"),
+        (f"[tokens]\nowner = '{OWNER}'\nsharer = '{OWNER}'\n", "must be different"),
+        ("[tokens]\nguest = 'x'\n", "unknown key 'guest'"),
+        ("[hardware]\nclass = 'no_colon'\n", "package.module:Class"),
+        ("not toml [\n", "not valid TOML"),
+    ],
+)
+def test_config_errors(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(write(tmp_path, text))
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the config file"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_tokens_in_a_readable_file_are_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = write(tmp_path, f"[tokens]\nowner = '{OWNER}'\n")
+    path.chmod(0o644)
+    load_settings(path)
+    assert "readable by other users" in caplog.text
+
+
+def test_check_refuses_non_loopback_without_tokens() -> None:
+    exposed = Settings(listen=(parse_listen("tcp://127.0.0.1:1"), parse_listen("ws://0.0.0.0:2")))
+    with pytest.raises(ConfigError, match=r"ws://0.0.0.0:2 is not a loopback address: set \[tokens\] owner"):
+        exposed.check()
+    Settings(listen=exposed.listen, owner_token=OWNER).check()
+    Settings(listen=(parse_listen("unix:///x.sock"), parse_listen("tcp://[::1]:0"))).check()
+
+
+def test_default_state_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    assert default_state_dir() == tmp_path / "iotvideo-signaling"
+    monkeypatch.setenv("XDG_STATE_HOME", "relative/is/ignored")
+    assert default_state_dir() == Path.home() / ".local" / "state" / "iotvideo-signaling"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    assert Settings().resolved_state_dir() == Path.home() / ".local" / "state" / "iotvideo-signaling"
+
+
+# -- hardware ----------------------------------------------------------------------------------
+
+
+def test_default_hardware_is_simulated_in_the_state_dir(tmp_path: Path) -> None:
+    hardware = build_hardware(Settings(state_dir=tmp_path, hardware_options={"signal_strength": 33}))
+    assert isinstance(hardware, SimulatedHardware)
+    assert hardware.state_dir == tmp_path
+    assert hardware.signal_strength() == 33
+
+
+def test_hardware_class_from_the_config(tmp_path: Path) -> None:
+    text = f"""
+[hardware]
+class = "iotvideo_signaling.simulator:SimulatedHardware"
+state_dir = "{tmp_path / "hw"}"
+sd_card = false
+"""
+    hardware = build_hardware(load_settings(write(tmp_path, text)))
+    assert isinstance(hardware, SimulatedHardware)
+    assert hardware.state_dir == tmp_path / "hw"
+    assert not hardware.sd_card_present()
+
+
+@pytest.mark.parametrize(
+    ("spec", "options", "message"),
+    [
+        ("no_such_module_xyz:Camera", {}, "cannot import 'no_such_module_xyz'"),
+        ("iotvideo_signaling.simulator:Nope", {}, "is not a subclass of iotvideo_signaling.Hardware"),
+        ("os:path", {}, "is not a subclass"),
+        ("iotvideo_signaling.simulator:SimulatedHardware", {"colour": "red"}, "does not take these options"),
+    ],
+)
+def test_hardware_class_errors(spec: str, options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_hardware(Settings(hardware_class=spec, hardware_options=options))
+
+
+# -- systemd -----------------------------------------------------------------------------------
+
+
+def test_notifier_without_socket_does_nothing() -> None:
+    notifier = Notifier({})
+    assert not notifier.enabled
+    assert notifier.watchdog_interval is None
+    assert notifier.notify("READY=1") is False
+
+
+@pytest.mark.parametrize("abstract", [False, True])
+def test_notifier_sends_datagrams(abstract: bool) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        if abstract:
+            name = f"iotvideo-signaling-test-{os.getpid()}"
+            sock.bind("\0" + name)
+            address = "@" + name
+        else:
+            directory = tempfile.mkdtemp(prefix="ivs-")
+            address = os.path.join(directory, "notify")
+            sock.bind(address)
+        sock.settimeout(2)
+        notifier = Notifier({"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "3000000"})
+        assert notifier.enabled
+        assert notifier.watchdog_interval == 1.5
+        assert notifier.notify("READY=1", "STATUS=ok") is True
+        assert sock.recv(100) == b"READY=1\nSTATUS=ok"
+        if not abstract:
+            os.unlink(address)
+            os.rmdir(directory)
+            assert notifier.notify("WATCHDOG=1") is False  # the socket is gone: logged, not raised
+
+
+def test_watchdog_is_only_for_this_process() -> None:
+    assert Notifier({"WATCHDOG_USEC": "1000000", "WATCHDOG_PID": str(os.getpid())}).watchdog_interval == 0.5
+    assert Notifier({"WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}).watchdog_interval is None
+    assert Notifier({"WATCHDOG_USEC": "0"}).watchdog_interval is None
+    assert Notifier({"WATCHDOG_USEC": "soon"}).watchdog_interval is None
+    assert not Notifier({"NOTIFY_SOCKET": "vsock:2:1234"}).enabled
+
+
+# -- replies -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reply", "ok"),
+    [
+        (b'{"confirmation_topic":"version","result":"0","info":"V1"}', True),
+        (b'{"confirmation_topic":"ptz","result":"3","reason":"no"}', False),
+        (b'[{"status":"0","appConnectNum":"1"}]', True),
+        (b'[{"status":"1","appConnectNum":"1"}]', False),
+        (b'{"status":"406"}', False),
+        (b'{"status":"0","progress":"10"}', True),
+        (b'{"video_list":"3"}', True),
+        (b"[]", False),
+        (b"[1]", False),
+        (b"not json", False),
+    ],
+)
+def test_reply_ok(reply: bytes, ok: bool) -> None:
+    assert reply_ok(reply) is ok
