@@ -5,11 +5,8 @@
   the original document's examples (whitespace, trailing commas), on the other corpus entries,
   and (result code, topic and ``message_id`` only: reasons may be worded differently) on a
   sequence of error and edge cases.
-* ``ptz`` is compared in full but marked ``xfail(strict=False)`` while the PTZ controller is
-  being integrated into the Device. ``upgrade`` is compared on its result code only, also
-  ``xfail(strict=False)``: until the OTA manager is integrated the Device answers ``3``
-  (unsupported) where the reference computes the OTA manager's validation (the corpus's MD5 is
-  redacted with ``*``: ``4``).
+* ``upgrade`` is compared on its result code only: the reference computes the OTA manager's
+  validation (the corpus's MD5 is redacted with ``*``: ``4``), in its own words.
 * All three contenders call the same hardware hooks for each message of the seed corpus, and the
   floor's replies equal the Device's except for ``upgrade`` (the floor does not validate).
 
@@ -34,11 +31,6 @@ from .device_contenders import DEVICE_CORPUS, make_device
 from .floor import Floor
 from .null_hardware import InlineExecutor, NullHardware
 from .stdlib_device import StdlibDevice
-
-PENDING = {
-    "ptz": pytest.mark.xfail(strict=False, reason="the PTZ controller is being integrated into the Device"),
-    "upgrade": pytest.mark.xfail(strict=False, reason="the OTA manager is not integrated into the Device yet"),
-}
 
 
 class RecordingHardware(NullHardware):
@@ -85,7 +77,7 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
 
 def _cases(examples: dict[str, str]) -> list[Any]:
     return [
-        pytest.param(topic, panel_command(text), id=topic, marks=PENDING.get(topic, ()))
+        pytest.param(topic, panel_command(text), id=topic)
         for topic, text in examples.items()
     ]
 
@@ -186,7 +178,6 @@ def test_error_and_edge_sequence(pair: Pair) -> None:
         assert _summary(device_reply) == _summary(reference_reply), raw
 
 
-@PENDING["upgrade"]
 @pytest.mark.parametrize(
     ("data", "result"),
     [

@@ -299,10 +299,19 @@ def test_percent_encoded_json_cmd(backend: ModuleType) -> None:
     assert (command.payload, value) == (b"[1,2]", [1, 2])
 
 
-def test_percent_encoded_json_error(backend: ModuleType) -> None:
-    # The offset is the start of the value plus the position in the *decoded* payload.
-    error = wire_error(backend, b"action=user_define&cmd=%7B%22a%22%3A%7D")
-    assert_error(error, MALFORMED_JSON, "invalid JSON at byte 28", 28)
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"action=user_define&cmd=%7B%22a%22%3A%7D",
+        b"action=user_define&cmd=%5B1%2C%2C%5D",
+        # U+FFFD replacement makes the decoded payload longer than the input it came from.
+        b'action=user_define&cmd=%5B"\xff\xff\xff\xff',
+    ],
+)
+def test_percent_encoded_json_error_points_at_the_value(backend: ModuleType, raw: bytes) -> None:
+    # Positions inside a percent-decoded payload do not map back to the input: the error is
+    # reported at the start of the value.
+    assert_error(wire_error(backend, raw), MALFORMED_JSON, "invalid JSON at byte 23", 23)
 
 
 @pytest.mark.parametrize("raw", [b"action=user_define&cmd=%20%7B%7D", b"action=user_define&cmd=+[1]"])
@@ -428,6 +437,18 @@ def test_input_types_give_identical_results(backend: ModuleType, raw: bytes) -> 
                 assert command.payload is None or type(command.payload) is bytes
 
 
+class TaggedBytes(bytes):
+    """A bytes subclass, as a transport might hand over."""
+
+
+@pytest.mark.parametrize("raw", [b'{"topic":"version"}', b'{"topic":"version"}\0', HEAD + b'{"topic":"version"}'])
+def test_payload_of_a_bytes_subclass_is_plain_bytes(backend: ModuleType, raw: bytes) -> None:
+    tagged = TaggedBytes(raw)
+    assert type(backend.parse_command(tagged).payload) is bytes
+    command, value = backend.decode_command(tagged)
+    assert (type(command.payload), command.payload, value) == (bytes, b'{"topic":"version"}', {"topic": "version"})
+
+
 def test_input_memoryview_of_other_formats(backend: ModuleType) -> None:
     raw = b"action=user_define&cmd=xy"  # 25 bytes: 5 x 5
     assert backend.parse_command(memoryview(raw).cast("B", (5, 5))) == user(None, "xy")
@@ -443,6 +464,51 @@ def test_non_buffer_input_raises_type_error(backend: ModuleType, raw: object) ->
     for call in (backend.parse_command, backend.decode_command):
         with pytest.raises(TypeError, match="expected bytes, bytearray, memoryview or str"):
             call(raw)
+
+
+# --- odd size and offset arguments --------------------------------------------------------------
+
+SIZE_ARGUMENTS: dict[str, tuple[Any, Any]] = {
+    # max_size and the loads offset are read as a C Py_ssize_t by both backends.
+    "int": (30, "ok"),
+    "zero": (0, (MALFORMED_COMMAND, "command exceeds 0 bytes", 0)),
+    "negative": (-1, (MALFORMED_COMMAND, "command exceeds -1 bytes", -1)),
+    "bool": (True, (MALFORMED_COMMAND, "command exceeds 1 bytes", 1)),
+    "float": (10.5, TypeError),
+    "str": ("64", TypeError),
+    "2**63": (2**63, OverflowError),
+}
+
+
+def _call_outcome(call: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        call(*args, **kwargs)
+    except WireError as exc:
+        return (exc.code, exc.reason, exc.offset)
+    except (TypeError, OverflowError) as exc:
+        return type(exc)
+    return "ok"
+
+
+@pytest.mark.parametrize(("max_size", "expected"), SIZE_ARGUMENTS.values(), ids=SIZE_ARGUMENTS.keys())
+def test_odd_max_size(backend: ModuleType, max_size: Any, expected: Any) -> None:
+    raw = b"action=user_define&cmd=x"
+    assert _call_outcome(backend.parse_command, raw, max_size=max_size) == expected
+    assert _call_outcome(backend.decode_command, raw, max_size=max_size) == expected
+
+
+@pytest.mark.parametrize(
+    ("offset", "expected"),
+    [
+        (7, (MALFORMED_JSON, "invalid JSON at byte 8", 8)),
+        (True, (MALFORMED_JSON, "invalid JSON at byte 2", 2)),
+        (1.5, TypeError),
+        (2**63, OverflowError),
+    ],
+    ids=["int", "bool", "float", "2**63"],
+)
+def test_odd_loads_offset(backend: ModuleType, offset: Any, expected: Any) -> None:
+    assert _call_outcome(backend.loads, b"[x", offset) == expected
 
 
 # --- JSON layer -----------------------------------------------------------------------------------

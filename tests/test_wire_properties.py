@@ -257,10 +257,10 @@ def _check_error(error: WireError, raw: Raw, max_size: int, codes: tuple[ResultC
     assert type(error) is WireError
     assert error.code in codes
     assert type(error.reason) is str and 0 < len(error.reason) <= 200
-    assert type(error.offset) is int and error.offset >= 0
-    if error.code is ResultCode.MALFORMED_COMMAND:
-        size = len(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw)
-        assert error.offset == max_size if size > max_size else error.offset <= size
+    assert type(error.offset) is int
+    size = len(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw)
+    # The offset is max_size for an oversized input, else a position within the input.
+    assert error.offset == max_size if size > max_size else 0 <= error.offset <= size
 
 
 def _check_outcomes(backend: ModuleType, raw: Raw, max_size: int) -> None:

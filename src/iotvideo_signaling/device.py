@@ -42,8 +42,8 @@ TokenHandler = Callable[[Command, Optional[str]], Optional[Mapping[str, Any]]]
 ROLES = ("owner", "sharer")
 _LEGACY_PTZ = {"ptz_left": "left", "ptz_right": "right", "ptz_up": "up", "ptz_down": "down"}
 _PTZ_PRESS = {"ptz_up_press": "up", "ptz_down_press": "down", "ptz_left_press": "left", "ptz_right_press": "right"}
-(_USER,), (_MODE,), (_POWER,), (_PTZ_CMD,), (_BIND,) = (
-    FIELDS[topic] for topic in ("get_status", "Mirror_flip", "set_status", "ptz", "bind_status")
+(_USER,), (_MODE,), (_POWER,), (_PTZ_CMD,), (_BIND,), (_URL, _MD5, _SIZE) = (
+    FIELDS[topic] for topic in ("get_status", "Mirror_flip", "set_status", "ptz", "bind_status", "upgrade")
 )
 _SHARER_REASONS = {
     "upgrade": "sharers may not upgrade the firmware",
@@ -106,14 +106,16 @@ class Device:
         self._clock = clock
         self._scheduler = scheduler
         self._ptz: PtzController | None = None
-        if _overrides(hardware, "ptz_start"):
+        # The hooks this camera implements (overridden in its class), for "unsupported" answers.
+        self._hooks = frozenset(name for name in vars(Hardware) if _overrides(hardware, name))
+        if "ptz_start" in self._hooks:
             try:
                 self._ptz_controller()  # sends the start-up stop: after a crash the motor may run
             except Exception as exc:  # noqa: BLE001 - retried on the first ptz command
                 log.warning("PTZ controller did not start (%s); will retry on the next ptz command", exc)
         self._ota: OtaManager | None = None
         self._temp_download_dir: str | None = None  # removed at close
-        if config.download_dir is not None and _overrides(hardware, "install_firmware"):
+        if config.download_dir is not None and "install_firmware" in self._hooks:
             self._ota_manager().resume()  # continue a download or confirm an install after a restart
 
     # -- the entry point ---------------------------------------------------------------------
@@ -140,18 +142,18 @@ class Device:
                 request = parse_request(value)
             except EnvelopeError as exc:
                 return error_reply(exc.topic, exc.code, exc.reason, exc.message_id)
-            topic = request.topic
+            topic, message_id, _, _ = request
             handler = self._topics.get(topic)
             if handler is None:
                 shown = topic if len(topic) <= 64 else ""
-                return error_reply(shown, ResultCode.UNKNOWN, f"unknown topic {short(topic)}", request.message_id)
+                return error_reply(shown, ResultCode.UNKNOWN, f"unknown topic {short(topic)}", message_id)
             if topic in self._denied and self.role(visitor) == "sharer":
                 reason = _SHARER_REASONS.get(topic, f"sharers may not use {short(topic)}")
-                return error_reply(topic, ResultCode.FORBIDDEN, reason, request.message_id)
+                return error_reply(topic, ResultCode.FORBIDDEN, reason, message_id)
             try:
-                return reply(topic, request.message_id, handler(request, visitor))
+                return reply(topic, message_id, handler(request, visitor))
             except Exception as exc:  # noqa: BLE001 - mapped to a result code
-                return _failed(topic, request.message_id, exc)
+                return _failed(topic, message_id, exc)
         except Exception:
             log.exception("unexpected failure while handling a command")
             return error_reply("", ResultCode.DEVICE_ERROR, "internal error")
@@ -178,7 +180,7 @@ class Device:
 
         def register(handler: TopicHandler) -> TopicHandler:
             with self._lock:
-                self._topics[name] = handler
+                self._topics[name] = _envelope_guard(handler)
             return handler
 
         return register
@@ -188,7 +190,7 @@ class Device:
 
         def register(handler: TokenHandler) -> TokenHandler:
             with self._lock:
-                self._tokens[token] = handler
+                self._tokens[token] = _envelope_guard(handler)
             return handler
 
         return register
@@ -304,6 +306,11 @@ class Device:
         """True while the camera is in standby (privacy mode)."""
         return self._power == "standby"
 
+    def _require(self, hook: str) -> None:
+        """Raise NotImplementedError (answer 3) when the camera does not implement ``hook``."""
+        if hook not in self._hooks:
+            raise NotImplementedError(hook)
+
     # -- background work ---------------------------------------------------------------------
 
     def submit(self, job: Callable[[], None]) -> None:
@@ -366,12 +373,14 @@ class Device:
 
     def _get_status(self, request: Request, visitor: str | None) -> Mapping[str, Any]:
         _USER.read(request)
-        count, _ = self.viewers(visitor)
+        streaming = self._streaming
         signal = self.hardware.signal_strength()
+        if type(signal) is not int or not 0 <= signal <= 100:
+            signal = max(0, min(100, int(signal)))
         return {
             "status": self._power,
-            "user_num": count,
-            "signal_strength": max(0, min(100, int(signal))),
+            "user_num": len(streaming) + (visitor not in streaming),
+            "signal_strength": signal,
         }
 
     def _version(self, request: Request, visitor: str | None) -> Mapping[str, Any]:
@@ -397,7 +406,7 @@ class Device:
             self._emit("power", status=status)
 
     def _sd_format(self, request: Request, visitor: str | None) -> None:
-        _require(self.hardware, "format_sd")
+        self._require("format_sd")
         if not self.hardware.sd_card_present():
             raise RequestError("no SD card", code=ResultCode.DEVICE_ERROR)
         with self._lock:
@@ -427,7 +436,7 @@ class Device:
 
     def _bind_status(self, request: Request, visitor: str | None) -> None:
         _BIND.read(request)
-        _require(self.hardware, "play_tone")
+        self._require("play_tone")
         self.submit(self._tone_job)
 
     def _tone_job(self) -> None:
@@ -442,9 +451,9 @@ class Device:
         return {"status": "unused" if self._talker is None else "using"}
 
     def _upgrade(self, request: Request, visitor: str | None) -> None:
-        fields = request.fields(FIELDS["upgrade"])
-        _require(self.hardware, "install_firmware")
-        self._ota_manager().request(fields["url"], fields["md5"], fields["fileSize"])
+        url, md5, size = _URL.read(request), _MD5.read(request), _SIZE.read(request)
+        self._require("install_firmware")
+        self._ota_manager().request(url, md5, size)
 
     def _ota_manager(self) -> OtaManager:
         """The OTA manager, created on first need.
@@ -498,7 +507,7 @@ class Device:
         ptz = self._ptz
         if ptz is not None:
             return ptz
-        _require(self.hardware, "ptz_start")
+        self._require("ptz_start")
         from .ptz import PtzController  # noqa: PLC0415 - only cameras with a motor pay for it
 
         with self._lock:
@@ -516,6 +525,21 @@ class Device:
             return self._ptz
 
 
+_RESERVED = frozenset({"confirmation_topic", "result", "message_id"})
+
+
+def _envelope_guard(handler: Callable[[Any, str | None], Mapping[str, Any] | None]) -> Any:
+    """Wrap a vendor's handler so the fields it returns never replace the reply's envelope."""
+
+    def guarded(arg: Any, visitor: str | None) -> Mapping[str, Any] | None:
+        fields = handler(arg, visitor)
+        if fields and not _RESERVED.isdisjoint(fields):
+            fields = {k: v for k, v in fields.items() if k not in _RESERVED}
+        return fields
+
+    return guarded
+
+
 def _failed(topic: str, message_id: Any, exc: Exception) -> bytes:
     """The error reply for what a handler raised: its own code, 3 for a missing hook, else 7."""
     if isinstance(exc, RequestError):
@@ -527,11 +551,5 @@ def _failed(topic: str, message_id: Any, exc: Exception) -> bytes:
 
 
 def _overrides(hardware: Hardware, hook: str) -> bool:
-    return getattr(type(hardware), hook) is not getattr(Hardware, hook)
-
-
-def _require(hardware: Hardware, hook: str) -> None:
-    """Raise NotImplementedError (answer 3) when ``hook`` is not overridden."""
-    if not _overrides(hardware, hook):
-        raise NotImplementedError(hook)
+    return getattr(type(hardware), hook, None) is not getattr(Hardware, hook)
 

@@ -171,7 +171,7 @@ def _url_problem(url: str, name: str = "'url'") -> Optional[str]:
     """Why ``url`` is not an acceptable download URL (a reason that never echoes it), or None."""
     if len(url) > MAX_URL:
         return f"{name} is longer than {MAX_URL} characters"
-    if not url.isascii() or any(c <= " " or c == "\x7f" for c in url):
+    if not (url.isascii() and url.isprintable()) or " " in url:
         return f"{name} must be ASCII without spaces or control characters"
     try:
         parts = urlsplit(url)
@@ -595,15 +595,16 @@ class OtaManager:
     # -- validation ----------------------------------------------------------------------------
 
     def _validate(self, url: object, md5: object, file_size: object) -> Tuple[str, str, int]:
+        # The cheap checks first: parsing the URL costs more than all the others together.
         if not isinstance(url, str):
             raise RequestError("'url' must be a string")
-        problem = _url_problem(url)
-        if problem is not None:
-            raise RequestError(problem)
         if not isinstance(md5, str) or not _MD5.fullmatch(md5):
             raise RequestError("'md5' must be 32 hexadecimal digits")
         if type(file_size) is not int or not 0 < file_size <= self.max_firmware_size:
             raise RequestError(f"'fileSize' must be an integer from 1 to {self.max_firmware_size}")
+        problem = _url_problem(url)
+        if problem is not None:
+            raise RequestError(problem)
         return url, md5.lower(), file_size
 
     # -- the worker ----------------------------------------------------------------------------

@@ -163,6 +163,7 @@ class EnvelopeError(RequestError):
 
 
 _new_request = tuple.__new__
+_dumps = orjson.dumps
 
 
 def parse_request(value: Any) -> Request:
@@ -211,14 +212,13 @@ def _diagnose(value: Any) -> EnvelopeError:
 
 def reply(topic: str, message_id: Any, fields: Optional[Mapping[str, Any]] = None) -> bytes:
     """A success reply: ``confirmation_topic``, ``result "0"``, ``fields``, ``message_id``."""
-    body: dict[str, Any] = {"confirmation_topic": topic, "result": "0"}
+    if message_id is MISSING:
+        if fields:
+            return _dumps({"confirmation_topic": topic, "result": "0", **fields})
+        return _dumps({"confirmation_topic": topic, "result": "0"})
     if fields:
-        body.update(fields)
-        body["confirmation_topic"] = topic  # a handler's fields never override the envelope
-        body["result"] = "0"
-    if message_id is not MISSING:
-        body["message_id"] = message_id
-    return orjson.dumps(body)
+        return _dumps({"confirmation_topic": topic, "result": "0", **fields, "message_id": message_id})
+    return _dumps({"confirmation_topic": topic, "result": "0", "message_id": message_id})
 
 
 def error_reply(topic: str, code: ResultCode, reason: str, message_id: Any = MISSING) -> bytes:

@@ -47,7 +47,7 @@ import types
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from .events import Event, Publish
 from .hardware import Hardware, PtzLimits
@@ -272,9 +272,16 @@ class ManualClock:
 # -- values -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PtzReport:
-    """The state a ``ptz`` reply carries, read after the command took effect.
+# The functional form: NamedTuple's class syntax would compile each (string) annotation at import.
+_PtzReportBase = NamedTuple(  # noqa: UP014
+    "_PtzReportBase",
+    [("apex", str), ("current_x", int), ("current_y", int), ("min_x", int), ("max_x", int), ("min_y", int),
+     ("max_y", int)],
+)
+
+
+class PtzReport(_PtzReportBase):
+    """The state a ``ptz`` reply carries, read after the command took effect (an immutable tuple).
 
     Attributes:
         apex: ``"yes"`` when the moving (or last moved) axis is at its end stop in the direction
@@ -283,15 +290,7 @@ class PtzReport:
         min_x, max_x, min_y, max_y: the end stops.
     """
 
-    __slots__ = ("apex", "current_x", "current_y", "max_x", "max_y", "min_x", "min_y")
-
-    apex: str
-    current_x: int
-    current_y: int
-    min_x: int
-    max_x: int
-    min_y: int
-    max_y: int
+    __slots__ = ()
 
     def fields(self) -> dict[str, str | int]:
         """The reply fields, in reply order: apex, current_x, current_y, max_x, max_y, min_x, min_y."""
@@ -397,6 +396,10 @@ def _check_direction(direction: str) -> None:
 
 
 def _check_limits(value: Any) -> PtzLimits:
+    if type(value) is tuple and len(value) == 4:  # the usual answer, checked without copying
+        min_x, max_x, min_y, max_y = value
+        if type(min_x) is type(max_x) is type(min_y) is type(max_y) is int and min_x <= max_x and min_y <= max_y:
+            return value
     try:
         min_x, max_x, min_y, max_y = (int(v) for v in value)
     except (TypeError, ValueError):
@@ -419,6 +422,8 @@ def _check_speed(value: Any) -> tuple[float, float]:
 def _check_position(value: Any) -> Position | None:
     if value is None:
         return None
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is type(value[1]) is int:
+        return value
     try:
         x, y = value
         return round(x), round(y)
