@@ -23,15 +23,19 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import quote
 
 import orjson
 
 from . import __version__
+from .config import DeviceConfig
 from .device import Device
 from .events import Event
 from .simulator import SimulatedHardware
+
+if TYPE_CHECKING:
+    from ._demo_ota import DemoFirmware
 
 __all__ = ["build_commands", "main"]
 
@@ -336,14 +340,20 @@ def _demo(args: argparse.Namespace) -> int:
 
 def run_demo(state_dir: str, out: Callable[[str], None] = print) -> int:
     """Walk a simulated camera in ``state_dir`` through every topic; 0 when all went as expected."""
+    from ._demo_ota import firmware_server  # noqa: PLC0415 - http.server and ssl only for the demo
+
     hardware = SimulatedHardware(state_dir, format_delay=0.3)
-    with Device(hardware) as device:
-        demo = _Demo(device, out)
-        unsubscribe = device.subscribe(demo.events.put)
-        try:
-            _demo_steps(demo, hardware)
-        finally:
-            unsubscribe()
+    with firmware_server(Path(state_dir), "V2.0.0", 256 * 1024) as firmware:
+        config = DeviceConfig(
+            download_dir=str(Path(state_dir) / "ota"), ca_file=firmware.ca_file if firmware else None
+        )
+        with Device(hardware, config=config) as device:
+            demo = _Demo(device, out)
+            unsubscribe = device.subscribe(demo.events.put)
+            try:
+                _demo_steps(demo, hardware, firmware)
+            finally:
+                unsubscribe()
     return demo.summary()
 
 
@@ -452,7 +462,7 @@ class _Demo:
         return 0 if counts["unexpected"] == 0 else 1
 
 
-def _demo_steps(demo: _Demo, hardware: SimulatedHardware) -> None:
+def _demo_steps(demo: _Demo, hardware: SimulatedHardware, firmware: DemoFirmware | None) -> None:
     device = demo.device
     demo.out("The panel opens the camera page: its visitor connects as the owner and starts live view.")
     device.open_session("panel", "owner")
@@ -521,17 +531,22 @@ def _demo_steps(demo: _Demo, hardware: SimulatedHardware) -> None:
         expect="0",
     )
 
-    _demo_upgrade(demo)
+    _demo_upgrade(demo, firmware)
     device.close_session("panel")
     demo.show_events()
 
 
-def _demo_upgrade(demo: _Demo) -> None:
-    """The upgrade step: an OTA from a local HTTPS server the demo starts (not in this build yet).
-
-    To fill in: start a local HTTPS server with a throwaway CA (the device's ``ca_file``), serve a
-    firmware file, send ``upgrade`` with its URL, MD5 and size, and wait for the ``upgrade``
-    events ``downloading``, ``burning``, ``done``.
-    """
-    demo.out("\n-- upgrade: firmware from a local HTTPS server")
-    demo.skip("the OTA step of the demo is not written yet")
+def _demo_upgrade(demo: _Demo, firmware: DemoFirmware | None) -> None:
+    """An OTA from the demo's local HTTPS server: accepted at once, then downloaded, verified, installed."""
+    if firmware is None:
+        demo.out("\n-- upgrade: firmware from a local HTTPS server")
+        demo.skip("trustme is not installed (pip install 'iotvideo-signaling[server]')")
+        return
+    demo.step("version before the upgrade", {"topic": "version"})
+    demo.step(
+        "upgrade: the panel hands over a signed HTTPS URL, the MD5 and the size",
+        {"topic": "upgrade", "data": {"url": firmware.url, "md5": firmware.md5.upper(), "fileSize": firmware.size}},
+    )
+    done = demo.wait_event("upgrade", timeout=30.0, state="done")
+    demo.check(done is not None, "the image was downloaded, verified and installed")
+    demo.step("version after the (simulated) reboot", {"topic": "version"}, fields={"info": firmware.version})
