@@ -202,7 +202,10 @@ def run(settings: Settings, *, ready_file: str | os.PathLike[str] | None = None)
     """
     settings.check()
     hardware = build_hardware(settings)
-    device = Device(hardware, config=settings.device)
+    config = settings.device
+    if config.download_dir is None:  # firmware downloads must survive a restart to resume
+        config = config._replace(download_dir=str(settings.resolved_state_dir() / "ota"))
+    device = Device(hardware, config=config)
     daemon = Daemon(device, settings, ready_file=ready_file)
     try:
         asyncio.run(_serve(daemon))
