@@ -17,8 +17,9 @@ Each must hold twice: for one pass over the corpus (sum of the per-message times
 geometric mean of the per-message ratios. Ratios, never absolute times; short mode
 (``IOTVIDEO_SIGNALING_BENCH_SHORT=1`` or ``CI=true``) measures less.
 
-Both assertions currently fail on this machine and are marked ``xfail(strict=False)`` rather
-than weakened; the reasons say why. Notably the stdlib reference is itself only about 7-9x slower
+Both targets are not met on this machine: they are strict xfails (so meeting one fails the run
+until its marker goes) and a third test guards the level reached today against regressions.
+Notably the stdlib reference is itself only about 7-9x slower
 than the floor here, so no implementation that does at least the floor's work can reach 10x
 against it; the test output prints that ceiling (stdlib / floor) next to the measured ratios.
 """
@@ -41,6 +42,9 @@ from .device_contenders import BACKGROUND_TOPICS, DEVICE_CORPUS, device_contende
 STDLIB_MIN_RATIO = 10.0
 #: ``Device.handle`` may take at most this many times as long as the floor.
 FLOOR_MAX_RATIO = 1.5
+#: What the measured level (~4x and ~2x) must not fall below, whatever the machine's noise.
+REGRESSION_MIN_VS_STDLIB = 3.0
+REGRESSION_MAX_VS_FLOOR = 2.6
 
 KEYS = ("handle", "floor", "stdlib")
 
@@ -104,10 +108,12 @@ def ratios(wire_c: ModuleType) -> Iterator[Ratios]:
     yield result
 
 
+# The design's targets are not met yet (see the module docstring and the README). They stay
+# here as strict xfails: the day one holds, the test reports it and the marker must go.
 @pytest.mark.xfail(
-    strict=False,
-    reason="measured ~3.4x (corpus) / ~3.8x (per message); the stdlib reference is itself only ~8x slower "
-    "than the floor here (C decode ~0.5 us of the floor's ~1 us), so 10x would need handle faster than the floor",
+    strict=True,
+    reason="known gap: measured ~4x; the stdlib reference is itself only ~8x slower than the floor "
+    "(C decode ~0.5 us of the floor's ~1 us), so 10x would need handle faster than the floor",
 )
 def test_handle_vs_stdlib(ratios: Ratios) -> None:
     total, typical = ratios.total("stdlib", "handle"), ratios.typical("stdlib", "handle")
@@ -115,10 +121,16 @@ def test_handle_vs_stdlib(ratios: Ratios) -> None:
 
 
 @pytest.mark.xfail(
-    strict=False,
-    reason="measured ~2.35x (corpus) / ~2.1x (per message): upgrade's OTA validation, the PTZ report, "
-    "the background-job path and the envelope/reply layer; profile: python -m benchmarks.report --device --profile",
+    strict=True,
+    reason="known gap: measured ~2x: upgrade's validation error path, the PTZ report, the background-job "
+    "hand-off and the envelope/reply layer; profile: python -m benchmarks.report --device --profile",
 )
 def test_handle_vs_floor(ratios: Ratios) -> None:
     total, typical = ratios.total("handle", "floor"), ratios.typical("handle", "floor")
     assert total <= FLOOR_MAX_RATIO and typical <= FLOOR_MAX_RATIO, ratios.report()
+
+
+def test_no_regression_from_the_measured_level(ratios: Ratios) -> None:
+    """Guards what is reached today (with room for a noisy machine) until the targets are met."""
+    assert ratios.total("stdlib", "handle") >= REGRESSION_MIN_VS_STDLIB, ratios.report()
+    assert ratios.total("handle", "floor") <= REGRESSION_MAX_VS_FLOOR, ratios.report()
