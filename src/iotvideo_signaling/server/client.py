@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, Callable
 
 import orjson
@@ -105,15 +105,7 @@ async def _exchange_lines(
                 raise ClientError(f"{address} closed the connection")
             return line[:-1]
 
-        if token:
-            _check_auth(await read_one())
-        replies = []
-        for _ in commands:
-            reply = await read_one()
-            replies.append(reply)
-            if on_reply is not None:
-                on_reply(reply)
-        return replies
+        return await _collect(read_one, len(commands), token, on_reply)
     except asyncio.TimeoutError:
         raise ClientError(f"no reply from {address} within {timeout:g} s") from None
     except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
@@ -160,15 +152,7 @@ async def _exchange_ws(
 
     writing = asyncio.ensure_future(write_all())
     try:
-        if token:
-            _check_auth(await read_one())
-        replies = []
-        for _ in commands:
-            reply = await read_one()
-            replies.append(reply)
-            if on_reply is not None:
-                on_reply(reply)
-        return replies
+        return await _collect(read_one, len(commands), token, on_reply)
     except asyncio.TimeoutError:
         raise ClientError(f"no reply from {address} within {timeout:g} s") from None
     except (OSError, WebSocketException) as exc:
@@ -177,6 +161,21 @@ async def _exchange_ws(
         _cancel(writing)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(ws.close(), 2)
+
+
+async def _collect(
+    read_one: Callable[[], Awaitable[bytes]], count: int, token: str | None, on_reply: Callable[[bytes], None] | None
+) -> list[bytes]:
+    """Read the AUTH answer (when a token was sent), then ``count`` replies in order."""
+    if token:
+        _check_auth(await read_one())
+    replies = []
+    for _ in range(count):
+        reply = await read_one()
+        replies.append(reply)
+        if on_reply is not None:
+            on_reply(reply)
+    return replies
 
 
 def _cancel(task: asyncio.Task[None]) -> None:
