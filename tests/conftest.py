@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from iotvideo_signaling import Device, SimulatedHardware
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -68,3 +72,16 @@ def py_backend() -> ModuleType:
 def c_backend() -> ModuleType:
     """The compiled backend (skipped when it is disabled or missing), for differential tests."""
     return _import_c()
+
+
+@pytest.fixture
+def hw(tmp_path: Path) -> SimulatedHardware:
+    """A simulated camera in a fresh state directory."""
+    return SimulatedHardware(tmp_path / "cam")
+
+
+@pytest.fixture
+def device(hw: SimulatedHardware) -> Iterator[Device]:
+    """A Device on ``hw``, closed after the test."""
+    with Device(hw) as dev:
+        yield dev

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -24,17 +24,6 @@ from iotvideo_signaling import (
 from spec_examples import PANEL_PREFIX, ask, inner, send
 
 WAIT = 10.0  # seconds a test waits for background work before it gives up
-
-
-@pytest.fixture
-def hw(tmp_path: Path) -> SimulatedHardware:
-    return SimulatedHardware(tmp_path / "cam")
-
-
-@pytest.fixture
-def device(hw: SimulatedHardware) -> Iterator[Device]:
-    with Device(hw) as dev:
-        yield dev
 
 
 class Recorder:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +13,6 @@ import pytest
 
 from iotvideo_signaling import Device, DeviceConfig, Hardware, SimulatedHardware
 from spec_examples import check_reply, inner, send
-
-
-@pytest.fixture
-def hw(tmp_path: Path) -> SimulatedHardware:
-    return SimulatedHardware(tmp_path / "cam")
-
-
-@pytest.fixture
-def device(hw: SimulatedHardware) -> Iterator[Device]:
-    with Device(hw) as dev:
-        yield dev
 
 
 def device_st(device: Device, visitor: str | None = None, **params: str) -> list[dict[str, Any]]:

@@ -180,17 +180,6 @@ REPLY_FIELDS: dict[str, list[str]] = {
 }
 
 
-@pytest.fixture
-def hw(tmp_path: Path) -> SimulatedHardware:
-    return SimulatedHardware(tmp_path / "cam")
-
-
-@pytest.fixture
-def device(hw: SimulatedHardware) -> Iterator[Device]:
-    with Device(hw) as dev:
-        yield dev
-
-
 GOOD_IDS: list[Any] = [
     0,
     1,

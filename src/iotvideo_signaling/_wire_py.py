@@ -230,6 +230,12 @@ def parse_command(raw: Buffer, /, *, max_size: int = DEFAULT_MAX_SIZE) -> Comman
 def loads(payload: bytes, offset: int = 0) -> Any:
     """Decode a JSON payload with orjson, leniently (PROTOCOL.md §3).
 
+    Args:
+        payload: the JSON text.
+        offset: where ``payload`` starts in the command string, for error offsets; a negative
+            ``~n`` marks a payload percent-decoded from the value at ``n`` (errors then point at
+            ``n``, as positions in the decoded text do not map back to the input).
+
     Raises:
         WireError: code ``2``, offset ``offset`` plus the byte where decoding failed.
     """
