@@ -51,10 +51,8 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Protocol, Tuple, Union
 from urllib.parse import urljoin, urlsplit
-
-import orjson
 
 from .errors import RequestError, ResultCode
 from .events import Event, Publish
@@ -131,10 +129,6 @@ class OtaStatus:
     md5: str = ""
     size: int = 0
     received: int = 0
-
-
-class InstallError(Exception):
-    """The installer command failed or timed out."""
 
 
 class _Fatal(Exception):
@@ -1051,143 +1045,6 @@ def _unlink(path: Path) -> None:
         log.warning("upgrade: cannot remove %s (%s)", path.name, type(exc).__name__)
 
 
-# -- installers ------------------------------------------------------------------------------
-
-
-class CommandInstaller:
-    """An ``install`` callable that runs an external command, e.g. ``rauc install <path>``.
-
-    Each argument of ``argv_template`` may contain ``{path}``, ``{md5}`` and ``{size}``, replaced
-    literally (no shell, no format-string parsing). The command gets no stdin; its output is
-    logged (last 2000 characters) when it fails.
-
-    Args:
-        argv_template: the command line.
-        timeout: seconds before the command (and its process group) is killed.
-
-    Raises (when called):
-        InstallError: the command is missing, exits with a non-zero status, or times out.
-    """
-
-    def __init__(self, argv_template: Sequence[str] = ("rauc", "install", "{path}"), *, timeout: float = 600.0) -> None:
-        if isinstance(argv_template, str) or not argv_template:
-            raise ValueError("argv_template must be a non-empty sequence of arguments")
-        self.argv_template = tuple(argv_template)
-        self.timeout = timeout
-
-    def argv(self, path: str, md5: str, size: int) -> List[str]:
-        """The command line for one install."""
-        values = {"{path}": path, "{md5}": md5, "{size}": str(size)}
-        out = []
-        for template in self.argv_template:
-            arg = template
-            for placeholder, value in values.items():
-                arg = arg.replace(placeholder, value)
-            out.append(arg)
-        return out
-
-    def __call__(self, path: str, md5: str, size: int) -> None:
-        import subprocess  # noqa: PLC0415
-
-        argv = self.argv(path, md5, size)
-        try:
-            process = subprocess.Popen(  # noqa: S603 - an argument list from the integrator, no shell
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise InstallError(f"cannot run the installer {argv[0]!r} ({type(exc).__name__})") from exc
-        try:
-            output, _ = process.communicate(timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(process)
-            process.communicate()
-            raise InstallError(f"the installer timed out after {self.timeout:g} s") from None
-        if process.returncode != 0:
-            tail = output.decode("utf-8", "replace")[-2000:].strip()
-            log.warning("upgrade: installer %s exited with status %d: %s", argv[0], process.returncode, tail)
-            raise InstallError(f"the installer exited with status {process.returncode}")
-
-
-def _kill_group(process: Any) -> None:
-    import signal  # noqa: PLC0415
-
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (OSError, AttributeError):
-        process.kill()
-
-
-# -- Tencent IoT Explorer reports ------------------------------------------------------------
-#
-# Payloads of the ``$ota/report/${productID}/${deviceName}`` MQTT topic, as documented in
-# TencentCloud/tencentcloud-iot-explorer-sdk-embedded-c, docs/设备固件升级.md ("report_progress"
-# with state downloading/burning/done/fail; percent only while downloading; result_code -1..-5;
-# every value a string) and emitted by that SDK's IOT_OTA_ReportProgress.
-
-_REPORT_STATES = ("downloading", "burning", "done", "fail")
-
-
-def ota_report_payload(event: Event, version: str) -> Optional[bytes]:
-    """The ``report_progress`` JSON for an ``upgrade`` event, or None for any other event.
-
-    Args:
-        event: a device event.
-        version: the firmware version being installed (the target of the upgrade); when it is
-            not known, the running version.
-    """
-    state = event.data.get("state") if event.kind == "upgrade" else None
-    if state not in _REPORT_STATES:
-        return None
-    progress: Dict[str, str] = {"state": str(state)}
-    if state == "downloading":
-        progress["percent"] = str(int(event.data.get("percent", 0)))
-    failed = state == "fail"
-    progress["result_code"] = str(int(event.data.get("code", OtaCode.INSTALL_FAILED))) if failed else "0"
-    progress["result_msg"] = str(event.data.get("reason", ""))[:200] if failed else ""
-    return orjson.dumps({"type": "report_progress", "report": {"progress": progress, "version": version}})
-
-
-def ota_version_payload(version: str) -> bytes:
-    """The ``report_version`` JSON that announces the running firmware version."""
-    return orjson.dumps({"type": "report_version", "report": {"version": version}})
-
-
-class OtaReporter:
-    """A device-event subscriber that forwards upgrade progress to ``$ota/report``.
-
-    No MQTT dependency: ``send(topic, payload)`` is the daemon's own publish function.
-
-    Args:
-        send: publishes one message.
-        product_id: the product ID of the device in IoT Explorer.
-        device_name: the device name in IoT Explorer.
-        version: the target version, or a function returning it (called per event).
-    """
-
-    def __init__(
-        self,
-        send: Callable[[str, bytes], object],
-        *,
-        product_id: str,
-        device_name: str,
-        version: Union[str, Callable[[], str]],
-    ) -> None:
-        self._send = send
-        self.topic = f"$ota/report/{product_id}/{device_name}"
-        self._version = version
-
-    def __call__(self, event: Event) -> None:
-        if event.kind != "upgrade":
-            return
-        version = self._version() if callable(self._version) else self._version
-        payload = ota_report_payload(event, version)
-        if payload is not None:
-            self._send(self.topic, payload)
-
-    def report_version(self, version: str) -> None:
-        """Publish ``report_version`` (at start-up, and after an upgrade)."""
-        self._send(self.topic, ota_version_payload(version))
+# The installer and the IoT Explorer reporter live in their own modules; importable from here too.
+from .installer import CommandInstaller, InstallError  # noqa: E402
+from .ota_report import OtaReporter, ota_report_payload, ota_version_payload  # noqa: E402
