@@ -280,6 +280,9 @@ _PtzReportBase = NamedTuple(  # noqa: UP014
 )
 
 
+_new_report = tuple.__new__  # builds a PtzReport without the Python-level __new__ of NamedTuple
+
+
 class PtzReport(_PtzReportBase):
     """The state a ``ptz`` reply carries, read after the command took effect (an immutable tuple).
 
@@ -368,21 +371,36 @@ def _axis(direction: str) -> int:
 
 def _remaining(pos: Position, direction: str, limits: PtzLimits) -> int:
     """Steps left before the end stop in ``direction``; 0 means blocked."""
-    min_x, max_x, min_y, max_y = limits
-    x, y = pos
-    return {"right": max_x - x, "left": x - min_x, "up": max_y - y, "down": y - min_y}[direction]
+    if direction == "right":
+        return limits[1] - pos[0]
+    if direction == "left":
+        return pos[0] - limits[0]
+    if direction == "up":
+        return limits[3] - pos[1]
+    if direction == "down":
+        return pos[1] - limits[2]
+    raise KeyError(direction)
 
 
 def _at_limit(pos: Position, direction: str, limits: PtzLimits) -> Position:
     """``pos`` with the moving axis put on its end stop."""
-    min_x, max_x, min_y, max_y = limits
-    x, y = pos
-    return {"right": (max_x, y), "left": (min_x, y), "up": (x, max_y), "down": (x, min_y)}[direction]
+    if direction == "right":
+        return limits[1], pos[1]
+    if direction == "left":
+        return limits[0], pos[1]
+    if direction == "up":
+        return pos[0], limits[3]
+    if direction == "down":
+        return pos[0], limits[2]
+    raise KeyError(direction)
 
 
 def _clamp(pos: Position, limits: PtzLimits) -> Position:
     min_x, max_x, min_y, max_y = limits
-    return min(max(pos[0], min_x), max_x), min(max(pos[1], min_y), max_y)
+    x, y = pos
+    if min_x <= x <= max_x and min_y <= y <= max_y:
+        return pos  # the usual case: no new tuple
+    return (min_x if x < min_x else max_x if x > max_x else x), (min_y if y < min_y else max_y if y > max_y else y)
 
 
 def _centre(limits: PtzLimits) -> Position:
@@ -611,7 +629,7 @@ class PtzController:
         x, y = _clamp(pos, limits)
         blocked = direction is not None and _remaining((x, y), direction, limits) <= 0
         min_x, max_x, min_y, max_y = limits
-        return PtzReport("yes" if blocked else "no", x, y, min_x, max_x, min_y, max_y)
+        return _new_report(PtzReport, ("yes" if blocked else "no", x, y, min_x, max_x, min_y, max_y))
 
     # -- transitions (under the lock) ----------------------------------------------------------
 
