@@ -265,6 +265,8 @@ cdef object _parse(object raw, Py_ssize_t max_size, Py_ssize_t* payload_at):
         return _scan(raw, <const unsigned char*>PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw),
                      max_size, payload_at)
     if PyUnicode_Check(raw):
+        if len(<str>raw) > max_size:  # every character takes at least one byte: refuse before encoding
+            raise WireError(f"command exceeds {max_size} bytes", max_size)
         raw = (<str>raw).encode("utf-8", "surrogatepass")
         return _scan(raw, <const unsigned char*>PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw),
                      max_size, payload_at)

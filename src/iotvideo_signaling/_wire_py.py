@@ -136,6 +136,8 @@ def _channel(value: str, offset: int) -> int:
 def _scan(raw: Buffer, max_size: int) -> tuple[Command, int]:
     """Parse ``raw``; return the command and the offset of its payload (see retry_or_raise)."""
     max_size = _size(max_size)
+    if isinstance(raw, str) and len(raw) > max_size:  # every character takes at least one byte
+        raise WireError(f"command exceeds {max_size} bytes", max_size)
     data = _as_bytes(raw)
     if len(data) > max_size:
         raise WireError(f"command exceeds {max_size} bytes", max_size)

@@ -20,6 +20,7 @@ from .config import DeviceConfig
 from .errors import RequestError, ResultCode, WireError
 from .events import Event
 from .hardware import Hardware
+from .inner import DEVICE_ERROR as INNER_DEVICE_ERROR
 from .inner import handle_inner
 from .protocol import FIELDS, MISSING, EnvelopeError, Request, error_reply, parse_request, reply, short
 
@@ -45,6 +46,12 @@ _PTZ_PRESS = {"ptz_up_press": "up", "ptz_down_press": "down", "ptz_left_press": 
 (_USER,), (_MODE,), (_POWER,), (_PTZ_CMD,), (_BIND,), (_URL, _MD5, _SIZE) = (
     FIELDS[topic] for topic in ("get_status", "Mirror_flip", "set_status", "ptz", "bind_status", "upgrade")
 )
+#: The longest reply, unless ``max_message_size`` is larger; a longer one becomes error 7.
+MAX_REPLY_SIZE = 16384
+
+#: Background jobs (SD format, tones, firmware download) that may wait or run at once.
+MAX_QUEUED_JOBS = 16
+
 _SHARER_REASONS = {
     "upgrade": "sharers may not upgrade the firmware",
     "sd_format": "sharers may not format the SD card",
@@ -81,6 +88,8 @@ class Device:
         self.config = config
         self.max_connections = config.max_connections
         self._max_size = config.max_message_size
+        # Replies stay under 16 KiB (PROTOCOL.md §1), or under the command limit if that is larger.
+        self._max_reply = max(MAX_REPLY_SIZE, config.max_message_size)
         self._lock = threading.Lock()
         self._sessions: dict[str, str] = {}  # visitor -> role
         self._streaming: set[str] = set()
@@ -89,6 +98,9 @@ class Device:
         self._closed = False
         self._subscribers: tuple[Callable[[Event], None], ...] = ()
         self._executor: ThreadPoolExecutor | None = None
+        self._jobs = 0  # background jobs queued or running
+        self._tone_queued = False
+        self._power_lock = threading.Lock()
         self._denied = frozenset(config.sharer_denied_topics)
         self._topics: dict[str, TopicHandler] = {
             "get_status": self._get_status,
@@ -135,7 +147,8 @@ class Device:
             return error_reply("", ResultCode.MALFORMED_COMMAND, f"unreadable command ({type(exc).__name__})")
         try:
             if command.action == "inner_define":
-                return handle_inner(self, command, visitor)
+                out = handle_inner(self, command, visitor)
+                return out if len(out) <= self._max_reply else INNER_DEVICE_ERROR
             if command.payload is None:
                 return self._token(command, visitor)
             try:
@@ -151,9 +164,10 @@ class Device:
                 reason = _SHARER_REASONS.get(topic, f"sharers may not use {short(topic)}")
                 return error_reply(topic, ResultCode.FORBIDDEN, reason, message_id)
             try:
-                return reply(topic, message_id, handler(request, visitor))
+                out = reply(topic, message_id, handler(request, visitor))
             except Exception as exc:  # noqa: BLE001 - mapped to a result code
                 return _failed(topic, message_id, exc)
+            return out if len(out) <= self._max_reply else _too_large(topic, message_id)
         except Exception:
             log.exception("unexpected failure while handling a command")
             return error_reply("", ResultCode.DEVICE_ERROR, "internal error")
@@ -165,9 +179,10 @@ class Device:
             return error_reply("", ResultCode.UNKNOWN, f"unknown command {short(token)}")
         topic = "ptz" if token in _LEGACY_PTZ else token
         try:
-            return reply(topic, MISSING, handler(command, visitor))
+            out = reply(topic, MISSING, handler(command, visitor))
         except Exception as exc:  # noqa: BLE001 - mapped to a result code
             return _failed(topic, MISSING, exc)
+        return out if len(out) <= self._max_reply else _too_large(topic, MISSING)
 
     # -- extension points --------------------------------------------------------------------
 
@@ -314,23 +329,38 @@ class Device:
     # -- background work ---------------------------------------------------------------------
 
     def submit(self, job: Callable[[], None]) -> None:
-        """Run ``job`` on the Device's worker pool (started on first use)."""
+        """Run ``job`` on the Device's worker pool (started on first use).
+
+        Raises:
+            RequestError: code 5 when :data:`MAX_QUEUED_JOBS` jobs are already waiting or running.
+            RuntimeError: the device is closed.
+        """
         with self._lock:
             if self._closed:
                 raise RuntimeError("device is closed")
+            if self._jobs >= MAX_QUEUED_JOBS:
+                raise RequestError("too much background work is queued", code=ResultCode.BUSY)
             if self._executor is None:
                 from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - lazy: import time
 
                 self._executor = ThreadPoolExecutor(self.config.workers, thread_name_prefix="iotvideo-signaling")
             executor = self._executor
-        executor.submit(self._guarded, job)
+            self._jobs += 1
+        try:
+            executor.submit(self._run_job, job)
+        except BaseException:
+            with self._lock:
+                self._jobs -= 1
+            raise
 
-    @staticmethod
-    def _guarded(job: Callable[[], None]) -> None:
+    def _run_job(self, job: Callable[[], None]) -> None:
         try:
             job()
         except Exception:
             log.exception("background job failed")
+        finally:
+            with self._lock:
+                self._jobs -= 1
 
     def close(self) -> None:
         """Stop the motor, stop background work, flush state. Safe to call twice."""
@@ -344,7 +374,7 @@ class Device:
         if self._ota is not None:
             self._ota.close()
         if executor is not None:
-            executor.shutdown(wait=True)
+            executor.shutdown(wait=True, cancel_futures=True)  # jobs not started yet are dropped
         if self._temp_download_dir is not None:
             import shutil  # noqa: PLC0415
 
@@ -393,26 +423,32 @@ class Device:
 
     def _set_status(self, request: Request, visitor: str | None) -> None:
         status = _POWER.read(request)
-        self.hardware.set_power(status)
-        with self._lock:
+        # One switch at a time, so the hook's state and ours cannot end up different.
+        with self._power_lock:
+            self.hardware.set_power(status)
             changed = self._power != status
-            self._power = status
-        if status == "standby" and self._ptz is not None:
-            try:
-                self._ptz.stop("standby")
-            except Exception as exc:  # noqa: BLE001 - the power did switch; the move's timers retry the stop
-                log.warning("PTZ stop on standby failed: %s", exc)
+            self._power = status  # before the stop: a press racing with it is refused (allow_start)
+            if status == "standby" and self._ptz is not None:
+                try:
+                    self._ptz.stop("standby")
+                except Exception as exc:  # noqa: BLE001 - the power did switch; the move's timers retry the stop
+                    log.warning("PTZ stop on standby failed: %s", exc)
         if changed:
             self._emit("power", status=status)
 
     def _sd_format(self, request: Request, visitor: str | None) -> None:
         self._require("format_sd")
-        if not self.hardware.sd_card_present():
-            raise RequestError("no SD card", code=ResultCode.DEVICE_ERROR)
-        with self._lock:
+        with self._lock:  # busy first: a card being formatted may well read as absent meanwhile
             if self._formatting:
                 raise RequestError("the SD card is already being formatted", code=ResultCode.BUSY)
             self._formatting = True
+        try:
+            if not self.hardware.sd_card_present():
+                raise RequestError("no SD card", code=ResultCode.DEVICE_ERROR)
+        except BaseException:
+            with self._lock:
+                self._formatting = False
+            raise
         self._emit("sd_format", state="formatting")
         try:
             self.submit(self._format_job)
@@ -437,9 +473,20 @@ class Device:
     def _bind_status(self, request: Request, visitor: str | None) -> None:
         _BIND.read(request)
         self._require("play_tone")
-        self.submit(self._tone_job)
+        with self._lock:
+            if self._tone_queued:
+                return  # the tone already waiting will play: repeats do not pile up
+            self._tone_queued = True
+        try:
+            self.submit(self._tone_job)
+        except Exception:
+            with self._lock:
+                self._tone_queued = False
+            raise
 
     def _tone_job(self) -> None:
+        with self._lock:
+            self._tone_queued = False
         try:
             self.hardware.play_tone("bind_success")
         except Exception as exc:  # noqa: BLE001
@@ -538,6 +585,11 @@ def _envelope_guard(handler: Callable[[Any, str | None], Mapping[str, Any] | Non
         return fields
 
     return guarded
+
+
+def _too_large(topic: str, message_id: Any) -> bytes:
+    log.warning("%s: the reply is longer than the reply limit; answering a device error instead", topic)
+    return error_reply(topic, ResultCode.DEVICE_ERROR, "reply too large", message_id)
 
 
 def _failed(topic: str, message_id: Any, exc: Exception) -> bytes:

@@ -23,6 +23,11 @@ BAD_REQUEST = orjson.dumps({"status": "404"})
 UNSUPPORTED = orjson.dumps({"status": "406"})
 DEVICE_ERROR = orjson.dumps({"status": "407"})
 
+#: Replies stay well under the 16 KiB the panel side expects: at most this many list entries
+#: (a video span is ~60 bytes of JSON, a file ~130), the earliest first.
+MAX_RECORD_SPANS = 200
+MAX_FILES = 100
+
 _STREAM_TYPES = ("live", "voice", "playback")
 _QUALITIES = ("standard", "high", "super")
 _MAX_TIME = 2**40
@@ -72,11 +77,22 @@ def _device_status(ctx: InnerContext, params: Mapping[str, str], visitor: str | 
     return [{"status": status, "appConnectNum": str(count)}]
 
 
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Spans sorted, with overlapping or touching ones joined (continuous recording in clips)."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
 def _record_index(ctx: InnerContext, params: Mapping[str, str], visitor: str | None) -> Any:
     start, end = _int(params, "start_time"), _int(params, "end_time")
     if end < start:
         raise _BadRequest("end_time")
-    spans = ctx.hardware.record_index(start, end)
+    spans = _merged(ctx.hardware.record_index(start, end))[:MAX_RECORD_SPANS]
     return {"video_list": [{"type": 0, "start_time": str(a), "end_time": str(b)} for a, b in spans]}
 
 
@@ -96,7 +112,7 @@ def _file_list(ctx: InnerContext, params: Mapping[str, str], visitor: str | None
     if end < start:
         raise _BadRequest("end_time")
     file_type = _int(params, "file_type", 0, 1)
-    return {"file_list": ctx.hardware.file_list(start, end, file_type)}
+    return {"file_list": ctx.hardware.file_list(start, end, file_type)[:MAX_FILES]}
 
 
 def _playback(action: str) -> Callable[[InnerContext, Mapping[str, str], str | None], Any]:

@@ -130,6 +130,8 @@ class SimulatedHardware(Hardware):
     def format_sd(self) -> None:
         if not self.sd_card_present():
             raise OSError("no SD card")
+        if self.sd_dir.is_symlink():  # never empty whatever a link would point at
+            raise OSError("the SD card directory is a symbolic link")
         if self.format_delay:
             time.sleep(self.format_delay)
         with os.scandir(self.sd_dir) as entries:

@@ -1,11 +1,26 @@
-"""What every transport shares: the connection limit, visitor ids, tokens, sessions, events.
+"""What every transport shares: the connection limits, visitor ids, tokens, sessions, events.
 
-A connection is one visitor of the Device. The hub admits it (or refuses it past
-``max_connections``), names it (``tcp-1``, ``unix-2``, ``ws-3``: one counter for the daemon, so a
-name is unique in the logs), checks its ``AUTH <token>`` line when tokens are configured, opens its
-session with the token's role and counts it as a viewer (``start_stream``: our transports carry
-no video, so a connected panel stands for a watching one and ``user_num`` counts connections), and
-closes the session when the connection goes.
+A connection is one visitor of the Device. The hub admits it, names it (``tcp-1``, ``unix-2``,
+``ws-3``: one counter for the daemon, so a name is unique in the logs), checks its
+``AUTH <token>`` line when tokens are configured, opens its session with the token's role and
+counts it as a viewer (``start_stream``: our transports carry no video, so a connected panel
+stands for a watching one and ``user_num`` counts connections), and closes the session when the
+connection goes.
+
+Admission. Only a connection that may use the Device counts toward ``max_connections``:
+
+* without tokens, every connection at once; one past the limit is answered
+  :data:`TOO_MANY_CONNECTIONS` and closed, as soon as it connects;
+* with tokens, a connection first waits in the *pending* pool, which holds at most
+  ``max_pending_auth`` connections, each for at most ``auth_timeout``. It moves to the counted
+  pool when its ``AUTH`` line is accepted; when ``max_connections`` authenticated connections
+  are already there, the answer to its ``AUTH`` line is :data:`TOO_MANY_CONNECTIONS` and it is
+  closed. So connections that never authenticate cannot take the slots of those that do.
+* When the pending pool is full, a new connection **evicts the oldest pending one** (which is
+  answered :data:`AUTH_EVICTED` and closed) rather than being refused. Refusing the newest would
+  let anyone who keeps ``max_pending_auth`` idle connections open lock every client out; evicting
+  the oldest means an attacker has to open ``max_pending_auth`` connections within one round trip
+  of a legitimate client (which sends its ``AUTH`` line as soon as it connects) to keep it out.
 """
 
 from __future__ import annotations
@@ -27,7 +42,15 @@ from .config import Settings
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["AUTH_PREFIX", "AUTH_REFUSED", "AUTH_REQUIRED", "TOO_MANY_CONNECTIONS", "Connection", "Hub"]
+__all__ = [
+    "AUTH_EVICTED",
+    "AUTH_PREFIX",
+    "AUTH_REFUSED",
+    "AUTH_REQUIRED",
+    "TOO_MANY_CONNECTIONS",
+    "Connection",
+    "Hub",
+]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +59,10 @@ AUTH_PREFIX = b"AUTH "
 TOO_MANY_CONNECTIONS = b'{"confirmation_topic":"","result":"5","reason":"too many connections"}'
 AUTH_REQUIRED = b'{"confirmation_topic":"auth","result":"6","reason":"authentication required: send AUTH <token>"}'
 AUTH_REFUSED = b'{"confirmation_topic":"auth","result":"6","reason":"invalid token"}'
+#: What the oldest unauthenticated connection is told when a newer one takes its place.
+AUTH_EVICTED = (
+    b'{"confirmation_topic":"auth","result":"5","reason":"too many connections waiting to authenticate"}'
+)
 
 
 class Connection(Protocol):
@@ -49,6 +76,9 @@ class Connection(Protocol):
     def abort(self) -> None:
         """Close at once, dropping unsent replies."""
 
+    def evict(self) -> None:
+        """Close an unauthenticated connection to make room: say why (:data:`AUTH_EVICTED`), close."""
+
 
 class Hub:
     """Connection bookkeeping shared by every listener of one daemon.
@@ -56,17 +86,23 @@ class Hub:
     Args:
         device: the Device every connection talks to.
         settings: limits, timeouts and tokens.
+
+    ``_admitted`` holds the connections counted toward ``max_connections``; ``_pending`` the
+    unauthenticated ones (only with tokens), oldest first. A connection is in one or the other
+    until it is released.
     """
 
     def __init__(self, device: Device, settings: Settings) -> None:
         self.device = device
         self.settings = settings
         self.max_connections = settings.device.max_connections
+        self.max_pending_auth = settings.max_pending_auth
         self.max_message_size = settings.device.max_message_size
         self._tokens = [(token.encode(), role) for token, role in settings.tokens.items()]
         self.auth_required = bool(self._tokens)
         self._serial = itertools.count(1)
-        self._connections: dict[str, Connection] = {}
+        self._admitted: dict[str, Connection] = {}
+        self._pending: dict[str, Connection] = {}  # insertion order: oldest first
         self._sessions: set[str] = set()
         self._empty = asyncio.Event()
         self._empty.set()
@@ -79,32 +115,55 @@ class Hub:
     # -- admission ---------------------------------------------------------------------------
 
     def admit(self, kind: str, connection: Connection, peer: object) -> str | None:
-        """A visitor id for a new connection, or None when it must be refused."""
-        if not self.accepting or len(self._connections) >= self.max_connections:
-            why = "too many connections" if self.accepting else "shutting down"
-            log.warning("refusing a %s connection from %s: %s", kind, _peer(peer), why)
+        """A visitor id for a new connection, or None when it must be refused.
+
+        Without tokens the connection counts toward ``max_connections`` at once; with tokens it
+        joins the pending pool (evicting the oldest pending connection when the pool is full) and
+        counts only once :meth:`open_session` accepts it.
+        """
+        if not self.accepting:
+            log.warning("refusing a %s connection from %s: shutting down", kind, _peer(peer))
+            return None
+        if not self.auth_required and len(self._admitted) >= self.max_connections:
+            log.warning("refusing a %s connection from %s: too many connections", kind, _peer(peer))
             return None
         visitor = f"{kind}-{next(self._serial)}"
         connection.visitor = visitor
-        self._connections[visitor] = connection
+        if self.auth_required:
+            if len(self._pending) >= self.max_pending_auth:
+                self._evict_oldest_pending(visitor)
+            self._pending[visitor] = connection
+        else:
+            self._admitted[visitor] = connection
         self._empty.clear()
         log.info("%s connected from %s", visitor, _peer(peer))
         return visitor
 
+    def _evict_oldest_pending(self, newcomer: str) -> None:
+        oldest, connection = next(iter(self._pending.items()))
+        log.warning(
+            "%s evicted to make room for %s: %d connections are waiting to authenticate",
+            oldest,
+            newcomer,
+            len(self._pending),
+        )
+        self.release(oldest, "evicted: too many connections waiting to authenticate")
+        connection.evict()
+
     def release(self, visitor: str, reason: str = "closed") -> None:
-        """The connection is gone: close its session and free its slot."""
-        if self._connections.pop(visitor, None) is None:
+        """The connection is gone: close its session and free its slot (or its pending place)."""
+        if self._admitted.pop(visitor, None) is None and self._pending.pop(visitor, None) is None:
             return
         self._event_sinks.pop(visitor, None)
         if visitor in self._sessions:
             self._sessions.discard(visitor)
             self.device.close_session(visitor)
         log.info("%s %s", visitor, reason)
-        if not self._connections:
+        if not self._admitted and not self._pending:
             self._empty.set()
 
     def __iter__(self) -> Iterator[Connection]:
-        return iter(list(self._connections.values()))
+        return iter([*self._admitted.values(), *self._pending.values()])
 
     # -- authentication and sessions ---------------------------------------------------------
 
@@ -131,14 +190,26 @@ class Hub:
                 role = token_role
         return (role, _auth_ok(role)) if role is not None else (None, AUTH_REFUSED)
 
-    def open_session(self, visitor: str, role: str) -> None:
-        """Open the Device session of an admitted (and authenticated) connection."""
-        if visitor not in self._connections:
-            return
+    def open_session(self, visitor: str, role: str) -> bool:
+        """Count an authenticated connection toward ``max_connections`` and open its session.
+
+        Returns False, opening nothing, when ``max_connections`` connections are already
+        counted or the connection was released meanwhile (evicted); the transport then answers
+        :data:`TOO_MANY_CONNECTIONS` instead of the ``AUTH`` reply and closes the connection,
+        which stays pending (it holds no slot) until it is released.
+        """
+        if visitor in self._pending:
+            if len(self._admitted) >= self.max_connections:
+                log.warning("refusing %s after AUTH: too many connections", visitor)
+                return False
+            self._admitted[visitor] = self._pending.pop(visitor)
+        elif visitor not in self._admitted:
+            return False
         self.device.open_session(visitor, role)
         self.device.start_stream(visitor)
         self._sessions.add(visitor)
         log.debug("%s session open as %s", visitor, role)
+        return True
 
     # -- events --------------------------------------------------------------------------------
 

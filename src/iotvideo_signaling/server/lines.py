@@ -19,7 +19,9 @@ Theory of operation. A connection is an :class:`asyncio.Protocol`, fed chunks by
   waits on it, and its memory is bounded by one read chunk plus the write buffer.
 * ``idle_timeout`` counts from the last complete line (or the connection's start), so a client
   that dribbles a line byte by byte is closed like an idle one. When tokens are configured the
-  first line must be ``AUTH <token>``, within ``auth_timeout``.
+  first line must be ``AUTH <token>``, within ``auth_timeout``; until then the connection holds
+  a place in the hub's pending pool, not one of the ``max_connections`` slots (see hub.py), and
+  an accepted ``AUTH`` line is answered :data:`~.hub.TOO_MANY_CONNECTIONS` when they are all taken.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import cast
 
 from ..errors import ResultCode
 from ..protocol import error_reply
-from .hub import AUTH_REQUIRED, TOO_MANY_CONNECTIONS, Hub
+from .hub import AUTH_EVICTED, AUTH_REQUIRED, TOO_MANY_CONNECTIONS, Hub
 
 __all__ = ["LineConnection"]
 
@@ -136,6 +138,13 @@ class LineConnection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
+    def evict(self) -> None:
+        """Say that a newer unauthenticated connection took this one's place, and close."""
+        if self._closing or self._transport is None:
+            return
+        self._transport.write(AUTH_EVICTED + b"\n")
+        self._close_on("evicted: too many connections waiting to authenticate")
+
     # -- the line loop ---------------------------------------------------------------------------
 
     def _feed(self, data: bytes) -> None:
@@ -212,8 +221,10 @@ class LineConnection(asyncio.Protocol):
             log.warning("%s refused: %s", self.visitor, "bad token" if self.hub.is_auth(line) else "no AUTH line")
             self._refuse("closed: authentication failed")
         elif not self._authenticated:
+            if not self.hub.open_session(self.visitor, role):
+                self._refuse("closed: too many connections")
+                return TOO_MANY_CONNECTIONS
             self._authenticated = True
-            self.hub.open_session(self.visitor, role)
             self._arm_timer()
         return reply
 

@@ -1,0 +1,202 @@
+"""Bounds and races found in review: the power switch, the job queue, reply sizes, odd SD cards."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from iotvideo_signaling import Device, Hardware, SimulatedHardware
+from iotvideo_signaling.device import MAX_QUEUED_JOBS, MAX_REPLY_SIZE
+from iotvideo_signaling.inner import MAX_FILES, MAX_RECORD_SPANS
+
+
+def ask(device: Device, body: dict[str, Any], visitor: str | None = None) -> dict[str, Any]:
+    raw = b"action=user_define&channel=0&cmd=" + orjson.dumps(body)
+    reply: dict[str, Any] = orjson.loads(device.handle(raw, visitor=visitor))
+    return reply
+
+
+class SlowPower(SimulatedHardware):
+    """Switching to standby takes a while (after persisting), as a real privacy shutter may."""
+
+    def set_power(self, status: str) -> None:
+        super().set_power(status)
+        if status == "standby":
+            time.sleep(0.2)
+
+
+def test_concurrent_power_switches_leave_hook_and_device_in_agreement(tmp_path: Path) -> None:
+    hw = SlowPower(tmp_path)
+    with Device(hw) as device:
+        standby = threading.Thread(target=ask, args=(device, {"topic": "set_status", "status": "standby"}))
+        standby.start()
+        time.sleep(0.05)  # the standby switch is inside its hook now
+        assert ask(device, {"topic": "set_status", "status": "working"})["result"] == "0"
+        standby.join()
+        assert ask(device, {"topic": "get_status"})["status"] == hw.get_power() == "working"
+
+
+class BlockingTone(Hardware):
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.played = 0
+
+    def play_tone(self, name: str) -> None:
+        self.release.wait(10)
+        self.played += 1
+
+    def sd_card_present(self) -> bool:
+        return True
+
+    def format_sd(self) -> None:
+        self.release.wait(10)
+
+
+def test_repeated_tones_do_not_pile_up() -> None:
+    hw = BlockingTone()
+    with Device(hw) as device:
+        for _ in range(1000):
+            assert ask(device, {"topic": "bind_status", "status": "success"})["result"] == "0"
+        hw.release.set()
+    assert hw.played <= 3  # the one playing, at most one waiting (and a race at the start)
+
+
+def test_the_background_queue_is_bounded(tmp_path: Path) -> None:
+    hw = BlockingTone()
+    with Device(hw) as device:
+        def wait() -> None:
+            hw.release.wait(10)
+
+        for _ in range(MAX_QUEUED_JOBS):
+            device.submit(wait)
+        got = ask(device, {"topic": "sd_format", "message_id": 9})
+        assert (got["result"], got["message_id"]) == ("5", 9)
+        hw.release.set()
+        deadline = time.monotonic() + 10
+        while ask(device, {"topic": "sd_format"})["result"] != "0":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+
+
+def test_close_drops_jobs_that_have_not_started() -> None:
+    hw = BlockingTone()
+    device = Device(hw)
+    started = threading.Event()
+    ran: list[int] = []
+
+    def first() -> None:
+        started.set()
+        hw.release.wait(0.3)
+
+    for _ in range(device.config.workers):
+        device.submit(first)
+    for i in range(10):
+        device.submit(lambda i=i: ran.append(i))  # type: ignore[misc]
+    assert started.wait(5)
+    begin = time.monotonic()
+    device.close()
+    assert time.monotonic() - begin < 5
+    assert ran == []
+
+
+def test_a_reply_over_16_kib_is_a_device_error(device: Device) -> None:
+    device.topic("huge")(lambda request, visitor: {"blob": "x" * (MAX_REPLY_SIZE + 1)})
+    got = ask(device, {"topic": "huge", "message_id": 3})
+    assert (got["confirmation_topic"], got["result"], got["reason"], got["message_id"]) == (
+        "huge", "7", "reply too large", 3)
+
+
+def _clips(hw: SimulatedHardware, count: int, length: int = 60) -> None:
+    folder = hw.sd_dir / "record"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        start = 1_700_000_000 + i * length * 2  # a gap between clips: no merging
+        (folder / f"{start}-{start + length}.mp4").write_bytes(b"")
+
+
+def _inner(device: Device, query: str) -> Any:
+    return orjson.loads(device.handle(f"action=inner_define&channel=0&cmd={query}"))
+
+
+def test_record_lists_are_capped(device: Device, hw: SimulatedHardware) -> None:
+    _clips(hw, 400)
+    spans = _inner(device, "get_record_index&start_time=0&end_time=2000000000")["video_list"]
+    files = _inner(device, "get_file_list&start_time=0&end_time=2000000000&file_type=0")["file_list"]
+    assert len(spans) == MAX_RECORD_SPANS and len(files) == MAX_FILES
+    assert spans[0]["start_time"] == "1700000000"  # the earliest first
+
+
+def test_touching_clips_merge_into_one_span(device: Device, hw: SimulatedHardware) -> None:
+    folder = hw.sd_dir / "record"
+    folder.mkdir(parents=True)
+    for start in range(1_700_000_000, 1_700_000_000 + 60 * 1440, 60):  # a day of one-minute clips
+        (folder / f"{start}-{start + 60}.mp4").write_bytes(b"")
+    reply = device.handle("action=inner_define&channel=0&cmd=get_record_index&start_time=0&end_time=2000000000")
+    assert orjson.loads(reply)["video_list"] == [
+        {"type": 0, "start_time": "1700000000", "end_time": str(1_700_000_000 + 60 * 1440)}]
+    assert len(reply) < 200
+
+
+def test_format_refuses_a_symlinked_card_directory(tmp_path: Path) -> None:
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep")
+    state = tmp_path / "cam"
+    state.mkdir()
+    os.symlink(outside, state / "sdcard")
+    with Device(SimulatedHardware(state)) as device:
+        events: list[Any] = []
+        device.subscribe(events.append)
+        assert ask(device, {"topic": "sd_format"})["result"] == "0"
+        deadline = time.monotonic() + 5
+        while not any(e.kind == "sd_format" and e.data["state"] == "failed" for e in events):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    assert (outside / "keep.txt").read_text() == "keep"
+
+
+class VanishingCard(SimulatedHardware):
+    """A card that reads as absent while it is being formatted (unmounted)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.formatting = threading.Event()
+        self.release = threading.Event()
+
+    def sd_card_present(self) -> bool:
+        return not self.formatting.is_set()
+
+    def format_sd(self) -> None:
+        self.formatting.set()
+        self.release.wait(10)
+        self.formatting.clear()
+
+
+def test_format_while_formatting_is_busy_even_when_the_card_reads_absent(tmp_path: Path) -> None:
+    hw = VanishingCard(tmp_path)
+    with Device(hw) as device:
+        assert ask(device, {"topic": "sd_format"})["result"] == "0"
+        assert hw.formatting.wait(5)
+        assert ask(device, {"topic": "sd_format"})["result"] == "5"
+        hw.release.set()
+
+
+@pytest.mark.parametrize("module_name", ["_wire_py", "_wire_c"])
+def test_an_oversized_str_is_refused_before_it_is_encoded(module_name: str) -> None:
+    import importlib
+
+    from iotvideo_signaling import WireError
+
+    module = importlib.import_module(f"iotvideo_signaling.{module_name}")
+    with pytest.raises(WireError) as info:
+        module.parse_command("x" * 20000, max_size=100)
+    assert (info.value.reason, info.value.offset) == ("command exceeds 100 bytes", 100)
+    # a str of exactly max_size characters that encodes longer is refused as bytes are
+    with pytest.raises(WireError):
+        module.parse_command("é" * 100, max_size=100)
