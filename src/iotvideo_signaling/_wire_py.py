@@ -58,7 +58,7 @@ def _as_bytes(raw: Buffer) -> bytes:
 
 def _size(value: int) -> int:
     """A size argument as the compiled backend reads it (a C ``Py_ssize_t``)."""
-    size = operator.index(value)
+    size = int(operator.index(value))  # int(): a bool stays a bool on Python 3.9
     if not -(2**63) <= size < 2**63:
         raise OverflowError("Python int too large to convert to C ssize_t")
     return size
