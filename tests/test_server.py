@@ -12,8 +12,11 @@ import importlib.util
 import json
 import os
 import random
+import select
 import signal
 import socket
+import stat
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -277,6 +280,199 @@ def test_ws_tokens(tokens_served: Served) -> None:
         assert orjson.loads(ws.recv(timeout=5))["result"] == "6"
     result = run_cli("send", "--to", tokens_served.url("ws"), "--token", OWNER_TOKEN, "version")
     assert result.returncode == 0, result.stderr
+
+
+# -- admission with tokens: unauthenticated connections take no slots ------------------------------
+
+TOO_MANY = b'{"confirmation_topic":"","result":"5","reason":"too many connections"}'
+EVICTED = b'{"confirmation_topic":"auth","result":"5","reason":"too many connections waiting to authenticate"}'
+OWNER_OK = {"confirmation_topic": "auth", "result": "0", "role": "owner"}
+
+
+def gated_config(max_pending_auth: int | None = None) -> str:
+    """Tokens, max_connections = 4, a long auth_timeout (idle connections stay pending)."""
+    pending = f"max_pending_auth = {max_pending_auth}\n" if max_pending_auth is not None else ""
+    return f"""
+[server]
+listen = ["tcp://127.0.0.1:0", "unix://{{sockets}}/s.sock", "ws://127.0.0.1:0"]
+auth_timeout = 30.0
+{pending}
+[device]
+max_connections = 4
+
+[tokens]
+owner = "{OWNER_TOKEN}"
+sharer = "{SHARER_TOKEN}"
+"""
+
+
+def start_gated(tmp: Path, max_pending_auth: int | None = None) -> Served:
+    socket_dir = Path(tempfile.mkdtemp(prefix="ivs-"))
+    config = gated_config(max_pending_auth).replace("{sockets}", str(socket_dir))
+    server = start_server(tmp, config=config)
+    server.socket_dir.rmdir()
+    server.socket_dir = socket_dir  # removed by stop()
+    return server
+
+
+def wait_connected(server: Served, count: int) -> None:
+    """Wait until the daemon has admitted ``count`` connections in all (its log says so)."""
+    assert wait_until(lambda: server.log().count(" connected from ") >= count), server.log()
+
+
+def still_open(*clients: LineClient, wait: float = 0.3) -> bool:
+    """True when the server sends nothing to ``clients`` (no reply, no close) for ``wait`` s."""
+    readable, _, _ = select.select([client.sock for client in clients], [], [], wait)
+    return not readable
+
+
+def owner_line(url: str) -> LineClient:
+    """A line client authenticated as owner (its slot is taken once this returns)."""
+    client = LineClient(url)
+    client.send(f"AUTH {OWNER_TOKEN}".encode())
+    assert client.reply() == OWNER_OK
+    return client
+
+
+def test_idle_unauthenticated_connections_leave_slots_to_the_owner(tmp_path: Path) -> None:
+    server = start_gated(tmp_path)
+    idle = [LineClient(server.url("tcp")) for _ in range(2)] + [LineClient(server.url("unix")) for _ in range(2)]
+    try:
+        wait_connected(server, 4)  # as many silent connections as max_connections
+        for scheme in ("tcp", "unix", "ws"):
+            result = run_cli("send", "--to", server.url(scheme), "--token", OWNER_TOKEN, "get_status", "sd_format")
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert json.loads(result.stdout.splitlines()[0])["user_num"] == 1  # the idle ones do not count
+        with websockets_sync.connect(server.url("ws"), compression=None) as ws:
+            ws.send(f"AUTH {SHARER_TOKEN}")
+            assert orjson.loads(ws.recv(timeout=5))["role"] == "sharer"
+        assert still_open(*idle)  # nobody was evicted: the pool holds 8
+        assert "too many connections" not in server.log()
+    finally:
+        for client in idle:
+            client.close()
+        assert server.stop() == 0, server.log()
+
+
+def test_full_pending_pool_evicts_the_oldest(tmp_path: Path) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    server = start_gated(tmp_path, max_pending_auth=2)
+    tcp = server.url("tcp")
+    clients: list[LineClient] = []
+    try:
+        clients += [LineClient(tcp), LineClient(server.url("unix"))]
+        wait_connected(server, 2)  # the pool is full
+        with websockets_sync.connect(server.url("ws"), compression=None) as ws:
+            assert clients[0].line() == EVICTED  # the oldest makes room for the WebSocket
+            assert clients[0].closed_by_server()
+            clients.append(LineClient(tcp))
+            assert clients[1].line() == EVICTED
+            assert clients[1].closed_by_server()
+            clients.append(LineClient(tcp))  # now the WebSocket is the oldest
+            assert orjson.loads(ws.recv(timeout=5)) == orjson.loads(EVICTED)
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=5)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+        # a legitimate client evicts the oldest idle one, authenticates at once and is in
+        with owner_line(tcp) as owner:
+            assert clients[2].line() == EVICTED
+            assert owner.request(command("sd_format", 1))["result"] == "0"
+            assert still_open(clients[3])  # the owner left the pool as soon as it authenticated
+            assert run_cli("send", "--to", tcp, "--token", SHARER_TOKEN, "version").returncode == 0
+            assert still_open(clients[3])  # one idle connection and that `send`: the pool had room
+        log = server.log()
+        assert log.count("evicted: too many connections waiting to authenticate") == 4, log
+        assert "evicted to make room for ws-3" in log
+    finally:
+        for client in clients:
+            client.close()
+        assert server.stop() == 0, server.log()
+
+
+def test_authenticated_connections_are_still_capped(tmp_path: Path) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    server = start_gated(tmp_path)
+    tcp = server.url("tcp")
+    owners: list[LineClient] = []
+    try:
+        owners += [owner_line(tcp), owner_line(tcp), owner_line(server.url("unix"))]
+        with websockets_sync.connect(server.url("ws"), compression=None) as ws:
+            ws.send(f"AUTH {SHARER_TOKEN}")  # a sharer takes a slot as well
+            assert orjson.loads(ws.recv(timeout=5))["role"] == "sharer"
+            with LineClient(tcp) as fifth:  # admitted to the pending pool, refused at AUTH
+                fifth.send(f"AUTH {OWNER_TOKEN}".encode(), command("version", 1))
+                assert fifth.line() == TOO_MANY
+                assert fifth.closed_by_server()
+            with LineClient(server.url("unix")) as wrong:  # a wrong token is still told so
+                wrong.send(b"AUTH not-the-token-at-all")
+                assert wrong.reply()["reason"] == "invalid token"
+            with websockets_sync.connect(server.url("ws"), compression=None) as extra:
+                extra.send(f"AUTH {OWNER_TOKEN}")
+                assert orjson.loads(extra.recv(timeout=5))["reason"] == "too many connections"
+                with pytest.raises(ConnectionClosed) as closed:
+                    extra.recv(timeout=5)
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+            refused = run_cli("send", "--to", tcp, "--token", OWNER_TOKEN, "version")
+            assert refused.returncode == 1
+            assert "refused the connection: too many connections" in refused.stderr
+            assert user_num(owners[0]) == 4
+        # the WebSocket's slot is free again once the server has seen it go
+
+        def admitted() -> bool:
+            result = run_cli("send", "--to", tcp, "--token", OWNER_TOKEN, "get_status")
+            return result.returncode == 0
+
+        assert wait_until(admitted)
+    finally:
+        for client in owners:
+            client.close()
+        assert server.stop() == 0, server.log()
+
+
+def test_unix_socket_is_0660_even_with_umask_0(tmp_path: Path) -> None:
+    umask = os.umask(0)
+    try:
+        server = start_server(tmp_path, ("unix://{sockets}/s.sock",))
+    finally:
+        os.umask(umask)
+    try:
+        path = Path(server.url("unix")[len("unix://") :])
+        assert stat.S_ISSOCK(path.lstat().st_mode)
+        assert stat.S_IMODE(path.lstat().st_mode) == 0o660
+        assert run_cli("send", "--to", server.url("unix"), "version").returncode == 0
+    finally:
+        assert server.stop() == 0, server.log()
+
+
+def test_unix_socket_file_is_never_wider_than_its_owner_before_chmod(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from iotvideo_signaling.server.daemon import UNIX_SOCKET_MODE, _bind_unix
+
+    modes: list[int] = []
+    chmod = os.chmod
+
+    def spy(path: Any, mode: int, **kwargs: Any) -> None:
+        modes.append(stat.S_IMODE(os.stat(path).st_mode))  # the mode bind() gave the file
+        chmod(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "chmod", spy)
+    socket_dir = Path(tempfile.mkdtemp(prefix="ivs-"))
+    umask = os.umask(0)
+    try:
+        sock = _bind_unix(socket_dir / "s.sock")
+        assert os.umask(0) == 0  # the process umask is back to what it was
+    finally:
+        os.umask(umask)
+    try:
+        assert modes and modes[0] & 0o077 == 0, oct(modes[0])
+        assert stat.S_IMODE(os.stat(socket_dir / "s.sock").st_mode) == UNIX_SOCKET_MODE
+    finally:
+        sock.close()
+        (socket_dir / "s.sock").unlink()
+        socket_dir.rmdir()
 
 
 # -- limits: connections, idle and slow clients ----------------------------------------------------

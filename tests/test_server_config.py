@@ -6,6 +6,7 @@ import os
 import socket
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,6 +78,7 @@ state_dir = "~/camera-state"
 log_level = "DEBUG"
 idle_timeout = 60
 auth_timeout = 2.5
+max_pending_auth = 3
 write_timeout = 3
 write_buffer_size = 65536
 
@@ -106,6 +108,7 @@ def test_full_config(tmp_path: Path) -> None:
     assert settings.log_level == "debug"
     assert (settings.idle_timeout, settings.auth_timeout, settings.write_timeout) == (60.0, 2.5, 3.0)
     assert settings.write_buffer_size == 65536
+    assert settings.max_pending_auth == 3
     assert settings.device == DeviceConfig(
         max_message_size=8192,
         max_connections=4,
@@ -138,6 +141,9 @@ def test_empty_config_is_the_defaults(tmp_path: Path) -> None:
         ("[server]\nidle_timeout = nan\n", "idle_timeout must be a positive number"),
         ("[server]\nwrite_timeout = inf\n", "write_timeout must be a positive number"),
         ("[server]\nwrite_buffer_size = 1.5\n", "write_buffer_size must be a positive integer"),
+        ("[server]\nmax_pending_auth = 0\n", "max_pending_auth must be a positive integer"),
+        ("[server]\nmax_pending_auth = 2.0\n", "max_pending_auth must be a positive integer"),
+        ("[server]\nmax_pending_auth = true\n", "max_pending_auth must be a positive integer"),
         ("[server]\nlog_level = 'loud'\n", "log_level must be one of"),
         ("[server]\nport = 1\n", "unknown key 'port'"),
         ("[device]\nmax_conections = 1\n", "unknown key 'max_conections'"),
@@ -179,6 +185,12 @@ def test_check_refuses_non_loopback_without_tokens() -> None:
         exposed.check()
     Settings(listen=exposed.listen, owner_token=OWNER).check()
     Settings(listen=(parse_listen("unix:///x.sock"), parse_listen("tcp://[::1]:0"))).check()
+
+
+@pytest.mark.parametrize("value", [0, -1, True, 2.0])
+def test_check_refuses_a_max_pending_auth_that_is_not_a_positive_integer(value: Any) -> None:
+    with pytest.raises(ConfigError, match="max_pending_auth must be a positive integer"):
+        Settings(max_pending_auth=value).check()
 
 
 def test_default_state_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -187,9 +187,12 @@ def _cancel(task: asyncio.Task[None]) -> None:
 def _check_auth(reply: bytes) -> None:
     if not reply_ok(reply):
         try:
-            reason = orjson.loads(reply).get("reason", "")
+            answer = orjson.loads(reply)
+            reason, result = answer.get("reason", ""), answer.get("result")
         except (orjson.JSONDecodeError, AttributeError):
-            reason = ""
+            reason, result = "", None
+        if result == "5":  # the token was fine (or not looked at): the daemon is full
+            raise ClientError(f"the server refused the connection: {reason or 'too many connections'}")
         raise ClientError(f"the server refused the token{': ' + reason if reason else ''}")
 
 

@@ -8,10 +8,11 @@ A config file (all tables and keys optional)::
     log_level = "info"
     idle_timeout = 300.0      # s without a complete command before a connection is closed
     auth_timeout = 10.0       # s a connection has to send its AUTH line when tokens are set
+    max_pending_auth = 8      # connections waiting to send their AUTH line; a new one evicts the oldest
     write_timeout = 10.0      # s a client may leave its replies unread before it is dropped
     write_buffer_size = 262144  # bytes of unread replies kept per connection before reading pauses
 
-    [device]                  # any field of DeviceConfig; max_connections also caps connections
+    [device]                  # any field of DeviceConfig; max_connections also caps (authenticated) connections
     max_message_size = 16384
     max_connections = 32
 
@@ -166,6 +167,9 @@ class Settings:
         sharer_token: the token that makes a connection a sharer.
         idle_timeout: seconds without a complete command before a connection is closed.
         auth_timeout: seconds a connection has to authenticate when tokens are set.
+        max_pending_auth: connections that may wait to authenticate at once, when tokens are set;
+            they do not count toward ``max_connections``, and when there are this many a new
+            connection evicts the oldest (see hub.py).
         write_timeout: seconds a client may leave its replies unread (reading paused) before it
             is dropped.
         write_buffer_size: bytes of unsent replies per connection before it stops being read.
@@ -181,6 +185,7 @@ class Settings:
     sharer_token: str | None = None
     idle_timeout: float = 300.0
     auth_timeout: float = 10.0
+    max_pending_auth: int = 8
     write_timeout: float = 10.0
     write_buffer_size: int = 256 * 1024
     log_level: str | None = None
@@ -203,8 +208,11 @@ class Settings:
         """Refuse settings that would be unsafe to serve with.
 
         Raises:
-            ConfigError: a listener is not on loopback and no owner token is set.
+            ConfigError: a listener is not on loopback and no owner token is set, or
+                ``max_pending_auth`` is not a positive integer.
         """
+        if type(self.max_pending_auth) is not int or self.max_pending_auth < 1:
+            raise ConfigError("max_pending_auth must be a positive integer")
         exposed = [str(address) for address in self.listen if not address.loopback]
         if exposed and not self.owner_token:
             raise ConfigError(
@@ -223,6 +231,7 @@ _SERVER_KEYS = (
     "log_level",
     "idle_timeout",
     "auth_timeout",
+    "max_pending_auth",
     "write_timeout",
     "write_buffer_size",
 )
@@ -310,8 +319,9 @@ def _server_values(table: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("idle_timeout", "auth_timeout", "write_timeout"):
         if key in table:
             values[key] = _number("server", key, table[key])
-    if "write_buffer_size" in table:
-        values["write_buffer_size"] = _number("server", "write_buffer_size", table["write_buffer_size"], integer=True)
+    for key in ("max_pending_auth", "write_buffer_size"):
+        if key in table:
+            values[key] = _number("server", key, table[key], integer=True)
     return values
 
 

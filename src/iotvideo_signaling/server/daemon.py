@@ -131,9 +131,13 @@ class Daemon:
                 return bound
             if address.scheme == "unix":
                 path = _claim_unix_path(Path(address.path))
-                server = await loop.create_unix_server(lambda: LineConnection(hub, "unix"), str(path))
-                os.chmod(path, UNIX_SOCKET_MODE)
-                self._unix_paths.append((path, os.stat(path).st_ino))
+                unix_sock = _bind_unix(path)
+                self._unix_paths.append((path, os.stat(path).st_ino))  # removed by stop(), or on failure
+                try:
+                    server = await loop.create_unix_server(lambda: LineConnection(hub, "unix"), sock=unix_sock)
+                except BaseException:
+                    unix_sock.close()
+                    raise
                 self._servers.append(server)
                 return [address]
             server = await loop.create_server(lambda: LineConnection(hub, "tcp"), address.host, address.port)
@@ -170,6 +174,38 @@ class Daemon:
 
         loop = asyncio.get_running_loop()
         ping()
+
+
+def _bind_unix(path: Path) -> socket.socket:
+    """A Unix stream socket bound at ``path``, whose file is never open to more users than 0660 allows.
+
+    ``bind()`` creates the socket file with the process umask, and a ``chmod`` after it would
+    leave a moment when the file has whatever mode the umask gives (0777 with umask 0) and any
+    local user could connect. So the umask is 077 for the ``bind()`` call alone, which creates
+    the file with mode 0700 at most (owner only), and the chmod then widens it to
+    :data:`UNIX_SOCKET_MODE`. This code runs synchronously: no other coroutine runs while the umask
+    is changed. The umask is per process, so a file another thread (a hardware class or a Device
+    worker) creates during that one system call would get mode 0700/0600 at most: more
+    restrictive, never less.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        umask = os.umask(0o077)
+        try:
+            sock.bind(str(path))
+        finally:
+            os.umask(umask)
+        try:
+            os.chmod(path, UNIX_SOCKET_MODE)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
+    except BaseException:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
 
 
 def _claim_unix_path(path: Path) -> Path:

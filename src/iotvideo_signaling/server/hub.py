@@ -60,9 +60,7 @@ TOO_MANY_CONNECTIONS = b'{"confirmation_topic":"","result":"5","reason":"too man
 AUTH_REQUIRED = b'{"confirmation_topic":"auth","result":"6","reason":"authentication required: send AUTH <token>"}'
 AUTH_REFUSED = b'{"confirmation_topic":"auth","result":"6","reason":"invalid token"}'
 #: What the oldest unauthenticated connection is told when a newer one takes its place.
-AUTH_EVICTED = (
-    b'{"confirmation_topic":"auth","result":"5","reason":"too many connections waiting to authenticate"}'
-)
+AUTH_EVICTED = b'{"confirmation_topic":"auth","result":"5","reason":"too many connections waiting to authenticate"}'
 
 
 class Connection(Protocol):
@@ -96,7 +94,7 @@ class Hub:
         self.device = device
         self.settings = settings
         self.max_connections = settings.device.max_connections
-        self.max_pending_auth = settings.max_pending_auth
+        self.max_pending_auth = max(1, settings.max_pending_auth)
         self.max_message_size = settings.device.max_message_size
         self._tokens = [(token.encode(), role) for token, role in settings.tokens.items()]
         self.auth_required = bool(self._tokens)

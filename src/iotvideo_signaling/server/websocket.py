@@ -3,7 +3,11 @@
 A text or binary message is one command; its reply is one text message, in order. Device events
 are pushed to every connected client as ``{"event": {"kind": ..., "data": {...}, "time": ...}}``
 text messages, which a client tells from replies by their ``event`` key. When tokens are
-configured the first message must be ``AUTH <token>``.
+configured the first message must be ``AUTH <token>``; until then the connection waits in the
+hub's pending pool, not in one of the ``max_connections`` slots (see hub.py). An accepted
+``AUTH`` message when every slot is taken is answered ``TOO_MANY_CONNECTIONS`` and the connection
+is closed with 1013 (try again later); so is an unauthenticated connection evicted from a full
+pending pool, after an ``AUTH_EVICTED`` message.
 
 Limits: a message over ``max_message_size`` is answered with error 1 by the Device as long as it
 is at most twice that size; a frame that announces more is refused from its header, before its
@@ -18,14 +22,15 @@ started, so ``tcp://`` and ``unix://`` work without it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any, Union
 
 from .config import ConfigError, ListenAddress
-from .hub import TOO_MANY_CONNECTIONS, Hub
+from .hub import AUTH_EVICTED, TOO_MANY_CONNECTIONS, Hub
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from websockets.asyncio.server import Server, ServerConnection
 
 __all__ = ["start_websocket_listener"]
@@ -33,6 +38,7 @@ __all__ = ["start_websocket_listener"]
 log = logging.getLogger(__name__)
 
 EVENT_QUEUE = 64  # undelivered events per client before it counts as not reading
+REFUSE_SECONDS = 5.0  # longest wait to tell a refused or evicted client why, before aborting it
 _Message = Union[str, bytes]
 
 
@@ -96,14 +102,11 @@ class WebSocketConnection:
         from websockets.exceptions import ConnectionClosed  # noqa: PLC0415 - optional dependency
 
         if self.hub.admit("ws", self, self.ws.remote_address) is None:
-            with contextlib.suppress(ConnectionClosed, asyncio.TimeoutError):
-                await asyncio.wait_for(self._refuse(1013, TOO_MANY_CONNECTIONS, "too many connections"), 5)
+            await self._turn_away(TOO_MANY_CONNECTIONS, "too many connections")
             return
         sender: asyncio.Task[None] | None = None
         try:
-            role = await self._authenticate()
-            if role is not None:
-                self.hub.open_session(self.visitor, role)
+            if await self._authenticate():
                 self.hub.add_event_sink(self.visitor, self._queue_event)
                 sender = asyncio.ensure_future(self._send_events())
                 await self._serve()
@@ -118,25 +121,29 @@ class WebSocketConnection:
                 sender.cancel()
             self.hub.release(self.visitor, self._reason)
 
-    async def _authenticate(self) -> str | None:
-        """The role of the connection; None when it was refused (and told so)."""
+    async def _authenticate(self) -> bool:
+        """Authenticate and open the session; False when the connection was refused (and told so)."""
         if not self.hub.auth_required:
-            return "owner"
+            return self.hub.open_session(self.visitor, "owner")
         try:
             message = await asyncio.wait_for(self.ws.recv(), self.hub.settings.auth_timeout)
         except asyncio.TimeoutError:
             self._reason = "closed: no AUTH in time"
             await self.ws.close(1008, "authentication required")
-            return None
+            return False
         data = _as_bytes(message)
         role, reply = self.hub.authenticate(data)
         if role is None:
             log.warning("%s refused: %s", self.visitor, "bad token" if self.hub.is_auth(data) else "no AUTH line")
             self._reason = "closed: authentication failed"
             await self._refuse(1008, reply, "authentication failed")
-            return None
+            return False
+        if not self.hub.open_session(self.visitor, role):
+            self._reason = "closed: too many connections"
+            await self._turn_away(TOO_MANY_CONNECTIONS, "too many connections")
+            return False
         await self._send(reply)
-        return role
+        return True
 
     async def _serve(self) -> None:
         ws, hub = self.ws, self.hub
@@ -194,13 +201,32 @@ class WebSocketConnection:
     def shutdown(self) -> None:
         """Close with 1001 (going away) after the reply being sent, if any."""
         self._reason = "closed at shutdown"
-        task = asyncio.ensure_future(self.ws.close(1001, "server shutting down"))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self.ws.close(1001, "server shutting down"))
 
     def abort(self) -> None:
         """Close the TCP connection at once."""
         self.ws.transport.abort()
+
+    def evict(self) -> None:
+        """Say that a newer unauthenticated connection took this one's place, and close (1013)."""
+        self._reason = "evicted: too many connections waiting to authenticate"
+        self._spawn(self._turn_away(AUTH_EVICTED, "too many connections waiting to authenticate"))
+
+    async def _turn_away(self, reply: bytes, reason: str) -> None:
+        """Send ``reply`` and close with 1013 (try again later); abort after :data:`REFUSE_SECONDS`."""
+        from websockets.exceptions import ConnectionClosed  # noqa: PLC0415 - optional dependency
+
+        try:
+            await asyncio.wait_for(self._refuse(1013, reply, reason), REFUSE_SECONDS)
+        except ConnectionClosed:
+            pass
+        except asyncio.TimeoutError:
+            self.abort()
+
+    def _spawn(self, awaitable: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(awaitable)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
 def _as_bytes(message: _Message) -> bytes:
