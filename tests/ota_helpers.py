@@ -50,6 +50,7 @@ class Behaviour:
     pause_after: Optional[int] = None  # after this many body bytes, trickle ...
     trickle: Tuple[int, float] = (0, 0.05)  # ... n bytes every s seconds (0 bytes: silence) ...
     pause_times: int = 1  # ... in this many responses
+    header_trickle: Optional[float] = None  # send the status line, then one header byte per s seconds
 
 
 @dataclass
@@ -99,6 +100,9 @@ class _Handler(BaseHTTPRequestHandler):
         with server.lock:
             server.requests.append(Seen(self.path, headers))
         path = urlsplit(self.path).path
+        if behaviour.header_trickle is not None:
+            self._trickle_headers(behaviour.header_trickle)
+            return
         if path in behaviour.redirects:
             self.send_response(302)
             self.send_header("Location", behaviour.redirects[path])
@@ -169,6 +173,18 @@ class _Handler(BaseHTTPRequestHandler):
             with server.lock:
                 server.bytes_sent += end - position
             position = end
+
+    def _trickle_headers(self, interval: float) -> None:
+        """A status line, then a header that never ends: one byte per ``interval`` (for 20 s at most)."""
+        self.close_connection = True
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        deadline = time.monotonic() + 20
+        while not self.server.stopping.is_set() and time.monotonic() < deadline:
+            time.sleep(interval)
+            try:
+                self.wfile.write(b"a")
+            except OSError:
+                return
 
     def _trickle(self, payload: bytes, position: int) -> None:
         size, interval = self.server.behaviour.trickle
@@ -251,6 +267,7 @@ class FakeFirmware:
         self.gate: Optional[threading.Event] = None
         self.started = threading.Event()
         self.calls: List[InstallCall] = []
+        self.on_version: Optional[Callable[[], None]] = None  # called (once) by current_version
 
     def install(self, path: str, md5: str, size: int) -> None:
         self.started.set()
@@ -267,6 +284,9 @@ class FakeFirmware:
             self.version = new
 
     def current_version(self) -> str:
+        hook, self.on_version = self.on_version, None
+        if hook is not None:
+            hook()
         return self.version
 
 

@@ -34,6 +34,7 @@ from ota_helpers import (
 )
 
 SIZE = 1_200_003  # not a multiple of any chunk size
+MiB = 1024 * 1024
 
 
 class Image(NamedTuple):
@@ -56,6 +57,12 @@ def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
 def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
     body, md5 = make_body(tmp_path_factory.mktemp("image"), "V2.0.0", SIZE)
     return Image(body, md5, SIZE)
+
+
+@pytest.fixture(scope="module")
+def big_image(tmp_path_factory: pytest.TempPathFactory) -> Image:
+    body, md5 = make_body(tmp_path_factory.mktemp("big"), "V2.0.0", 3 * MiB)
+    return Image(body, md5, 3 * MiB)
 
 
 @pytest.fixture
@@ -334,6 +341,50 @@ def test_range_not_satisfiable_starts_over(env: Env) -> None:
     assert [("range" in seen.headers) for seen in server.requests] == [False, True, False]
 
 
+# -- the retry budget ------------------------------------------------------------------------
+
+
+def test_server_ignoring_range_and_dropping_fails_within_the_retry_budget(env: Env, big_image: Image) -> None:
+    """Each attempt restarts at byte 0 and is dropped at 1.5 MiB: the same bytes again are no
+    progress, so the retry count is not reset (it used to be: an endless download)."""
+    server = env.serve(Behaviour(body=big_image.body, honour_range=False, drop_after=3 * MiB // 2, drop_times=99))
+    rig = env.rig(retries=3)
+    started = time.monotonic()
+    rig.run(server.url(), big_image.md5, big_image.size)
+    assert time.monotonic() - started < 5
+    _assert_failed(rig, OtaCode.TIMEOUT)
+    assert rig.events.last["reason"] == "connection closed early"
+    assert len(server.requests) == 4  # the first attempt and 3 retries
+    assert server.bytes_sent == 4 * 3 * MiB // 2
+
+
+def test_bytes_received_for_one_job_are_capped(env: Env, big_image: Image) -> None:
+    """With retries to spare, the job still ends once it received 3 x fileSize + 1 MiB."""
+    server = env.serve(Behaviour(body=big_image.body, honour_range=False, drop_after=3 * MiB // 2, drop_times=999))
+    rig = env.rig(retries=100)
+    started = time.monotonic()
+    rig.run(server.url(), big_image.md5, big_image.size)
+    assert time.monotonic() - started < 5
+    _assert_failed(rig, OtaCode.TIMEOUT)
+    assert rig.events.last["reason"] == "too much data received"
+    assert len(server.requests) == 7  # 6 x 1.5 MiB = 9 MiB; the 7th passes 10 MiB
+    assert server.bytes_sent <= 7 * 3 * MiB // 2
+
+
+def test_server_dropping_often_but_honouring_range_completes(env: Env, big_image: Image) -> None:
+    """Drops every 512 KiB, 5 times, with 2 retries: progress beyond the best offset (1 MiB of
+    it, over as many attempts as it takes) earns the retries back."""
+    server = env.serve(Behaviour(body=big_image.body, drop_after=512 * 1024, drop_times=99))
+    rig = env.rig(retries=2)
+    rig.run(server.url(), big_image.md5, big_image.size)
+    assert rig.events.states[-1] == "done"
+    assert [seen.headers.get("range") for seen in server.requests] == [None] + [
+        f"bytes={n * 512 * 1024}-" for n in range(1, 6)
+    ]
+    assert server.bytes_sent == big_image.size
+    assert rig.firmware.calls[0].actual_md5 == big_image.md5
+
+
 def _record_job(env: Env, url: str, offset: int) -> None:
     """Write the job file a killed process would have left."""
     record = {"format": 1, "phase": "downloading", "url": url, "md5": env.image.md5, "size": env.image.size}
@@ -380,6 +431,29 @@ def test_silent_server_times_out(env: Env) -> None:
     rig = env.rig(timeout=0.3, retries=0)
     rig.run(server.url(), env.image.md5, env.image.size)
     _assert_failed(rig, OtaCode.TIMEOUT)
+
+
+def test_trickled_response_headers_time_out(env: Env) -> None:
+    """A status line, then one header byte per 0.2 s: every read is well within the 5 s socket
+    timeout, but the headers' deadline ends each attempt."""
+    server = env.serve(Behaviour(body=env.image.body, header_trickle=0.2))
+    rig = env.rig(header_timeout=0.5, retries=1)
+    started = time.monotonic()
+    rig.run(server.url(), env.image.md5, env.image.size)
+    assert time.monotonic() - started < 3
+    _assert_failed(rig, OtaCode.TIMEOUT)
+    assert rig.events.last["reason"] == "response headers timed out"
+    assert len(server.requests) == 2
+
+
+def test_header_deadline_does_not_limit_the_body(env: Env) -> None:
+    server = env.serve(Behaviour(body=env.image.body, pause_after=100_000, trickle=(200_000, 0.1)))
+    rig = env.rig(header_timeout=0.2)
+    started = time.monotonic()
+    rig.run(server.url(), env.image.md5, env.image.size)
+    assert time.monotonic() - started > 0.4  # the body took longer than the headers' deadline
+    assert rig.events.states[-1] == "done"
+    assert len(server.requests) == 1
 
 
 def test_close_stops_promptly_and_resume_continues(env: Env) -> None:
@@ -430,6 +504,44 @@ def test_cancel_during_download(env: Env) -> None:
     again = env.rig()
     again.manager.resume()
     assert again.submit.threads == [] and again.events.events == []
+
+
+def test_cancel_after_the_download_before_the_install_stops_the_job(env: Env) -> None:
+    """cancel() in the window between the MD5 check and the switch to installing (here: from
+    the worker's own current_version call) wins: no burning, no install, nothing left behind."""
+    server = env.serve(Behaviour(body=env.image.body))
+    rig = env.rig()
+    answers: List[bool] = []
+    rig.firmware.on_version = lambda: answers.append(rig.manager.cancel())
+    rig.run(server.url(), env.image.md5, env.image.size)
+    assert answers == [True]
+    assert "burning" not in rig.events.states
+    assert rig.events.last["reason"] == "cancelled"
+    _assert_failed(rig, OtaCode.INSTALL_FAILED)  # no installer call, no image, no job file
+    assert rig.firmware.version == "V1.0.0"
+    again = env.rig(firmware=rig.firmware)
+    again.manager.resume()
+    assert again.submit.threads == [] and again.events.events == []
+
+
+def test_cancel_once_installing_has_begun_is_refused_and_the_install_recorded(env: Env) -> None:
+    server = env.serve(Behaviour(body=env.image.body))
+    firmware = FakeFirmware(apply=False)  # confirmed after the "reboot"
+    firmware.gate = threading.Event()
+    rig = env.rig(firmware=firmware)
+    rig.manager.request(server.url(), env.image.md5, env.image.size)
+    assert firmware.started.wait(10)
+    assert rig.manager.cancel() is False
+    record = json.loads((env.download_dir / JOB_FILE).read_text())
+    assert (record["phase"], record["version_before"]) == ("installing", "V1.0.0")
+    firmware.gate.set()
+    rig.submit.join()
+    assert rig.events.states[-1] == "burning" and len(firmware.calls) == 1
+    assert json.loads((env.download_dir / JOB_FILE).read_text())["phase"] == "installing"
+    firmware.version = "V2.0.0"  # the reboot
+    again = env.rig(firmware=firmware)
+    again.manager.resume()
+    assert again.events.states == ["done"]
 
 
 def test_killed_process_resumes_from_the_job_file(env: Env) -> None:

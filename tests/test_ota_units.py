@@ -183,6 +183,8 @@ def test_constructor_checks_its_limits(tmp_path: Path) -> None:
         _manager(tmp_path, chunk_size=0)
     with pytest.raises(ValueError, match="retries"):
         _manager(tmp_path, retries=-1)
+    with pytest.raises(ValueError, match="timeouts"):
+        _manager(tmp_path, header_timeout=0)
 
 
 @pytest.mark.parametrize(

@@ -22,15 +22,25 @@ file is fsynced before an offset covering it is written, so after a crash its fi
 bytes are good; they are re-hashed on resume and the rest is fetched with ``Range``. Before the
 installer runs the record switches to the ``installing`` phase with the version that was running;
 ``resume()`` after the restart reports ``done`` only if the running version changed.
+:meth:`~OtaManager.cancel` and the worker's switch to ``installing`` both decide under the
+manager's lock: a cancel that comes first stops the job (-5 ``cancelled``, image removed, the
+installer never called) even when the download is complete; once the switch is made, cancel()
+returns False and the install goes ahead and is recorded.
 
 HTTP: one GET per attempt on a fresh ``http.client.HTTPSConnection`` (certificate and host name
 always verified, TLS >= 1.2), ``Accept-Encoding: identity``, redirects followed by hand (https
 only, at most 5). Within one process a dropped transfer resumes from the bytes already written.
 A ``200`` to a ``Range`` request starts the file over; a ``206`` whose ``Content-Range`` is not
 exactly what was asked for, or a ``416``, drops the partial file and the job continues without
-``Range``. Retries back off
-exponentially with jitter; a transfer that stays below ``stall_min_rate`` over ``stall_window``
-seconds, or receives nothing for ``timeout`` seconds, counts as a failed attempt.
+``Range``. Retries back off exponentially with jitter; a transfer that stays below
+``stall_min_rate`` over ``stall_window`` seconds, receives nothing for ``timeout`` seconds, or
+whose response headers are not all in ``header_timeout`` seconds after it started connecting
+(a watchdog shuts the socket down), counts as a failed attempt. The failure count starts over
+only on real progress: the partial file reaching 1 MiB beyond the furthest it had reached when
+the count last started over (a server that ignores ``Range`` and drops every transfer at the
+same point resends the same bytes and earns nothing). However the retries go, a job that
+received more than 3 x ``fileSize`` + 1 MiB over the network in one process fails (-1
+``too much data received``).
 
 Failure codes are Tencent's (:class:`OtaCode`): -1 timeout (also retries exhausted), -2 not found,
 -3 denied (401/403, TLS verification, refused redirect), -4 size/MD5 mismatch (also a
@@ -91,7 +101,14 @@ _IMAGE = re.compile(r"firmware-[0-9a-f]{32}(\.tar)?(\.[A-Za-z0-9]{1,8})?(\.part)
 _EXTENSION = re.compile(r"(\.tar)?\.[A-Za-z0-9]{1,8}$")
 _CONTENT_RANGE = re.compile(r"bytes +([0-9]{1,20})-([0-9]{1,20})/([0-9]{1,20})")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_PROGRESS_RESETS_RETRIES = 1 * MiB  # an attempt that got this much resets the retry count
+_PROGRESS_RESETS_RETRIES = 1 * MiB  # growth beyond the furthest offset at the last reset that resets it again
+_RECEIVE_FACTOR = 3  # a job fails once it received more than this many times fileSize ...
+_RECEIVE_SLACK = 1 * MiB  # ... plus this
+
+
+def _receive_budget(size: int) -> int:
+    """Most bytes one job may receive over the network (in one process) before it fails."""
+    return _RECEIVE_FACTOR * size + _RECEIVE_SLACK
 
 
 class OtaCode(enum.IntEnum):
@@ -151,6 +168,42 @@ class _Retry(Exception):
 
 class _Stopped(Exception):
     """close() or cancel() interrupted the job."""
+
+
+class _Watchdog:
+    """The deadline of one request: connecting, the TLS handshake, sending the request and
+    receiving the response headers. When it passes, the connection is shut down under whoever
+    is blocked on it (a server trickling bytes within the per-read timeout cannot hold on)."""
+
+    def __init__(self, seconds: float) -> None:
+        self._lock = threading.Lock()
+        self._sock: Optional[socket.socket] = None
+        self._fired = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket) -> None:
+        """Watch the TCP socket ``sock`` through a duplicate (TLS takes the original over);
+        shutting the duplicate down shuts the connection down."""
+        with self._lock:
+            self._sock = sock.dup()
+            if self._fired:
+                _shutdown(self._sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self._fired = True
+            _shutdown(self._sock)
+
+    def stop(self) -> bool:
+        """Disarm; True if the deadline had passed (the connection is then unusable)."""
+        self._timer.cancel()
+        with self._lock:
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
+            return self._fired
 
 
 class _Digest(Protocol):
@@ -376,10 +429,15 @@ class OtaManager:
             :meth:`cancel` interrupt.
         chunk_size: largest read from the network.
         fsync_every: bytes between fsyncs (and job file updates) of the partial file.
-        retries: failed attempts retried before the job fails.
+        retries: failed attempts retried before the job fails. The count starts over when the
+            partial file gets 1 MiB beyond the furthest it had got at the last start-over (real
+            progress, not the same bytes fetched again); independently, a job that received
+            more than 3 x ``fileSize`` + 1 MiB over the network fails (-1).
         backoff: first retry delay in seconds (doubled each retry, jittered to 50-100 %).
         backoff_max: longest retry delay.
         timeout: socket timeout (connect and each read).
+        header_timeout: deadline of each request from connecting until the response headers
+            are in (TLS handshake and redirects' headers included, each hop its own).
         stall_min_rate: an attempt slower than this many bytes/s over ``stall_window`` seconds
             is abandoned; 0 disables the check.
         stall_window: seconds over which the rate is measured.
@@ -407,6 +465,7 @@ class OtaManager:
         backoff: float = 1.0,
         backoff_max: float = 30.0,
         timeout: float = 30.0,
+        header_timeout: float = 60.0,
         stall_min_rate: float = 1024.0,
         stall_window: float = 60.0,
         progress_interval: float = 1.0,
@@ -415,8 +474,8 @@ class OtaManager:
     ) -> None:
         if chunk_size <= 0 or fsync_every <= 0 or max_firmware_size <= 0:
             raise ValueError("chunk_size, fsync_every and max_firmware_size must be positive")
-        if retries < 0 or max_redirects < 0 or timeout <= 0 or stall_window <= 0:
-            raise ValueError("retries and max_redirects must be >= 0, timeout and stall_window > 0")
+        if retries < 0 or max_redirects < 0 or timeout <= 0 or header_timeout <= 0 or stall_window <= 0:
+            raise ValueError("retries and max_redirects must be >= 0, the timeouts and stall_window > 0")
         self._dir = Path(download_dir)
         self.job_path = self._dir / JOB_FILE
         self._install = install
@@ -433,6 +492,7 @@ class OtaManager:
         self._backoff = backoff
         self._backoff_max = backoff_max
         self._timeout = timeout
+        self._header_timeout = header_timeout
         self._min_rate = stall_min_rate
         self._window = stall_window
         self._interval = progress_interval
@@ -539,11 +599,14 @@ class OtaManager:
     def cancel(self) -> bool:
         """Cancel a job that has not reached the installer; it will not be resumed.
 
-        Works on a recorded job that :meth:`resume` has not picked up yet as well.
+        Works on a recorded job that :meth:`resume` has not picked up yet as well. A job whose
+        download is complete is still cancelled (its image is removed) unless the worker has
+        switched it to ``installing``: from then on the install goes ahead and is recorded.
 
         Returns:
             True if a job was cancelled (a ``fail`` event with code -5 and reason
-            ``cancelled`` follows), False if there was nothing to cancel.
+            ``cancelled`` follows, and the installer is not called), False if there was nothing
+            to cancel or the install has begun.
         """
         with self._lock:
             job = self._job
@@ -668,18 +731,24 @@ class OtaManager:
         return str(final)
 
     def _fetch(self, job: _Job, sink: _PartFile) -> None:
-        """Attempts with retries until the file is complete."""
+        """Attempts with retries until the file is complete.
+
+        Only real progress earns more retries: the partial file growing ``_PROGRESS_RESETS_RETRIES``
+        beyond the largest offset it had when the count last started over. A server that ignores
+        ``Range`` and drops each transfer at the same point makes none, however much it sends.
+        """
         failures = 0
+        best = mark = sink.offset  # the largest offset yet; the one at the last reset
         while sink.offset < job.size:  # complete already when a restart came after the last byte
             self._check_stop(job)
-            before = sink.received
             try:
                 self._attempt(job, sink)
             except _Retry as exc:
                 self._checkpoint(job, sink)
                 self._check_stop(job)
-                if sink.received - before >= _PROGRESS_RESETS_RETRIES:
-                    failures = 0
+                best = max(best, sink.offset)
+                if best - mark >= _PROGRESS_RESETS_RETRIES:
+                    failures, mark = 0, best
                 failures += 1
                 if failures > self._retries:
                     raise _Fatal(exc.code, exc.reason) from None
@@ -703,44 +772,26 @@ class OtaManager:
     def _open(self, job: _Job, start: int) -> Tuple[http.client.HTTPSConnection, http.client.HTTPResponse]:
         """Send the GET, following https redirects; returns the final response."""
         import http.client  # noqa: PLC0415 - lazy imports keep the package import light
-        import socket  # noqa: PLC0415
-        import ssl  # noqa: PLC0415
 
-        context = self._tls_context()
         url = job.url
         for _ in range(self._max_redirects + 1):
             self._check_stop(job)
             parts = urlsplit(url)
-            conn = http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=self._timeout, context=context)
+            host, port = parts.hostname or "", parts.port or 443
+            conn = http.client.HTTPSConnection(host, port, timeout=self._timeout, context=self._tls_context())
+            watchdog = _Watchdog(self._header_timeout)
             try:
-                conn.putrequest("GET", _target(parts), skip_accept_encoding=True)
-                conn.putheader("Accept-Encoding", "identity")
-                conn.putheader("User-Agent", "iotvideo-signaling")
-                if start:
-                    conn.putheader("Range", f"bytes={start}-")
-                    validator = job.validator()
-                    if validator:
-                        conn.putheader("If-Range", validator)
-                conn.endheaders()
-                with self._lock:
-                    self._sock = conn.sock
-                response = conn.getresponse()
-            except ssl.SSLCertVerificationError:
+                response = self._request(job, conn, parts, start, watchdog)
+            except BaseException as exc:
+                late = watchdog.stop()
                 conn.close()
-                raise _Fatal(OtaCode.DENIED, "TLS certificate verification failed") from None
-            except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+                if isinstance(exc, (OSError, http.client.HTTPException)):
+                    raise self._request_failure(job, exc, late) from None
+                raise
+            if watchdog.stop():  # the headers came just as the deadline passed: the socket is shut
                 conn.close()
                 self._check_stop(job)
-                raise _Retry("connection lost") from None
-            except ssl.SSLError:
-                conn.close()
-                self._check_stop(job)
-                raise _Fatal(OtaCode.DENIED, "TLS handshake failed") from None
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                self._check_stop(job)
-                timed_out = isinstance(exc, socket.timeout)
-                raise _Retry("connection timed out" if timed_out else "connection failed") from None
+                raise _Retry("response headers timed out")
             if response.status not in _REDIRECTS:
                 return conn, response
             location = (response.getheader("Location") or "").strip()
@@ -753,6 +804,50 @@ class OtaManager:
             log.info("upgrade: redirected to %s", _redact(target))
             url = target
         raise _Fatal(OtaCode.DENIED, "too many redirects")
+
+    def _request(
+        self, job: _Job, conn: http.client.HTTPSConnection, parts: SplitResult, start: int, watchdog: _Watchdog
+    ) -> http.client.HTTPResponse:
+        """Connect (by hand, so that ``watchdog`` sees the TCP socket before the TLS handshake),
+        send the GET and read the response headers."""
+        import socket  # noqa: PLC0415
+
+        host, port = conn.host, conn.port
+        raw = socket.create_connection((host, port), self._timeout)
+        try:
+            watchdog.watch(raw)
+            conn.sock = self._tls_context().wrap_socket(raw, server_hostname=host)
+        except BaseException:
+            raw.close()  # a no-op if the TLS socket took it over (and closed itself)
+            raise
+        conn.putrequest("GET", _target(parts), skip_accept_encoding=True)
+        conn.putheader("Accept-Encoding", "identity")
+        conn.putheader("User-Agent", "iotvideo-signaling")
+        if start:
+            conn.putheader("Range", f"bytes={start}-")
+            validator = job.validator()
+            if validator:
+                conn.putheader("If-Range", validator)
+        conn.endheaders()
+        with self._lock:
+            self._sock = conn.sock
+        return conn.getresponse()
+
+    def _request_failure(self, job: _Job, exc: BaseException, late: bool) -> Exception:
+        """The exception that a failed request turns into (``late``: its deadline had passed)."""
+        import socket  # noqa: PLC0415
+        import ssl  # noqa: PLC0415
+
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return _Fatal(OtaCode.DENIED, "TLS certificate verification failed")
+        self._check_stop(job)
+        if late:
+            return _Retry("response headers timed out")
+        if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+            return _Retry("connection lost")
+        if isinstance(exc, ssl.SSLError):
+            return _Fatal(OtaCode.DENIED, "TLS handshake failed")
+        return _Retry("connection timed out" if isinstance(exc, socket.timeout) else "connection failed")
 
     def _accept(self, job: _Job, response: http.client.HTTPResponse, sink: _PartFile, ranged: bool) -> None:
         """Check status and headers; decide whether the body continues or restarts the file."""
@@ -810,6 +905,7 @@ class OtaManager:
         import socket  # noqa: PLC0415
 
         window_start, window_bytes = self._clock(), sink.offset
+        budget = _receive_budget(job.size)
         while sink.offset < job.size:
             self._check_stop(job)
             try:
@@ -826,6 +922,8 @@ class OtaManager:
                 raise _Retry("connection closed early")
             sink.write(data)
             job.offset = sink.offset
+            if sink.received > budget:
+                raise _Fatal(OtaCode.TIMEOUT, "too much data received")
             if sink.offset - sink.durable >= self._fsync_every:
                 self._checkpoint(job, sink)
             now = self._clock()
@@ -847,9 +945,17 @@ class OtaManager:
             before = self._current_version()
         except Exception:  # noqa: BLE001 - a broken hook must not leave the job hanging
             _unlink(Path(path))
+            if job.cancelled:  # keep cancel()'s word: the failure reads "cancelled"
+                raise _Stopped from None
             raise _Fatal(OtaCode.INSTALL_FAILED, "cannot read the running version") from None
-        job.version_before = before
-        job.phase = "installing"
+        with self._lock:  # cancel() decides on the phase under the same lock
+            cancelled = job.cancelled
+            if not cancelled:
+                job.version_before = before
+                job.phase = "installing"
+        if cancelled:
+            _unlink(Path(path))
+            raise _Stopped
         self._persist(job)
         self._emit(job, "burning", 100)
         log.info("upgrade: installing %s (running %s)", job.name, before)
