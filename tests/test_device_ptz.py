@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import orjson
 import pytest
 
 from iotvideo_signaling import Device, DeviceConfig, Event, SimulatedHardware
+from iotvideo_signaling.hardware import PtzLimits
 from iotvideo_signaling.ptz import ManualClock
 
 PRESS = {d: {"topic": "ptz", "data": {"cmd": f"ptz_{d}_press"}} for d in ("up", "down", "left", "right")}
@@ -134,3 +136,38 @@ def test_a_camera_without_a_motor_answers_unsupported(tmp_path: Path) -> None:
     with Device(Hardware()) as device:
         reply = orjson.loads(device.handle(b'{"topic":"ptz","message_id":3,"data":{"cmd":"ptz_up_press"}}'))
         assert (reply["result"], reply["message_id"]) == ("3", 3)
+
+
+class HeldLimits(SimulatedHardware):
+    """Holds the next press inside its geometry read, i.e. after the Device's standby check."""
+
+    def __init__(self, path: Path, clock: ManualClock) -> None:
+        super().__init__(path, clock=clock)
+        self.hold = False
+        self.reached = threading.Event()
+        self.go = threading.Event()
+
+    def ptz_limits(self) -> PtzLimits:
+        if self.hold:
+            self.hold = False
+            self.reached.set()
+            self.go.wait(5)
+        return super().ptz_limits()
+
+
+def test_a_press_racing_standby_is_refused_and_the_motor_stays_still(tmp_path: Path) -> None:
+    clock = ManualClock()
+    hw = HeldLimits(tmp_path, clock)
+    with Device(hw, clock=clock, scheduler=clock) as device:
+        replies: list[bytes] = []
+        hw.hold = True
+        press = threading.Thread(target=lambda: replies.append(device.handle(
+            b'{"topic":"ptz","message_id":1,"data":{"cmd":"ptz_left_press"}}')))
+        press.start()
+        assert hw.reached.wait(5)
+        standby = device.handle(b'{"topic":"set_status","data":{"status":"standby"}}')
+        assert orjson.loads(standby)["result"] == "0"
+        hw.go.set()
+        press.join(5)
+        assert orjson.loads(replies[0])["result"] == "8"
+        assert hw.motor.moving is None

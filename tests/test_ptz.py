@@ -11,7 +11,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -22,9 +22,12 @@ from iotvideo_signaling.hardware import Hardware, PtzLimits
 from iotvideo_signaling.ptz import (
     DIRECTIONS,
     MAX_MOVE_CAP_S,
+    MAX_STOP_RETRY_S,
     MIN_MOVE_CAP_S,
+    STOP_RETRY_S,
     ManualClock,
     PtzController,
+    PtzRefused,
     PtzReport,
     ThreadScheduler,
     default_move_cap,
@@ -38,7 +41,10 @@ Y_CAP = default_move_cap(900, 300.0)  # 4.25 s
 
 
 class MotorHardware(Hardware):
-    """PTZ hooks driving a VirtualMotor; any hook can be made to fail, and calls are recorded."""
+    """PTZ hooks driving a VirtualMotor; any hook can be made to fail, and calls are recorded.
+
+    A hook named in ``failing`` always fails; ``fail_next[name] = n`` fails its next n calls.
+    """
 
     def __init__(
         self, motor: VirtualMotor, *, feedback: bool = True, declared_speed: tuple[float, float] | None = None
@@ -47,10 +53,14 @@ class MotorHardware(Hardware):
         self.feedback = feedback
         self.declared_speed = declared_speed
         self.failing: set[str] = set()
+        self.fail_next: dict[str, int] = {}
         self.calls: list[str] = []
 
     def _hook(self, name: str) -> None:
         self.calls.append(name)
+        if self.fail_next.get(name, 0) > 0:
+            self.fail_next[name] -= 1
+            raise OSError(f"{name} failed")
         if name in self.failing:
             raise OSError(f"{name} failed")
 
@@ -102,13 +112,20 @@ def make_rig(
     declared_speed: tuple[float, float] | None = None,
     move_cap_s: float | None = None,
     step_size: int = 200,
+    allow_start: Callable[[], bool] | None = None,
 ) -> Rig:
     clock = ManualClock(100.0)
     motor = VirtualMotor(limits=limits, speed=speed, clock=clock, position=position)
     hw = MotorHardware(motor, feedback=feedback, declared_speed=declared_speed)
     events: list[Event] = []
     ptz = PtzController(
-        hw, publish=events.append, clock=clock, scheduler=clock, move_cap_s=move_cap_s, step_size=step_size
+        hw,
+        publish=events.append,
+        clock=clock,
+        scheduler=clock,
+        move_cap_s=move_cap_s,
+        step_size=step_size,
+        allow_start=allow_start,
     )
     return Rig(clock, motor, hw, events, ptz)
 
@@ -559,13 +576,162 @@ def test_failed_stop_in_a_timer_is_logged_not_raised(caplog: pytest.LogCaptureFi
     r.hw.failing.add("ptz_stop")
     with caplog.at_level(logging.WARNING, logger="iotvideo_signaling.ptz"):
         r.clock.advance(1.0)
-    assert r.ptz.direction is None
     assert "PTZ stop (cap) failed" in caplog.text
-    assert r.last()["reason"] == "cap"
+    assert r.ptz.direction == "left" == r.motor.moving  # the move stays armed: nothing stopped
+    assert r.reasons()[-1] == ("start", "press")  # so no stop is published
+    assert r.clock.pending() == 1  # the retry timer
+    r.hw.failing.clear()  # the hardware recovers
+    r.clock.advance(STOP_RETRY_S)
+    assert r.motor.moving is None
+    assert r.ptz.direction is None
+    assert r.last() == {"action": "stop", "direction": "left", "reason": "cap", "x": 900, "y": 450}
+    assert r.clock.pending() == 0
     stops = r.hw.calls.count("ptz_stop")
-    r.ptz.close()  # a stop is attempted again at close, and close does not raise
+    r.ptz.close()  # close still sends its stop
     assert r.hw.calls.count("ptz_stop") == stops + 1
+
+
+def test_a_stop_failing_once_at_the_cap_does_not_leave_the_motor_running() -> None:
+    """The review's reproducer: cap 2 s, ptz_stop raises once when the cap fires."""
+    r = make_rig(move_cap_s=2.0, position=(0, 450), speed=(100.0, 100.0))
+    r.ptz.press("right")
+    r.hw.fail_next["ptz_stop"] = 1
+    r.clock.advance(3600)
+    assert r.motor.moving is None
+    assert r.ptz.direction is None
+    assert r.clock.pending() == 0
+    assert r.motor.position() == (250, 450)  # stopped by the retry 0.5 s after the cap
+    assert r.reasons() == [("stop", "startup"), ("start", "press"), ("stop", "cap")]
+    assert r.last() == {"action": "stop", "direction": "right", "reason": "cap", "x": 250, "y": 450}
+    r.ptz.close()
+
+
+def test_stop_retries_back_off_to_a_bound(caplog: pytest.LogCaptureFixture) -> None:
+    r = make_rig(move_cap_s=2.0)
+    attempts: list[float] = []
+    stop = r.hw.ptz_stop
+
+    def timed_stop() -> None:
+        attempts.append(r.clock.now)
+        stop()
+
+    r.hw.ptz_stop = timed_stop  # type: ignore[method-assign]
+    r.ptz.press("right")  # the end stop is 3 s away: the cap comes first
+    r.hw.failing.add("ptz_stop")
+    with caplog.at_level(logging.WARNING, logger="iotvideo_signaling.ptz"):
+        r.clock.advance(60)
+    gaps = [round(b - a, 6) for a, b in zip(attempts, attempts[1:])]
+    assert attempts[0] == pytest.approx(102.0)  # the cap
+    assert gaps[:4] == [STOP_RETRY_S, 2 * STOP_RETRY_S, 4 * STOP_RETRY_S, MAX_STOP_RETRY_S]
+    assert set(gaps[3:]) == {MAX_STOP_RETRY_S}
+    assert r.motor.moving == "right" == r.ptz.direction
+    assert r.reasons()[-1] == ("start", "press")
+    assert r.clock.pending() == 1
+    assert caplog.text.count("Traceback") == 1  # one traceback, then one line per attempt
+    assert f"attempt {len(attempts)}" in caplog.text
     r.hw.failing.clear()
+    r.clock.advance(MAX_STOP_RETRY_S)
+    assert r.motor.moving is None
+    assert r.clock.pending() == 0
+    assert r.reasons()[-1] == ("stop", "cap")
+    r.ptz.close()
+
+
+@pytest.mark.parametrize("feedback", [True, False], ids=["feedback", "estimate"])
+def test_failed_stop_at_the_end_stop_is_retried(feedback: bool) -> None:
+    r = make_rig(feedback=feedback)
+    r.ptz.press("right")
+    r.hw.fail_next["ptz_stop"] = 2
+    r.clock.advance(3.0)  # the end stop: the first attempt fails
+    assert r.motor.moving == "right"
+    r.clock.advance(STOP_RETRY_S)  # the second fails too
+    assert r.motor.moving == "right"
+    r.clock.advance(2 * STOP_RETRY_S)
+    assert r.motor.moving is None
+    assert r.last() == {"action": "stop", "direction": "right", "reason": "end_stop", "x": 3600, "y": 450}
+    assert r.ptz.report().apex == "yes"
+    assert r.clock.pending() == 0
+
+
+def test_failed_stop_on_session_loss_is_retried(caplog: pytest.LogCaptureFixture) -> None:
+    r = make_rig()
+    r.ptz.press("left", "alice")
+    r.hw.fail_next["ptz_stop"] = 1
+    with caplog.at_level(logging.WARNING, logger="iotvideo_signaling.ptz"):
+        r.ptz.visitor_gone("alice")  # logged, not raised
+    assert "PTZ stop (session_closed) failed" in caplog.text
+    assert r.motor.moving == "left"
+    assert r.clock.pending() == 1  # the cap and end-stop timers gave way to one retry timer
+    r.clock.advance(STOP_RETRY_S)
+    assert r.motor.moving is None
+    assert r.reasons()[-1] == ("stop", "session_closed")
+    assert_alternating(r.ptz_events())
+
+
+def test_release_or_press_while_a_stop_is_pending() -> None:
+    r = make_rig(move_cap_s=1.0)
+    r.ptz.press("left", "alice")
+    r.hw.fail_next["ptz_stop"] = 2
+    r.clock.advance(1.0)  # the cap's stop fails
+    with pytest.raises(OSError, match="ptz_stop failed"):
+        r.ptz.press("left", "alice")  # the press settles the pending stop first, and that fails too
+    assert r.motor.moving == "left"
+    assert r.clock.pending() == 1  # the retry is still armed
+    report = r.ptz.press("left", "alice")  # the hardware recovered: stop, then a fresh move
+    assert report.current_x == 1200
+    assert r.motor.moving == "left"
+    assert r.reasons()[1:] == [("start", "press"), ("stop", "cap"), ("start", "press")]
+    assert r.clock.pending() == 2  # a fresh cap and end stop
+    r.clock.advance(0.99)
+    assert r.motor.moving == "left"
+    r.hw.fail_next["ptz_stop"] = 1
+    r.clock.advance(0.01)  # this cap's stop fails as well
+    r.ptz.release("alice")
+    assert r.motor.moving is None
+    assert r.reasons()[-1] == ("stop", "release")
+    assert r.clock.pending() == 0
+    assert_alternating(r.ptz_events())
+
+
+def test_close_gives_up_after_its_own_failed_stop(caplog: pytest.LogCaptureFixture) -> None:
+    r = make_rig(move_cap_s=1.0)
+    r.ptz.press("up")
+    r.hw.failing.add("ptz_stop")
+    r.clock.advance(1.0)  # the cap fails: a retry is pending
+    assert r.clock.pending() == 1
+    stops = r.hw.calls.count("ptz_stop")
+    with caplog.at_level(logging.WARNING, logger="iotvideo_signaling.ptz"):
+        r.ptz.close()  # never raises
+    assert r.hw.calls.count("ptz_stop") == stops + 1  # close did try
+    assert [rec.levelno for rec in caplog.records if "closed" in rec.getMessage()] == [logging.ERROR]
+    assert r.clock.pending() == 0  # and nothing keeps running after close
+    r.clock.advance(60)
+    assert r.hw.calls.count("ptz_stop") == stops + 1
+    assert r.ptz.direction == "up"  # honest: it may still be moving
+    assert ("stop", "close") not in r.reasons()
+    r.hw.failing.clear()
+    r.ptz.stop("shutdown")  # a stop by hand still works after close
+    assert r.motor.moving is None
+    assert r.ptz.direction is None
+    assert r.reasons()[-1] == ("stop", "shutdown")
+    assert r.clock.pending() == 0
+
+
+def test_close_with_a_failing_stop_stops_the_timer_thread() -> None:
+    motor = VirtualMotor(speed=(60.0, 30.0))
+    hw = MotorHardware(motor)
+    ptz = PtzController(hw, publish=lambda event: None, move_cap_s=0.01)
+    hw.failing.add("ptz_stop")
+    ptz.press("left")
+    deadline = time.monotonic() + 5
+    while hw.calls.count("ptz_stop") < 2 and time.monotonic() < deadline:  # startup, then the cap
+        time.sleep(0.001)
+    assert hw.calls.count("ptz_stop") >= 2
+    ptz.close()
+    assert not [t for t in threading.enumerate() if t.name == "iotvideo-ptz-timer" and t.is_alive()]
+    assert motor.moving == "left"
+    hw.failing.clear()
+    motor.stop()
 
 
 def test_failed_position_read_refuses_the_press(rig: Rig) -> None:
@@ -674,6 +840,135 @@ def test_a_subscriber_may_call_back_into_the_controller(rig: Rig) -> None:
     ptz.press("left")
     rig.clock.advance(10)
     assert [r.apex for r in reports] == ["yes"]
+    ptz.close()
+
+
+# -- allow_start (standby) ----------------------------------------------------------------------
+
+
+def test_allow_start_false_refuses_press_and_step() -> None:
+    allowed = False
+    r = make_rig(allow_start=lambda: allowed)
+    with pytest.raises(PtzRefused):
+        r.ptz.press("left", "alice")
+    with pytest.raises(PtzRefused):
+        r.ptz.step("up")
+    assert "ptz_start" not in r.hw.calls
+    assert r.motor.moving is None
+    assert r.ptz.direction is None
+    assert r.clock.pending() == 0
+    assert r.reasons() == [("stop", "startup")]
+    assert r.ptz.release().apex == "no"  # releases and reports are not refused
+    allowed = True
+    r.ptz.press("left", "alice")
+    assert r.motor.moving == "left"
+    r.ptz.close()
+
+
+def test_allow_start_false_refuses_extending_or_redirecting_a_move() -> None:
+    allowed = True
+    r = make_rig(move_cap_s=1.0, allow_start=lambda: allowed)
+    r.ptz.press("left")
+    allowed = False  # standby took effect; its stop comes next
+    r.clock.advance(0.5)
+    with pytest.raises(PtzRefused):
+        r.ptz.press("left")  # does not refresh the cap
+    with pytest.raises(PtzRefused):
+        r.ptz.press("right")  # does not redirect
+    assert r.motor.moving == "left"
+    r.clock.advance(0.5)
+    assert r.motor.moving is None
+    assert r.reasons()[1:] == [("start", "press"), ("stop", "cap")]
+
+
+def test_allow_start_is_evaluated_under_the_lock() -> None:
+    seen: list[bool] = []
+    controllers: list[PtzController] = []
+
+    def allow() -> bool:
+        seen.append(controllers[0]._lock.locked())
+        return True
+
+    r = make_rig(allow_start=allow)
+    controllers.append(r.ptz)
+    r.ptz.press("left")
+    r.ptz.step("right")
+    assert seen == [True, True]
+    r.ptz.close()
+
+
+class GatedHardware(MotorHardware):
+    """Holds a chosen hook until the test lets it go, to force one interleaving of two threads."""
+
+    def __init__(self, motor: VirtualMotor) -> None:
+        super().__init__(motor)
+        self.gate: str | None = None
+        self.reached = threading.Event()
+        self.proceed = threading.Event()
+
+    def _wait(self, name: str) -> None:
+        if self.gate == name:
+            self.gate = None
+            self.reached.set()
+            assert self.proceed.wait(5)
+
+    def ptz_limits(self) -> PtzLimits:
+        self._wait("ptz_limits")  # read before the controller's lock is taken
+        return super().ptz_limits()
+
+    def ptz_start(self, direction: str) -> None:
+        self._wait("ptz_start")  # called under the controller's lock
+        super().ptz_start(direction)
+
+
+@pytest.mark.parametrize("gate", ["ptz_limits", "ptz_start"], ids=["before-the-lock", "under-the-lock"])
+def test_a_press_racing_standby_never_leaves_the_motor_running(gate: str) -> None:
+    """What the Device does: check standby, then press; meanwhile standby flips and stops the motor."""
+    clock = ManualClock()
+    motor = VirtualMotor(clock=clock)
+    hw = GatedHardware(motor)
+    standby = threading.Event()
+    events: list[Event] = []
+    ptz = PtzController(
+        hw, publish=events.append, clock=clock, scheduler=clock, allow_start=lambda: not standby.is_set()
+    )
+    outcome: list[str] = []
+
+    def device_press() -> None:
+        if standby.is_set():  # the Device's own check, without any lock
+            outcome.append("refused by the device")
+            return
+        try:
+            ptz.press("right", "phone")
+            outcome.append("pressed")
+        except PtzRefused:
+            outcome.append("refused by the controller")
+
+    hw.gate = gate
+    presser = threading.Thread(target=device_press)
+    presser.start()
+    assert hw.reached.wait(5)  # the press passed the Device's check and is inside the controller
+    standby.set()  # the Device switches to standby ...
+    stopper = threading.Thread(target=ptz.stop, args=("standby",))  # ... then stops the motor
+    stopper.start()
+    if gate == "ptz_limits":
+        stopper.join(5)  # nothing is moving yet: the stop is a no-op and returns at once
+        assert not stopper.is_alive()
+    hw.proceed.set()
+    presser.join(5)
+    stopper.join(5)
+    assert not presser.is_alive() and not stopper.is_alive()
+    assert motor.moving is None
+    assert ptz.direction is None
+    assert clock.pending() == 0
+    reasons = [(e.data["action"], e.data["reason"]) for e in events]
+    if gate == "ptz_limits":
+        assert outcome == ["refused by the controller"]
+        assert "ptz_start" not in hw.calls
+        assert reasons == [("stop", "startup")]
+    else:  # the press held the lock, so the standby stop came after its start
+        assert outcome == ["pressed"]
+        assert reasons == [("stop", "startup"), ("start", "press"), ("stop", "standby")]
     ptz.close()
 
 

@@ -1,14 +1,19 @@
 """A Hypothesis state machine over the PTZ controller, on the fake clock and the virtual motor.
 
-Rules: press, step, release, tick (time passes, timers fire), close a session, standby.
+Rules: press, step, release, tick (time passes, timers fire), close a session, standby (the
+``allow_start`` predicate turns False, then a stop) and wake, and a transient fault that makes
+the next few ``ptz_stop`` calls fail.
 Invariants: the motor never moves longer than the cap (or step duration) since the last press,
-nor past the moment it reaches its end stop; it is not moving after a release, a standby or its
-owner's session closing; the position stays within the limits; every stop succeeds; the
-controller, the motor (the estimate included) and the events agree.
+nor past the moment it reaches its end stop, except while stops fail: then it stops at most
+``MAX_STOP_RETRY_S`` after the last failed stop; it is not moving after a release, a standby or
+its owner's session closing unless that stop failed; in standby it starts only if a stop failed;
+the position stays within the limits; the controller, the motor (the estimate included) and the
+events agree, so a stop is published only when the motor really stopped.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from hypothesis import settings
@@ -18,7 +23,14 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from iotvideo_signaling._virtual_motor import VirtualMotor
 from iotvideo_signaling.events import Event
 from iotvideo_signaling.hardware import Hardware, PtzLimits
-from iotvideo_signaling.ptz import DIRECTIONS, ManualClock, PtzController, default_move_cap
+from iotvideo_signaling.ptz import (
+    DIRECTIONS,
+    MAX_STOP_RETRY_S,
+    ManualClock,
+    PtzController,
+    PtzRefused,
+    default_move_cap,
+)
 
 LIMITS: PtzLimits = (-1000, 2600, 0, 900)
 SPEED = (600.0, 300.0)
@@ -35,13 +47,16 @@ durations = st.one_of(
 
 
 class MotorHardware(Hardware):
-    """PTZ hooks driving a VirtualMotor, with or without position feedback."""
+    """PTZ hooks driving a VirtualMotor, with or without position feedback; stops can fail."""
 
     def __init__(self, motor: VirtualMotor, clock: ManualClock, *, feedback: bool) -> None:
         self.motor = motor
         self.clock = clock
         self.feedback = feedback
         self.end_stop_at = 0.0  # when the current run reaches its end stop
+        self.stop_failures = 0  # how many of the next ptz_stop calls fail
+        self.failed_stops = 0
+        self.last_failure = -math.inf  # when a ptz_stop last failed
 
     def ptz_start(self, direction: str) -> None:
         axis = 0 if direction in ("left", "right") else 1
@@ -50,6 +65,11 @@ class MotorHardware(Hardware):
         self.motor.start(direction)
 
     def ptz_stop(self) -> None:
+        if self.stop_failures > 0:
+            self.stop_failures -= 1
+            self.failed_stops += 1
+            self.last_failure = self.clock.now
+            raise OSError("ptz_stop failed (transient)")
         self.motor.stop()
 
     def ptz_position(self) -> tuple[int, int] | None:
@@ -84,6 +104,8 @@ class PtzMachine(RuleBasedStateMachine):
         self.hw = MotorHardware(self.motor, self.clock, feedback=feedback)
         self.events = []
         self.move_cap_s = move_cap_s
+        self.standby = False
+        self.standby_since = 0.0
         self.ptz = PtzController(
             self.hw,
             publish=self.events.append,
@@ -91,8 +113,9 @@ class PtzMachine(RuleBasedStateMachine):
             scheduler=self.clock,
             move_cap_s=move_cap_s,
             step_size=STEP,
+            allow_start=lambda: not self.standby,
         )
-        self.deadline = 0.0  # the latest time the motor may still be moving
+        self.deadline = 0.0  # the latest time the motor may still be moving, unless a stop failed
         self.owner: Any = None
 
     @initialize(
@@ -114,9 +137,23 @@ class PtzMachine(RuleBasedStateMachine):
 
     # -- rules -----------------------------------------------------------------------------------
 
+    def _refused_or_failed(self, command: Any, *args: Any) -> Any:
+        """Run a press or step; None when it was refused (standby) or a stop it needed failed."""
+        before, failed = self.motor.moving, self.hw.failed_stops
+        try:
+            return command(*args)
+        except PtzRefused:
+            assert self.standby
+        except OSError:
+            assert self.hw.failed_stops > failed  # a redirect, or the stop a move still owed
+        assert self.motor.moving == before  # either way nothing changed
+        return None
+
     @rule(direction=directions, visitor=visitors)
     def press(self, direction: str, visitor: Any) -> None:
-        report = self.ptz.press(direction, visitor)
+        report = self._refused_or_failed(self.ptz.press, direction, visitor)
+        if report is None:
+            return
         self.deadline = self.clock.now + self.cap(direction)
         self.owner = visitor
         if report.apex == "yes":
@@ -127,7 +164,9 @@ class PtzMachine(RuleBasedStateMachine):
 
     @rule(direction=directions)
     def step(self, direction: str) -> None:
-        report = self.ptz.step(direction)
+        report = self._refused_or_failed(self.ptz.step, direction)
+        if report is None:
+            return
         axis = 0 if direction in ("left", "right") else 1
         self.deadline = self.clock.now + min(self.cap(direction), STEP / SPEED[axis])
         self.owner = None
@@ -135,7 +174,11 @@ class PtzMachine(RuleBasedStateMachine):
 
     @rule(visitor=visitors)
     def release(self, visitor: Any) -> None:
-        self.ptz.release(visitor)
+        try:
+            self.ptz.release(visitor)
+        except OSError:
+            assert self.motor.moving is not None  # the move stays armed; its timers retry
+            return
         assert self.motor.moving is None
 
     @rule(seconds=durations)
@@ -145,28 +188,48 @@ class PtzMachine(RuleBasedStateMachine):
     @rule(visitor=visitors)
     def close_session(self, visitor: Any) -> None:
         was_moving = self.motor.moving is not None
-        self.ptz.visitor_gone(visitor)
+        failed = self.hw.failed_stops
+        self.ptz.visitor_gone(visitor)  # never raises, even when its stop fails
         if visitor is not None and visitor == self.owner:
-            assert self.motor.moving is None
+            assert (self.motor.moving is None) == (self.hw.failed_stops == failed)
         elif was_moving:
             assert self.motor.moving is not None
 
     @rule()
-    def standby(self) -> None:
-        self.ptz.stop("standby")
+    def enter_standby(self) -> None:
+        self.standby = True  # what the Device does: switch the power, then stop the motor
+        self.standby_since = self.clock.now
+        try:
+            self.ptz.stop("standby")
+        except OSError:
+            assert self.motor.moving is not None
+            return
         assert self.motor.moving is None
+
+    @rule()
+    def wake(self) -> None:
+        self.standby = False
+
+    @rule(n=st.integers(1, 6))
+    def stop_fails(self, n: int) -> None:
+        self.hw.stop_failures = n  # the next n stops fail, then the hardware has recovered
 
     # -- invariants ------------------------------------------------------------------------------
 
     @invariant()
     def never_moving_past_the_cap(self) -> None:
         if self.motor.moving is not None:
-            assert self.clock.now <= self.deadline + EPSILON
+            assert self.clock.now <= max(self.deadline, self.hw.last_failure + MAX_STOP_RETRY_S) + EPSILON
 
     @invariant()
     def never_moving_past_the_end_stop(self) -> None:
         if self.motor.moving is not None:
-            assert self.clock.now <= self.hw.end_stop_at + EPSILON
+            assert self.clock.now <= max(self.hw.end_stop_at, self.hw.last_failure + MAX_STOP_RETRY_S) + EPSILON
+
+    @invariant()
+    def not_moving_in_standby_unless_a_stop_failed(self) -> None:
+        if self.standby and self.motor.moving is not None:
+            assert self.hw.last_failure >= self.standby_since
 
     @invariant()
     def controller_and_motor_agree(self) -> None:
@@ -195,6 +258,7 @@ class PtzMachine(RuleBasedStateMachine):
         assert moving == self.motor.moving
 
     def teardown(self) -> None:
+        self.hw.stop_failures = 0
         self.ptz.close()
         assert self.motor.moving is None
         assert self.clock.pending() == 0

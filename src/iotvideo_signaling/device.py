@@ -539,14 +539,14 @@ class Device:
         ptz = self._ptz_ready()
         if cmd == "ptz_release_pre":
             return ptz.release(visitor).fields()
-        return ptz.press(_PTZ_PRESS[cmd], visitor).fields()
+        return _start_move(ptz.press, _PTZ_PRESS[cmd], visitor)
 
     def _legacy_ptz(self, command: Command, visitor: str | None) -> Mapping[str, Any]:
-        return self._ptz_ready().step(_LEGACY_PTZ[command.cmd or ""]).fields()
+        return _start_move(self._ptz_ready().step, _LEGACY_PTZ[command.cmd or ""], visitor)
 
     def _ptz_ready(self) -> PtzController:
         if self._power == "standby":
-            raise RequestError("camera is in standby", code=ResultCode.STANDBY)
+            raise RequestError(_STANDBY_REASON, code=ResultCode.STANDBY)
         return self._ptz_controller()
 
     def _ptz_controller(self) -> PtzController:
@@ -556,6 +556,9 @@ class Device:
             return ptz
         self._require("ptz_start")
         from .ptz import PtzController  # noqa: PLC0415 - only cameras with a motor pay for it
+
+        def allow_start() -> bool:  # read under the controller's lock: no start after standby
+            return self._power != "standby"
 
         with self._lock:
             if self._ptz is None:
@@ -568,6 +571,7 @@ class Device:
                     scheduler=self._scheduler,
                     move_cap_s=self.config.ptz_move_cap_s,
                     step_size=self.config.ptz_step,
+                    allow_start=allow_start,
                 )
             return self._ptz
 
@@ -585,6 +589,22 @@ def _envelope_guard(handler: Callable[[Any, str | None], Mapping[str, Any] | Non
         return fields
 
     return guarded
+
+
+_STANDBY_REASON = "camera is in standby"
+
+
+def _start_move(start: Callable[[str, str | None], Any], direction: str, visitor: str | None) -> Mapping[str, Any]:
+    """Start a PTZ move; a start refused under the controller's lock (standby came first) is 8."""
+    try:
+        fields: Mapping[str, Any] = start(direction, visitor).fields()
+    except Exception as exc:
+        from .ptz import PtzRefused  # noqa: PLC0415 - loaded already: the controller exists
+
+        if isinstance(exc, PtzRefused):
+            raise RequestError(_STANDBY_REASON, code=ResultCode.STANDBY) from None
+        raise
+    return fields
 
 
 def _too_large(topic: str, message_id: Any) -> bytes:

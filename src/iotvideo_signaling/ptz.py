@@ -7,10 +7,11 @@ The panel sends one ``ptz_<dir>_press`` when a finger touches the button and ``p
 A press therefore starts a *continuous* move, and the controller, not the panel, guarantees that
 every move ends.
 
-The controller has two states, IDLE and MOVING(direction, kind, owner). Every move arms two
-timers on the injected scheduler: the *end-stop timer* (time until the moving axis reaches its
-limit at the configured speed, so the motor is stopped there without polling) and the *deadline
-timer* (the move cap for a press, the step duration for a legacy one-step token)::
+The controller has three states: IDLE, MOVING(direction, kind, owner) and STOPPING(r), a move
+whose stop (for reason r) failed and is being retried. Every move arms two timers on the
+injected scheduler: the *end-stop timer* (time until the moving axis reaches its limit at the
+configured speed, so the motor is stopped there without polling) and the *deadline timer* (the
+move cap for a press, the step duration for a legacy one-step token)::
 
     IDLE       --press/step d-->                      MOVING d  (start; stays IDLE if d is blocked)
     MOVING d   --press/step d-->                      MOVING d  (deadline re-armed, owner updated)
@@ -18,11 +19,33 @@ timer* (the move cap for a press, the step duration for a legacy one-step token)
     MOVING     --release / stop(reason)-->            IDLE      (stop "release" / reason)
     MOVING     --visitor_gone(owner)-->               IDLE      (stop "session_closed")
     MOVING     --end-stop timer / deadline timer-->   IDLE      (stop "end_stop" / "cap" / "step")
-    any        --close()-->                           CLOSED    (stop "close", always sent)
+    MOVING     --visitor_gone / timer, stop fails-->  STOPPING r (r: its reason; retry armed)
+    STOPPING r --retry timer-->                       IDLE      (stop r; fails: retry re-armed)
+    STOPPING r --press/step d-->                      MOVING d  (stop r, then start d)
+    STOPPING r --release / stop / visitor_gone-->     IDLE      (as from MOVING)
+    any        --press/step, allow_start() False-->   unchanged (PtzRefused, nothing sent)
+    any        --close()-->                           CLOSED    (stop "close", always sent, not retried)
 
 A stop ("startup") is also sent when the controller is created: after a crash the motor may be
 running. All transitions happen in :meth:`PtzController._begin_locked` and
 :meth:`PtzController._end_locked`; every start and stop is published as ``Event(kind="ptz")``.
+
+A failed stop never ends a move and publishes nothing: the stop event is published when a stop
+has succeeded. When ``ptz_stop`` raises under :meth:`~PtzController.press`,
+:meth:`~PtzController.step`, :meth:`~PtzController.release` or :meth:`~PtzController.stop`, the
+error propagates and the move keeps its state and timers, whose own stop is then retried. When
+it raises in a timer or :meth:`~PtzController.visitor_gone`, the failure is logged and the move
+goes to STOPPING: its timers are replaced by one *retry timer* (the deadline timer slot), after
+:data:`STOP_RETRY_S`, doubling up to :data:`MAX_STOP_RETRY_S`, until a stop succeeds. So the motor
+runs at most ``MAX_STOP_RETRY_S`` past the later of its cap (or end stop) and the last failed
+stop. :meth:`~PtzController.close` gives up after its own attempt: it logs an error and cancels every
+timer; the move stays recorded (``direction`` still says it may be moving), so a later
+:meth:`~PtzController.stop` or :meth:`~PtzController.release` can still try.
+
+``allow_start`` (the Device passes "not in standby") is called under the lock at the start of
+every press and step. When it returns False the press is refused before anything changes, so a
+caller that flips the predicate and then calls :meth:`~PtzController.stop` (which takes the same
+lock) has no window in which a racing press could start or extend a move.
 
 Position comes from ``ptz_position()`` when the motor has feedback. Without feedback it is an
 *estimate* integrated from time and the declared speed, clamped to the limits and starting at
@@ -30,9 +53,10 @@ the centre of the limits; it re-synchronises whenever a move runs into an end st
 toward an end stop the axis is already at (by feedback or estimate) does not start the motor.
 
 Locking: one lock serialises the transitions. ``ptz_start`` and ``ptz_stop`` (documented as
-non-blocking) are called under it; ``ptz_position``, ``ptz_limits`` and ``ptz_speed`` are read
-before it is taken. Events are queued under the lock and published after it is released, in
-order, from the thread that caused them (a scheduler thread for timer stops).
+non-blocking) and ``allow_start`` (which must be quick and must not call the controller) are
+called under it; ``ptz_position``, ``ptz_limits`` and ``ptz_speed`` are read before it is
+taken. Events are queued under the lock and published after it is released, in order, from the
+thread that caused them (a scheduler thread for timer stops).
 """
 
 from __future__ import annotations
@@ -56,9 +80,12 @@ __all__ = [
     "DEFAULT_STEP_SIZE",
     "DIRECTIONS",
     "MAX_MOVE_CAP_S",
+    "MAX_STOP_RETRY_S",
     "MIN_MOVE_CAP_S",
+    "STOP_RETRY_S",
     "ManualClock",
     "PtzController",
+    "PtzRefused",
     "PtzReport",
     "Scheduler",
     "ThreadScheduler",
@@ -79,6 +106,9 @@ DIRECTIONS: Mapping[str, tuple[int, int]] = types.MappingProxyType(
 #: Bounds of the automatic move cap, in seconds.
 MIN_MOVE_CAP_S = 2.0
 MAX_MOVE_CAP_S = 30.0
+#: First delay before a failed stop is retried, in seconds; it doubles up to MAX_STOP_RETRY_S.
+STOP_RETRY_S = 0.5
+MAX_STOP_RETRY_S = 2.0
 #: Default size of a legacy one-step move (``ptz_left`` ...), in motor steps.
 DEFAULT_STEP_SIZE = 200
 
@@ -272,6 +302,10 @@ class ManualClock:
 # -- values -------------------------------------------------------------------------------------
 
 
+class PtzRefused(Exception):
+    """A press or step was refused because ``allow_start()`` returned False; nothing was changed."""
+
+
 # The functional form: NamedTuple's class syntax would compile each (string) annotation at import.
 _PtzReportBase = NamedTuple(  # noqa: UP014
     "_PtzReportBase",
@@ -326,6 +360,8 @@ class _Move:
         "end_token",
         "kind",
         "limits",
+        "owed",
+        "retries",
         "speed",
         "start",
         "started_at",
@@ -346,6 +382,8 @@ class _Move:
         self.deadline_token = -1
         self.end_timer: TimerHandle | None = None
         self.end_token = -1
+        self.owed: str | None = None  # STOPPING: the reason of the stop that failed
+        self.retries = 0  # failed stops so far
 
     def position_at(self, now: float) -> Position:
         """The estimate: start position plus speed times elapsed time, clamped to the limits."""
@@ -357,9 +395,11 @@ class _Move:
         return round(min(max(x, min_x), max_x)), round(min(max(y, min_y), max_y))
 
     def cancel_timers(self) -> None:
+        """Cancel both timers; a callback already running when this is called finds its token stale."""
         for timer in (self.deadline_timer, self.end_timer):
             if timer is not None:
                 timer.cancel()
+        self.deadline_token = self.end_token = -1
 
 
 # -- geometry helpers ---------------------------------------------------------------------------
@@ -469,11 +509,15 @@ class PtzController:
         move_cap_s: the longest a press may move without another press; None for the
             automatic cap of :func:`default_move_cap` for the moving axis.
         step_size: size of a legacy one-step move, in motor steps.
+        allow_start: called under the controller's lock at the start of every :meth:`press` and
+            :meth:`step`; when it returns False the command raises :class:`PtzRefused` and
+            changes nothing. It must be quick and must not call the controller. None allows all.
 
     Hook errors from :meth:`press`, :meth:`step`, :meth:`release`, :meth:`stop` and
     :meth:`report` propagate; the controller stays safe (a failed start leaves it idle and a stop
     is attempted; a failed stop keeps the move armed so its timers try again). Timer callbacks,
-    :meth:`visitor_gone` and :meth:`close` never raise; they log a warning.
+    :meth:`visitor_gone` and :meth:`close` never raise; they log a warning, and a stop that
+    failed there is retried by a timer (except at :meth:`close`, which logs an error).
     """
 
     def __init__(
@@ -486,6 +530,7 @@ class PtzController:
         scheduler: Scheduler | None = None,
         move_cap_s: float | None = None,
         step_size: int = DEFAULT_STEP_SIZE,
+        allow_start: Callable[[], bool] | None = None,
     ) -> None:
         if move_cap_s is not None and not (move_cap_s > 0 and math.isfinite(move_cap_s)):
             raise ValueError("move_cap_s must be a positive number of seconds or None")
@@ -500,6 +545,7 @@ class PtzController:
         self._scheduler: Scheduler = scheduler
         self._move_cap_s = move_cap_s
         self._step_size = step_size
+        self._allow_start = allow_start
         self._lock = threading.Lock()
         self._publish_lock = threading.RLock()
         self._outbox: deque[Event] = deque()
@@ -514,7 +560,7 @@ class PtzController:
 
     @property
     def direction(self) -> str | None:
-        """The direction of the move in progress, or None when idle."""
+        """The direction of the move in progress (stop pending included), or None when idle."""
         with self._lock:
             return None if self._move is None else self._move.direction
 
@@ -532,7 +578,8 @@ class PtzController:
         Raises:
             ValueError: unknown direction, or a hook returned nonsense.
             RuntimeError: the controller is closed.
-            Exception: whatever a hook raised.
+            PtzRefused: ``allow_start()`` returned False.
+            Exception: whatever a hook (``allow_start`` included) raised.
         """
         return self._command(direction, "press", visitor)
 
@@ -541,7 +588,7 @@ class PtzController:
 
         The motor is started now and stopped after ``step_size / speed`` seconds by the
         scheduler, so the report shows the position at the start of the step. Another step in
-        the same direction extends the move by one step duration from now.
+        the same direction extends the move by one step duration from now. Raises as :meth:`press`.
         """
         return self._command(direction, "step", visitor)
 
@@ -578,7 +625,10 @@ class PtzController:
         self._halt(reason, owner=None, strict=True)
 
     def close(self) -> None:
-        """Stop the motor (always sent, even when idle), cancel the timers; idempotent, never raises."""
+        """Stop the motor (always sent, even when idle), cancel the timers; idempotent, never raises.
+
+        A stop that fails here is not retried: the error is logged and no timer is left running.
+        """
         with self._lock:
             if self._closed:
                 return
@@ -634,17 +684,20 @@ class PtzController:
     # -- transitions (under the lock) ----------------------------------------------------------
 
     def _begin_locked(self, direction: str, kind: str, visitor: Hashable | None, geo: _Geometry) -> None:
+        if self._allow_start is not None and not self._allow_start():
+            raise PtzRefused(f"PTZ {kind} {direction!r} refused: starting the motor is not allowed now")
         now = self._clock()
         pos = geo.feedback if geo.feedback is not None else self._estimate_locked(geo.limits, now)
         blocked = _remaining(pos, direction, geo.limits) <= 0
         move = self._move
-        if move is not None and move.direction == direction and not blocked:
+        if move is not None and move.owed is None and move.direction == direction and not blocked:
             move.kind = kind
             move.visitor = visitor
             self._arm_deadline(move, self._duration(kind, direction, geo))
             return
-        if move is not None:
-            self._end_locked("end_stop" if move.direction == direction else "redirect", pos, strict=True)
+        if move is not None:  # STOPPING: settle the stop it owes first, even in the same direction
+            reason = move.owed or ("end_stop" if move.direction == direction else "redirect")
+            self._end_locked(reason, pos, strict=True)
         self._last_direction = direction
         if blocked:
             self._estimate = pos
@@ -663,21 +716,24 @@ class PtzController:
         self._queue("start", direction, kind, pos)
 
     def _end_locked(self, reason: str, pos: Position | None, *, strict: bool) -> None:
-        """Send a stop; end the move (if any) unless the stop failed and ``strict`` is set."""
+        """Send a stop; only a stop that succeeded ends the move (if any) and queues its event.
+
+        A failed stop changes nothing when ``strict`` (the error propagates); otherwise it is
+        logged and the move (if any) goes to STOPPING.
+        """
         move = self._move
-        sent = True
         try:
             self._hw.ptz_stop()
-        except NotImplementedError:
+        except Exception as exc:
             if strict:
                 raise
-            sent = False
-            log.debug("ptz_stop is not implemented (%s)", reason)
-        except Exception:
-            if strict:
-                raise
-            sent = False
-            log.warning("PTZ stop (%s) failed", reason, exc_info=True)
+            if move is not None:
+                self._owe_stop_locked(move, reason)
+            elif isinstance(exc, NotImplementedError):
+                log.debug("ptz_stop is not implemented (%s)", reason)
+            else:
+                log.warning("PTZ stop (%s) failed", reason, exc_info=True)
+            return
         if move is not None:
             move.cancel_timers()
             self._move = None
@@ -685,8 +741,29 @@ class PtzController:
                 pos = _at_limit(pos, move.direction, move.limits)
         if pos is not None:
             self._estimate = pos
-        if sent or move is not None:
-            self._queue("stop", None if move is None else move.direction, reason, pos)
+        self._queue("stop", None if move is None else move.direction, reason, pos)
+
+    def _owe_stop_locked(self, move: _Move, reason: str) -> None:
+        """MOVING/STOPPING --stop failed--> STOPPING: the move stays; one retry timer replaces its timers.
+
+        Called from an ``except`` block. After :meth:`close` nothing is re-armed: the error is logged.
+        """
+        move.cancel_timers()
+        if move.owed is None:
+            move.owed = reason
+        move.retries += 1
+        if self._closed:
+            log.error(
+                "PTZ stop (%s) failed and the controller is closed: the motor may still be moving %s",
+                reason, move.direction, exc_info=True,
+            )
+            return
+        delay = min(STOP_RETRY_S * 2.0 ** min(move.retries - 1, 16), MAX_STOP_RETRY_S)
+        self._arm_deadline(move, delay)  # in STOPPING the deadline timer is the retry timer
+        log.warning(
+            "PTZ stop (%s) failed (attempt %d); retrying in %.2g s",
+            reason, move.retries, delay, exc_info=move.retries == 1,
+        )
 
     def _stop_after_failed_start(self) -> None:
         try:
@@ -741,8 +818,8 @@ class PtzController:
                 current = move.deadline_token if which == "deadline" else move.end_token
                 if self._move is not move or current != token:
                     return
-                if which == "deadline":
-                    reason = "step" if move.kind == "step" else "cap"
+                if which == "deadline":  # in STOPPING, the retry timer
+                    reason = move.owed or ("step" if move.kind == "step" else "cap")
                     self._end_locked(reason, self._event_position_locked(feedback), strict=False)
                     return
                 if feedback is not None:
