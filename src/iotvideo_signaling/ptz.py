@@ -19,7 +19,7 @@ move cap for a press, the step duration for a legacy one-step token)::
     MOVING     --release / stop(reason)-->            IDLE      (stop "release" / reason)
     MOVING     --visitor_gone(owner)-->               IDLE      (stop "session_closed")
     MOVING     --end-stop timer / deadline timer-->   IDLE      (stop "end_stop" / "cap" / "step")
-    MOVING     --visitor_gone / timer, stop fails-->  STOPPING r (r: its reason; retry armed)
+    MOVING     --any stop that fails-->               STOPPING r (r: its reason; retry armed)
     STOPPING r --retry timer-->                       IDLE      (stop r; fails: retry re-armed)
     STOPPING r --press/step d-->                      MOVING d  (stop r, then start d)
     STOPPING r --release / stop / visitor_gone-->     IDLE      (as from MOVING)
@@ -31,14 +31,13 @@ running. All transitions happen in :meth:`PtzController._begin_locked` and
 :meth:`PtzController._end_locked`; every start and stop is published as ``Event(kind="ptz")``.
 
 A failed stop never ends a move and publishes nothing: the stop event is published when a stop
-has succeeded. When ``ptz_stop`` raises under :meth:`~PtzController.press`,
-:meth:`~PtzController.step`, :meth:`~PtzController.release` or :meth:`~PtzController.stop`, the
-error propagates and the move keeps its state and timers, whose own stop is then retried. When
-it raises in a timer or :meth:`~PtzController.visitor_gone`, the failure is logged and the move
-goes to STOPPING: its timers are replaced by one *retry timer* (the deadline timer slot), after
-:data:`STOP_RETRY_S`, doubling up to :data:`MAX_STOP_RETRY_S`, until a stop succeeds. So the motor
-runs at most ``MAX_STOP_RETRY_S`` past the later of its cap (or end stop) and the last failed
-stop. :meth:`~PtzController.close` gives up after its own attempt: it logs an error and cancels every
+has succeeded. Whatever asked for the stop, the move goes to STOPPING: its timers are replaced by
+one *retry timer* (the deadline timer slot), after :data:`STOP_RETRY_S`, doubling up to
+:data:`MAX_STOP_RETRY_S`, until a stop succeeds. Under :meth:`~PtzController.press`,
+:meth:`~PtzController.step`, :meth:`~PtzController.release` and :meth:`~PtzController.stop` the
+error also propagates to the caller; in a timer or :meth:`~PtzController.visitor_gone` it is
+logged. So the motor runs at most ``MAX_STOP_RETRY_S`` past the last failed stop.
+:meth:`~PtzController.close` gives up after its own attempt: it logs an error and cancels every
 timer; the move stays recorded (``direction`` still says it may be moving), so a later
 :meth:`~PtzController.stop` or :meth:`~PtzController.release` can still try.
 
@@ -718,18 +717,20 @@ class PtzController:
     def _end_locked(self, reason: str, pos: Position | None, *, strict: bool) -> None:
         """Send a stop; only a stop that succeeded ends the move (if any) and queues its event.
 
-        A failed stop changes nothing when ``strict`` (the error propagates); otherwise it is
-        logged and the move (if any) goes to STOPPING.
+        A failed stop puts the move (if any) in STOPPING, whose retry timer tries again soon;
+        with ``strict`` the error then propagates to the caller, otherwise it is logged.
         """
         move = self._move
         try:
             self._hw.ptz_stop()
         except Exception as exc:
+            if move is not None:
+                self._owe_stop_locked(move, reason)
             if strict:
                 raise
             if move is not None:
-                self._owe_stop_locked(move, reason)
-            elif isinstance(exc, NotImplementedError):
+                return  # _owe_stop_locked logged it
+            if isinstance(exc, NotImplementedError):
                 log.debug("ptz_stop is not implemented (%s)", reason)
             else:
                 log.warning("PTZ stop (%s) failed", reason, exc_info=True)
