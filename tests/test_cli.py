@@ -20,7 +20,7 @@ P = b"action=user_define&channel=0&cmd="
 # -- help --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [[], ["serve"], ["send"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["serve"], ["send"], ["demo"], ["make-firmware"]])
 def test_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main([*command, "--help"])
@@ -179,3 +179,26 @@ def test_demo_command_exits_0() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 unexpected" in result.stdout
     assert "UNEXPECTED" not in result.stdout
+
+
+def test_make_firmware_writes_an_image_the_simulator_installs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hashlib
+
+    from iotvideo_signaling import SimulatedHardware
+
+    path = tmp_path / "fw.bin"
+    assert main(["make-firmware", str(path), "--version", "V9.9.9", "--size", "4096"]) == 0
+    printed = orjson.loads(capsys.readouterr().out)
+    data = path.read_bytes()
+    assert printed == {"path": str(path), "version": "V9.9.9", "md5": hashlib.md5(data).hexdigest(), "fileSize": 4096}
+    assert len(data) == 4096
+    hw = SimulatedHardware(tmp_path / "cam")
+    hw.install_firmware(str(path), md5=printed["md5"], size=4096)
+    assert hw.firmware_version() == "V9.9.9"
+
+
+def test_make_firmware_refuses_a_bad_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["make-firmware", str(tmp_path / "fw.bin"), "--version", "has space"]) == 2
+    assert "version" in capsys.readouterr().err

@@ -158,7 +158,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, help="default: warning")
     demo.set_defaults(run=_demo)
+
+    image = commands.add_parser("make-firmware", help="write a simulated firmware image (for upgrade tests)")
+    image.description = (
+        "Write a firmware image that SimulatedHardware installs (its first line names the version) and print "
+        "what an upgrade request needs: the MD5 and the size. Serve it over HTTPS and send "
+        "'upgrade URL MD5 SIZE' to a simulated camera."
+    )
+    image.add_argument("path", help="the file to write")
+    image.add_argument("--version", dest="image_version", required=True, help="the version it installs, e.g. V2.0.0")
+    image.add_argument("--size", type=int, default=1024 * 1024, help="bytes (default: 1 MiB)")
+    image.set_defaults(run=_make_firmware)
     return parser
+
+
+def _make_firmware(args: argparse.Namespace) -> int:
+    from ._simfirmware import make_image  # noqa: PLC0415
+
+    try:
+        md5 = make_image(args.path, args.image_version, args.size)
+    except (ValueError, OSError) as exc:
+        _error("make-firmware", exc)
+        return 2
+    print(orjson.dumps({"path": args.path, "version": args.image_version, "md5": md5, "fileSize": args.size}).decode())
+    return 0
 
 
 def _configure_logging(level: str) -> None:
