@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.machinery
-import os
 from types import ModuleType
 from typing import Any, Callable, NamedTuple, Optional
 
 import orjson
 
 from iotvideo_signaling import Command, _wire_py
+from iotvideo_signaling._wire import env_flag
 
 from . import stdlib_reference
 
@@ -39,21 +39,17 @@ __all__ = [
 
 REQUIRE_EXTENSIONS_ENV = "IOTVIDEO_SIGNALING_REQUIRE_EXTENSIONS"
 SHORT_ENV = "IOTVIDEO_SIGNALING_BENCH_SHORT"
-_TRUE = {"1", "true", "yes", "on"}
 
-
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in _TRUE
 
 
 def extensions_required() -> bool:
     """True when ``IOTVIDEO_SIGNALING_REQUIRE_EXTENSIONS`` is 1/true/yes/on."""
-    return _flag(REQUIRE_EXTENSIONS_ENV)
+    return env_flag(REQUIRE_EXTENSIONS_ENV)
 
 
 def short_mode() -> bool:
     """True when ``IOTVIDEO_SIGNALING_BENCH_SHORT`` or ``CI`` is 1/true/yes/on."""
-    return _flag(SHORT_ENV) or _flag("CI")
+    return env_flag(SHORT_ENV) or env_flag("CI")
 
 
 def c_backend() -> tuple[Optional[ModuleType], str]:

@@ -22,14 +22,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from iotvideo_signaling import Device, SimulatedHardware
-
-_TRUE = {"1", "true", "yes", "on"}
-
-
-def env_flag(name: str) -> bool:
-    """Parse a boolean environment variable the way ``setup.py`` and ``_wire.py`` do."""
-    return os.environ.get(name, "").strip().lower() in _TRUE
-
+from iotvideo_signaling._wire import env_flag
 
 NO_EXTENSIONS = env_flag("IOTVIDEO_SIGNALING_NO_EXTENSIONS")
 REQUIRE_EXTENSIONS = env_flag("IOTVIDEO_SIGNALING_REQUIRE_EXTENSIONS")
@@ -49,6 +42,8 @@ def _import_c() -> ModuleType:
     try:
         return importlib.import_module("iotvideo_signaling._wire_c")
     except ImportError as exc:
+        if REQUIRE_EXTENSIONS:
+            pytest.fail(f"IOTVIDEO_SIGNALING_REQUIRE_EXTENSIONS is set but the C backend is not importable: {exc}")
         pytest.skip(
             f"the C backend is not built ({exc}); set IOTVIDEO_SIGNALING_REQUIRE_EXTENSIONS=1 to make this an error"
         )

@@ -197,3 +197,27 @@ def test_an_oversized_str_is_refused_before_it_is_encoded(backend: ModuleType) -
     # a str of exactly max_size characters that encodes longer is refused as bytes are
     with pytest.raises(WireError):
         backend.parse_command("é" * 100, max_size=100)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"workers": 0}, {"ptz_step": 0}, {"max_connections": -1}, {"max_message_size": 0}, {"ptz_move_cap_s": 0.0},
+     {"ptz_move_cap_s": float("nan")}, {"default_role": "admin"}, {"sharer_denied_topics": "upgrade"}],
+)
+def test_a_device_config_that_cannot_work_is_refused(tmp_path: Path, bad: dict[str, Any]) -> None:
+    from iotvideo_signaling import DeviceConfig
+
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        Device(SimulatedHardware(tmp_path), config=DeviceConfig(**bad))
+
+
+def test_an_embedded_daemon_checks_its_settings(tmp_path: Path) -> None:
+    import asyncio
+
+    from iotvideo_signaling.server.config import ConfigError, Settings, parse_listen
+    from iotvideo_signaling.server.daemon import Daemon
+
+    with Device(SimulatedHardware(tmp_path)) as device:
+        daemon = Daemon(device, Settings(listen=(parse_listen("tcp://0.0.0.0:0"),)))  # no tokens
+        with pytest.raises(ConfigError):
+            asyncio.run(daemon.start())

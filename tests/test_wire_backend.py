@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import os
 from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader
 from types import ModuleType
 
@@ -12,13 +11,10 @@ import pytest
 
 import iotvideo_signaling
 from iotvideo_signaling import _wire, _wire_py
+from iotvideo_signaling._wire import env_flag
 
-_TRUE = {"1", "true", "yes", "on"}
 _ENTRY_POINTS = ("parse_command", "decode_command", "loads")
 
-
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in _TRUE
 
 
 def test_backend_fixture_covers_both_legs(request: pytest.FixtureRequest, backend: ModuleType) -> None:
@@ -41,7 +37,7 @@ def test_c_leg_is_compiled(c_backend: ModuleType) -> None:
 
 
 def test_selector_uses_the_c_backend_unless_disabled() -> None:
-    if _flag("IOTVIDEO_SIGNALING_NO_EXTENSIONS"):
+    if env_flag("IOTVIDEO_SIGNALING_NO_EXTENSIONS"):
         assert _wire.NO_EXTENSIONS
         assert iotvideo_signaling.implementation == "python"
         chosen: ModuleType = _wire_py
@@ -59,9 +55,9 @@ def test_selector_uses_the_c_backend_unless_disabled() -> None:
 
 def test_c_backend_present_when_required() -> None:
     """With ``IOTVIDEO_SIGNALING_REQUIRE_EXTENSIONS`` set, a missing C backend is a failure, not a skip."""
-    if not _flag("IOTVIDEO_SIGNALING_REQUIRE_EXTENSIONS"):
+    if not env_flag("IOTVIDEO_SIGNALING_REQUIRE_EXTENSIONS"):
         pytest.skip("IOTVIDEO_SIGNALING_REQUIRE_EXTENSIONS is not set")
-    if _flag("IOTVIDEO_SIGNALING_NO_EXTENSIONS"):
+    if env_flag("IOTVIDEO_SIGNALING_NO_EXTENSIONS"):
         pytest.fail("IOTVIDEO_SIGNALING_REQUIRE_EXTENSIONS and IOTVIDEO_SIGNALING_NO_EXTENSIONS are both set")
     try:
         module = importlib.import_module("iotvideo_signaling._wire_c")

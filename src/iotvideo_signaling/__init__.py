@@ -10,31 +10,46 @@ Parse what the panel sends, answer it correctly, and drive the camera's hardware
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 from ._command import Command
 from ._wire import implementation, parse_command
-from .device import Device, DeviceConfig
+from .device import Device, DeviceConfig, TokenHandler, TopicHandler
 from .errors import RequestError, ResultCode, SignalingError, WireError
 from .events import Event
 from .hardware import Hardware
-from .protocol import Field, Request
+from .protocol import MISSING, Field, Request
 
 if TYPE_CHECKING:
+    from .installer import CommandInstaller, InstallError
+    from .ota_report import OtaReporter
+    from .ptz import ManualClock, PtzRefused, PtzReport, Scheduler, ThreadScheduler
     from .simulator import SimulatedHardware
 
 __all__ = [
+    "MISSING",
     "Command",
+    "CommandInstaller",
     "Device",
     "DeviceConfig",
     "Event",
     "Field",
     "Hardware",
+    "InstallError",
+    "ManualClock",
+    "OtaReporter",
+    "PtzRefused",
+    "PtzReport",
     "Request",
     "RequestError",
     "ResultCode",
+    "Scheduler",
     "SignalingError",
     "SimulatedHardware",
+    "ThreadScheduler",
+    "TokenHandler",
+    "TopicHandler",
     "WireError",
     "implementation",
     "parse_command",
@@ -42,12 +57,27 @@ __all__ = [
 
 __version__ = "0.1.0"
 
+# Loaded on first use, so a camera daemon pays at import only for what it uses (the simulator
+# pulls in pathlib, shutil and the state store; the PTZ module its timer machinery).
+_LAZY = {
+    "SimulatedHardware": "simulator",
+    "ManualClock": "ptz",
+    "PtzRefused": "ptz",
+    "PtzReport": "ptz",
+    "Scheduler": "ptz",
+    "ThreadScheduler": "ptz",
+    "CommandInstaller": "installer",
+    "InstallError": "installer",
+    "OtaReporter": "ota_report",
+}
+
 
 def __getattr__(name: str) -> object:
-    # SimulatedHardware pulls in pathlib, shutil and the state store: load it on first use,
-    # so a camera daemon with its own Hardware does not pay for it at import.
-    if name == "SimulatedHardware":
-        from .simulator import SimulatedHardware  # noqa: PLC0415
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
 
-        return SimulatedHardware
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -9,9 +9,15 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-__all__ = ["decode_command", "implementation", "loads", "parse_command"]
+__all__ = ["decode_command", "env_flag", "implementation", "loads", "parse_command"]
 
-NO_EXTENSIONS = os.environ.get("IOTVIDEO_SIGNALING_NO_EXTENSIONS", "").strip().lower() in {"1", "true", "yes", "on"}
+
+def env_flag(name: str) -> bool:
+    """An on/off environment variable: only 1, true, yes and on (any case) mean on."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+NO_EXTENSIONS = env_flag("IOTVIDEO_SIGNALING_NO_EXTENSIONS")
 
 implementation: str
 if TYPE_CHECKING or NO_EXTENSIONS:

@@ -1,10 +1,11 @@
-"""The command line: ``iotvideo-signaling serve | send | demo``.
+"""The command line: ``iotvideo-signaling serve | send | demo | make-firmware``.
 
 * ``serve`` runs the daemon (:mod:`iotvideo_signaling.server`) on a simulated camera, or on the
   hardware class named in the config file.
 * ``send`` sends commands to a running daemon and prints the replies; it exits 0 only when every
   reply reports success.
 * ``demo`` walks an in-process simulated camera through every topic, the way the panel would.
+* ``make-firmware`` writes a simulated firmware image and prints its MD5 and size.
 
 This module configures logging (the library never does) and is the only one that prints. asyncio
 and the server package are imported by the commands that need them, so ``--help`` stays fast.

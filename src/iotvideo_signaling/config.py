@@ -6,7 +6,10 @@ annotation at import time.
 
 from typing import NamedTuple, Optional, Tuple
 
-__all__ = ["DeviceConfig"]
+__all__ = ["DEFAULT_PTZ_STEP", "DeviceConfig"]
+
+#: Motor steps of one legacy ``ptz_left``/``ptz_right``/... command.
+DEFAULT_PTZ_STEP = 100
 
 
 class DeviceConfig(NamedTuple):
@@ -31,9 +34,25 @@ class DeviceConfig(NamedTuple):
     max_connections: int = 32
     max_firmware_size: int = 128 * 1024 * 1024
     ptz_move_cap_s: Optional[float] = None
-    ptz_step: int = 100
+    ptz_step: int = DEFAULT_PTZ_STEP
     download_dir: Optional[str] = None
     ca_file: Optional[str] = None
     sharer_denied_topics: Tuple[str, ...] = ("upgrade", "sd_format", "set_status")
     default_role: str = "owner"
     workers: int = 2
+
+    def check(self) -> None:
+        """Raise ValueError naming the first setting that cannot work."""
+        for name in ("max_message_size", "max_connections", "max_firmware_size", "ptz_step", "workers"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        cap = self.ptz_move_cap_s
+        if cap is not None and (type(cap) not in (int, float) or not 0 < cap < float("inf")):
+            raise ValueError(f"ptz_move_cap_s must be a positive number of seconds or None, not {cap!r}")
+        if self.default_role not in ("owner", "sharer"):
+            raise ValueError(f"default_role must be 'owner' or 'sharer', not {self.default_role!r}")
+        if isinstance(self.sharer_denied_topics, str) or not all(
+            type(topic) is str for topic in self.sharer_denied_topics
+        ):
+            raise ValueError("sharer_denied_topics must be a sequence of topic names")

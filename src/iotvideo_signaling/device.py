@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from ._command import Command
 from ._wire import decode_command
 from .config import DeviceConfig
-from .errors import RequestError, ResultCode, WireError
+from .errors import MAX_REASON, RequestError, ResultCode, WireError
 from .events import Event
 from .hardware import Hardware
 from .inner import DEVICE_ERROR as INNER_DEVICE_ERROR
 from .inner import handle_inner
-from .protocol import FIELDS, MISSING, EnvelopeError, Request, error_reply, parse_request, reply, short
+from .protocol import FIELDS, MAX_TOPIC_ECHO, MISSING, EnvelopeError, Request, error_reply, parse_request, reply, short
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -82,8 +82,7 @@ class Device:
         clock: Callable[[], float] = time.monotonic,
         scheduler: Scheduler | None = None,
     ) -> None:
-        if config.default_role not in ROLES:
-            raise ValueError(f"default_role must be one of {ROLES}")
+        config.check()
         self.hardware = hardware
         self.config = config
         self.max_connections = config.max_connections
@@ -119,7 +118,9 @@ class Device:
         self._scheduler = scheduler
         self._ptz: PtzController | None = None
         # The hooks this camera implements (overridden in its class), for "unsupported" answers.
-        self._hooks = frozenset(name for name in vars(Hardware) if _overrides(hardware, name))
+        self._hooks = frozenset(
+            name for name in vars(Hardware) if not name.startswith("_") and _overrides(hardware, name)
+        )
         if "ptz_start" in self._hooks:
             try:
                 self._ptz_controller()  # sends the start-up stop: after a crash the motor may run
@@ -158,7 +159,7 @@ class Device:
             topic, message_id, _, _ = request
             handler = self._topics.get(topic)
             if handler is None:
-                shown = topic if len(topic) <= 64 else ""
+                shown = topic if len(topic) <= MAX_TOPIC_ECHO else ""
                 return error_reply(shown, ResultCode.UNKNOWN, f"unknown topic {short(topic)}", message_id)
             if topic in self._denied and self.role(visitor) == "sharer":
                 reason = _SHARER_REASONS.get(topic, f"sharers may not use {short(topic)}")
@@ -321,6 +322,10 @@ class Device:
         """True while the camera is in standby (privacy mode)."""
         return self._power == "standby"
 
+    def supports(self, hook: str) -> bool:
+        """True when this camera's Hardware class overrides ``hook`` (e.g. ``"ptz_start"``)."""
+        return hook in self._hooks
+
     def _require(self, hook: str) -> None:
         """Raise NotImplementedError (answer 3) when the camera does not implement ``hook``."""
         if hook not in self._hooks:
@@ -363,7 +368,10 @@ class Device:
                 self._jobs -= 1
 
     def close(self) -> None:
-        """Stop the motor, stop background work, flush state. Safe to call twice."""
+        """Stop the motor, stop background work, then close the hardware. Safe to call twice.
+
+        Background jobs that have not started yet are dropped; a running one is waited for.
+        """
         with self._lock:
             if self._closed:
                 return
@@ -379,9 +387,10 @@ class Device:
             import shutil  # noqa: PLC0415
 
             shutil.rmtree(self._temp_download_dir, ignore_errors=True)
-        flush = getattr(self.hardware, "flush", None)
-        if callable(flush):
-            flush()
+        try:
+            self.hardware.close()
+        except Exception as exc:  # noqa: BLE001 - closing must finish
+            log.warning("Hardware.close() failed: %s", exc)
 
     def __enter__(self) -> Device:
         return self
@@ -453,7 +462,7 @@ class Device:
         try:
             self.submit(self._format_job)
         except Exception as exc:
-            self._format_finished("failed", reason=str(exc)[:200])
+            self._format_finished("failed", reason=str(exc)[:MAX_REASON])
             raise
 
     def _format_job(self) -> None:
@@ -461,7 +470,7 @@ class Device:
             self.hardware.format_sd()
         except Exception as exc:  # noqa: BLE001
             log.warning("SD format failed: %s", exc)
-            self._format_finished("failed", reason=str(exc)[:200])
+            self._format_finished("failed", reason=str(exc)[:MAX_REASON])
         else:
             self._format_finished("done")
 
@@ -539,10 +548,10 @@ class Device:
         ptz = self._ptz_ready()
         if cmd == "ptz_release_pre":
             return ptz.release(visitor).fields()
-        return _start_move(ptz.press, _PTZ_PRESS[cmd], visitor)
+        return ptz.press(_PTZ_PRESS[cmd], visitor).fields()
 
     def _legacy_ptz(self, command: Command, visitor: str | None) -> Mapping[str, Any]:
-        return _start_move(self._ptz_ready().step, _LEGACY_PTZ[command.cmd or ""], visitor)
+        return self._ptz_ready().step(_LEGACY_PTZ[command.cmd or ""], visitor).fields()
 
     def _ptz_ready(self) -> PtzController:
         if self._power == "standby":
@@ -557,8 +566,10 @@ class Device:
         self._require("ptz_start")
         from .ptz import PtzController  # noqa: PLC0415 - only cameras with a motor pay for it
 
-        def allow_start() -> bool:  # read under the controller's lock: no start after standby
-            return self._power != "standby"
+        def allow_start() -> bool:  # called under the controller's lock: no start after standby
+            if self._power == "standby":
+                raise RequestError(_STANDBY_REASON, code=ResultCode.STANDBY)
+            return True
 
         with self._lock:
             if self._ptz is None:
@@ -592,19 +603,6 @@ def _envelope_guard(handler: Callable[[Any, str | None], Mapping[str, Any] | Non
 
 
 _STANDBY_REASON = "camera is in standby"
-
-
-def _start_move(start: Callable[[str, str | None], Any], direction: str, visitor: str | None) -> Mapping[str, Any]:
-    """Start a PTZ move; a start refused under the controller's lock (standby came first) is 8."""
-    try:
-        fields: Mapping[str, Any] = start(direction, visitor).fields()
-    except Exception as exc:
-        from .ptz import PtzRefused  # noqa: PLC0415 - loaded already: the controller exists
-
-        if isinstance(exc, PtzRefused):
-            raise RequestError(_STANDBY_REASON, code=ResultCode.STANDBY) from None
-        raise
-    return fields
 
 
 def _too_large(topic: str, message_id: Any) -> bytes:

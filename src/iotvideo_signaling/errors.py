@@ -2,9 +2,14 @@
 
 The tree::
 
-    SignalingError                 base of everything this package raises on purpose
+    SignalingError                 base of what the library's core raises on purpose
     ├── WireError(ValueError)      the command string or its JSON payload is malformed
-    └── RequestError               a well-formed request that cannot be served
+    ├── RequestError               a well-formed request that cannot be served
+    │   └── protocol.EnvelopeError   its envelope (topic, message_id, data) is wrong
+    ├── ptz.PtzRefused             a PTZ start refused by the controller's ``allow_start``
+    └── installer.InstallError     an installer command failed or timed out
+
+The daemon and CLI have their own (``server.ConfigError``, ``server.ClientError``).
 
 Every exception carries the :class:`ResultCode` that the protocol answers with, so the
 boundary that turns exceptions into replies never has to guess.

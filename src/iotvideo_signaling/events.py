@@ -1,6 +1,7 @@
 """Device events: every state change is published as one :class:`Event`."""
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Callable, NamedTuple
 
 __all__ = ["Event", "Publish"]
@@ -17,7 +18,7 @@ class Event(NamedTuple):
     """
 
     kind: str
-    data: Mapping[str, Any] = {}
+    data: Mapping[str, Any] = MappingProxyType({})  # read-only: one default shared by all
     time: float = 0.0
 
 

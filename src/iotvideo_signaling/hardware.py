@@ -19,7 +19,10 @@ PtzLimits = tuple[int, int, int, int]
 
 
 class Hardware:
-    """Base class of the hooks; every method raises NotImplementedError until overridden."""
+    """Base class of the hooks; each raises NotImplementedError until overridden.
+
+    Except ``ptz_position`` (None: no position feedback) and ``close`` (nothing to release).
+    """
 
     # -- power, image, tone, signal, version ---------------------------------------------
 
@@ -87,6 +90,14 @@ class Hardware:
         The file at ``path`` has been checked against ``md5`` and ``size`` before this call.
         """
         raise NotImplementedError
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release resources and persist pending state; called last by ``Device.close()``.
+
+        The default does nothing (unlike the hooks above, leaving it alone is fine).
+        """
 
     # -- recordings (inner_define) ---------------------------------------------------------
 

@@ -15,7 +15,7 @@ import orjson
 from ._command import Command
 from .hardware import Hardware
 
-__all__ = ["InnerContext", "handle_inner"]
+__all__: list[str] = []  # used by the Device; nothing here is public API
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,9 @@ class InnerContext(Protocol):
     def talking_elsewhere(self, visitor: str | None) -> bool:
         """True when another visitor holds the intercom."""
 
+    def supports(self, hook: str) -> bool:
+        """True when the camera implements the hardware hook ``hook``."""
+
 
 class _BadRequest(Exception):
     pass
@@ -70,7 +73,7 @@ def _device_status(ctx: InnerContext, params: Mapping[str, str], visitor: str | 
         status = "405"
     elif params["type"] == "voice" and ctx.talking_elsewhere(visitor):
         status = "1"
-    elif params["type"] == "playback" and not _overrides(ctx.hardware, "record_index"):
+    elif params["type"] == "playback" and not ctx.supports("record_index"):
         status = "406"
     else:
         status = "0"
@@ -140,10 +143,6 @@ _COMMANDS: dict[str, Callable[[InnerContext, Mapping[str, str], str | None], Any
     "playback_seek": _playback("seek"),
     "playback_progress": _playback("progress"),
 }
-
-
-def _overrides(hardware: Hardware, name: str) -> bool:
-    return getattr(type(hardware), name) is not getattr(Hardware, name)
 
 
 def handle_inner(ctx: InnerContext, command: Command, visitor: str | None) -> bytes:

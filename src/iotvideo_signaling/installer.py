@@ -11,12 +11,14 @@ import logging
 import os
 from typing import Any, List, Sequence
 
+from .errors import SignalingError
+
 __all__ = ["CommandInstaller", "InstallError"]
 
 log = logging.getLogger(__name__)
 
 
-class InstallError(Exception):
+class InstallError(SignalingError):
     """The installer command failed or timed out."""
 
 

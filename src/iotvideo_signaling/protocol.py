@@ -15,17 +15,14 @@ from .errors import MAX_REASON, RequestError, ResultCode
 __all__ = [
     "FIELDS",
     "MISSING",
+    "EnvelopeError",
     "Field",
     "Request",
-    "error_reply",
-    "parse_request",
-    "reply",
-    "short",
 ]
 
 _MAX_SAFE_INT = 2**53 - 1
 _MAX_MESSAGE_ID_LEN = 128
-_MAX_TOPIC_LEN = 64
+MAX_TOPIC_ECHO = 64  # the longest topic an error reply echoes as confirmation_topic
 _ECHO = 32  # characters of input a reason may quote (well under the 64-byte limit)
 
 
@@ -195,7 +192,7 @@ def _diagnose(value: Any) -> EnvelopeError:
     if type(value) is not dict:
         return EnvelopeError("the payload must be a JSON object")
     topic = value.get("topic")
-    shown = topic if type(topic) is str and len(topic) <= _MAX_TOPIC_LEN else ""
+    shown = topic if type(topic) is str and len(topic) <= MAX_TOPIC_ECHO else ""
     message_id = value.get("message_id", MISSING)
     if type(message_id) is int:
         if not -_MAX_SAFE_INT <= message_id <= _MAX_SAFE_INT:

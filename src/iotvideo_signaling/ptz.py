@@ -72,6 +72,8 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
+from .config import DEFAULT_PTZ_STEP
+from .errors import SignalingError
 from .events import Event, Publish
 from .hardware import Hardware, PtzLimits
 
@@ -109,7 +111,7 @@ MAX_MOVE_CAP_S = 30.0
 STOP_RETRY_S = 0.5
 MAX_STOP_RETRY_S = 2.0
 #: Default size of a legacy one-step move (``ptz_left`` ...), in motor steps.
-DEFAULT_STEP_SIZE = 200
+DEFAULT_STEP_SIZE = DEFAULT_PTZ_STEP
 
 _CAP_FACTOR = 1.25  # a real motor may be slower than it declares
 _CAP_MARGIN_S = 0.5
@@ -301,7 +303,7 @@ class ManualClock:
 # -- values -------------------------------------------------------------------------------------
 
 
-class PtzRefused(Exception):
+class PtzRefused(SignalingError):
     """A press or step was refused because ``allow_start()`` returned False; nothing was changed."""
 
 

@@ -213,6 +213,3 @@ class SimulatedHardware(Hardware):
 
     def playback(self, action: str, params: Mapping[str, str]) -> int | None:
         return 0 if action == "progress" else None
-
-    def flush(self) -> None:
-        """Persist anything pending (the state file is written on every change)."""

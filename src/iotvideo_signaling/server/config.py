@@ -345,10 +345,9 @@ def _device_config(table: Mapping[str, Any]) -> DeviceConfig:
         values[key] = _device_value(key, known[key], value)
     try:
         config = DeviceConfig(**values)
+        config.check()
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"[device] {exc}") from None
-    if config.default_role not in ("owner", "sharer"):
-        raise ConfigError("[device] default_role must be 'owner' or 'sharer'")
     return config
 
 

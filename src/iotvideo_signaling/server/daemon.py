@@ -74,7 +74,12 @@ class Daemon:
         self._watchdog: asyncio.TimerHandle | None = None
 
     async def start(self) -> list[ListenAddress]:
-        """Bind every listener; returns the bound addresses (with the real ports)."""
+        """Bind every listener; returns the bound addresses (with the real ports).
+
+        Raises:
+            ConfigError: the settings are unsafe or unusable (checked here too, for embedders).
+        """
+        self.settings.check()
         self._stop = asyncio.Event()
         self._hub = Hub(self.device, self.settings)
         try:

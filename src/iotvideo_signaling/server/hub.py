@@ -94,7 +94,7 @@ class Hub:
         self.device = device
         self.settings = settings
         self.max_connections = settings.device.max_connections
-        self.max_pending_auth = max(1, settings.max_pending_auth)
+        self.max_pending_auth = settings.max_pending_auth
         self.max_message_size = settings.device.max_message_size
         self._tokens = [(token.encode(), role) for token, role in settings.tokens.items()]
         self.auth_required = bool(self._tokens)
