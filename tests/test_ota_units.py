@@ -594,3 +594,16 @@ def test_any_valid_image_reads_back(tmp_path_factory: pytest.TempPathFactory, ve
     assert path.stat().st_size == size
     assert read_image_version(path) == version
     assert hashlib.md5(path.read_bytes()).hexdigest() == md5
+
+
+def test_a_stop_during_the_resume_rehash_keeps_the_recorded_offset(tmp_path: Path) -> None:
+    """close() while the kept prefix is re-hashed: the job file must still say 500, not 0."""
+    _write_record(tmp_path, offset=500)
+    submit = QueuedSubmit()
+    manager, _, _ = _manager(tmp_path, submit=submit)
+    manager.resume()
+    [job] = submit.jobs
+    (tmp_path / f"firmware-{manager.status().md5}.bin.part").write_bytes(b"\0" * 500)
+    manager._stop.set()  # what close() sets, arriving while the worker re-hashes
+    job()
+    assert json.loads((tmp_path / JOB_FILE).read_text())["offset"] == 500

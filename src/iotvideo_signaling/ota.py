@@ -503,6 +503,7 @@ class OtaManager:
         self._emit(job, "downloading", job.percent, force=True)
         part_path = self._dir / (job.name + ".part")
         sink = PartFile(part_path)
+        adopted = False  # a stop while the kept prefix is re-hashed must not record offset 0
         try:
             if job.resume_from:
                 sink.adopt(job.resume_from, self._chunk, lambda: self._stopping(job))
@@ -511,6 +512,7 @@ class OtaManager:
             else:
                 sink.restart()
             job.offset = job.durable = sink.offset
+            adopted = True
             self._check_space(job, sink.offset)
             self._downloader.fetch(job, sink, self._hooks(job))
             sink.sync()
@@ -523,7 +525,8 @@ class OtaManager:
                 sink.close()
                 _unlink(part_path)
             else:
-                checkpoint(job, sink, lambda: self._persist(job))
+                if adopted:
+                    checkpoint(job, sink, lambda: self._persist(job))
                 sink.close()
             raise
         except BaseException:
