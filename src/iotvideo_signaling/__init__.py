@@ -24,7 +24,8 @@ from .protocol import MISSING, Field, Request
 if TYPE_CHECKING:
     from .installer import CommandInstaller, InstallError
     from .ota_report import OtaReporter
-    from .ptz import ManualClock, PtzRefused, PtzReport, Scheduler, ThreadScheduler
+    from .ptz import PtzRefused, PtzReport
+    from .scheduling import ManualClock, Scheduler, ThreadScheduler
     from .simulator import SimulatedHardware
 
 __all__ = [
@@ -61,11 +62,11 @@ __version__ = "0.1.0"
 # pulls in pathlib, shutil and the state store; the PTZ module its timer machinery).
 _LAZY = {
     "SimulatedHardware": "simulator",
-    "ManualClock": "ptz",
+    "ManualClock": "scheduling",
     "PtzRefused": "ptz",
     "PtzReport": "ptz",
-    "Scheduler": "ptz",
-    "ThreadScheduler": "ptz",
+    "Scheduler": "scheduling",
+    "ThreadScheduler": "scheduling",
     "CommandInstaller": "installer",
     "InstallError": "installer",
     "OtaReporter": "ota_report",

@@ -68,7 +68,7 @@ from ._ota_transfer import (
 )
 from .errors import RequestError, ResultCode
 from .events import Event, Publish
-from .state import _fsync_dir, atomic_write_json, read_json
+from .state import atomic_write_json, fsync_dir, read_json
 
 __all__ = [
     "JOB_FILE",
@@ -536,7 +536,7 @@ class OtaManager:
         sink.close()
         final = self._dir / job.name
         os.replace(part_path, final)
-        _fsync_dir(self._dir)
+        fsync_dir(self._dir)
         log.info("upgrade: %s verified (%d bytes)", job.name, job.size)
         return str(final)
 

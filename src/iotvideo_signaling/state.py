@@ -18,14 +18,15 @@ from typing import Any, Union
 
 import orjson
 
-__all__ = ["StateFile", "atomic_write_bytes", "atomic_write_json", "read_json"]
+__all__ = ["StateFile", "atomic_write_bytes", "atomic_write_json", "fsync_dir", "read_json"]
 
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or a new file in ``directory`` durable (no-op where directories cannot be opened)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:  # pragma: no cover - platforms without directory fds
@@ -57,7 +58,7 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def atomic_write_json(path: PathLike, value: Any) -> None:
