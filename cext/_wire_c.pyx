@@ -6,10 +6,14 @@ Why it is written this way:
   checked against ``end`` by hand (a C pointer has no IndexError).
 * The three protocol names and the two actions are recognised on the raw bytes, so a typical
   command creates no temporary strings; only extra parameters and escaped text are decoded.
-* ``orjson.loads`` is called from here (the fused entry). The lenient retry and the error text
+* ``orjson.loads`` is called from here (the fused entries). The lenient retry and the error text
   live in ``_lenient.py``: they run only after strict decoding failed.
+* ``decode_request`` also checks the envelope (``_command.envelope``, the reference) on the
+  decoded dict, so the request layer's hot path makes no Python call before its dispatch.
 """
 
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.object cimport PyObject, PyTypeObject
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_Check, PyUnicode_DecodeUTF8
@@ -18,14 +22,20 @@ from libc.string cimport memchr, memcmp
 
 import orjson
 
-from ._command import Command
+from ._command import MAX_MESSAGE_ID_LEN, MAX_SAFE_INT, MISSING, Command, Request
 from ._lenient import retry_or_raise
 from .errors import WireError
 
+cdef extern from "Python.h":
+    PyTypeObject PyTuple_Type
+
 cdef object _loads = orjson.loads
 cdef object _JSONDecodeError = orjson.JSONDecodeError
-cdef object _tuple_new = tuple.__new__
-cdef object _Command = Command
+cdef type _Command = Command
+cdef type _Request = Request
+cdef object _MISSING = MISSING
+cdef long long _MAX_SAFE_INT = MAX_SAFE_INT
+cdef Py_ssize_t _MAX_MESSAGE_ID_LEN = MAX_MESSAGE_ID_LEN
 cdef str _USER_DEFINE = "user_define"
 cdef str _INNER_DEFINE = "inner_define"
 cdef tuple _NO_PARAMS = ()
@@ -145,9 +155,10 @@ cdef long long _digits(const unsigned char* s, Py_ssize_t n) noexcept nogil:
     return <long long>v
 
 
-cdef object _scan(object owner, const unsigned char* p, Py_ssize_t size, Py_ssize_t max_size,
-                  Py_ssize_t* payload_at):
-    """Parse ``p[0:size]``; ``owner`` is the bytes object behind ``p`` when there is one."""
+cdef tuple _scan(object owner, const unsigned char* p, Py_ssize_t size, Py_ssize_t max_size,
+                 Py_ssize_t* payload_at):
+    """Parse ``p[0:size]`` into the fields of a Command (a plain tuple: the Command itself is
+    built only when a caller needs it); ``owner`` is the bytes object behind ``p`` if any."""
     cdef Py_ssize_t end = size, pos = 0, amp, eq, name_end, first, close, after
     cdef const unsigned char* hit
     cdef Name kind
@@ -168,7 +179,7 @@ cdef object _scan(object owner, const unsigned char* p, Py_ssize_t size, Py_ssiz
             payload = owner
         else:
             payload = PyBytes_FromStringAndSize(<const char*>p, end)
-        return _tuple_new(_Command, (_USER_DEFINE, 0, None, payload, _NO_PARAMS))
+        return (_USER_DEFINE, 0, None, payload, _NO_PARAMS)
 
     while pos < end:
         hit = <const unsigned char*>memchr(p + pos, 0x26, end - pos)
@@ -254,13 +265,12 @@ cdef object _scan(object owner, const unsigned char* p, Py_ssize_t size, Py_ssiz
         raise WireError("missing 'action' parameter", end)
     if cmd is None and payload is None:
         raise WireError("missing 'cmd' parameter", end)
-    return _tuple_new(_Command, (action, channel if channel >= 0 else 0, cmd, payload,
-                                 _NO_PARAMS if params is None else tuple(params)))
+    return (action, channel if channel >= 0 else 0, cmd, payload, _NO_PARAMS if params is None else tuple(params))
 
 
-cdef object _parse(object raw, Py_ssize_t max_size, Py_ssize_t* payload_at):
+cdef tuple _parse(object raw, Py_ssize_t max_size, Py_ssize_t* payload_at):
     cdef Py_buffer view
-    cdef object result
+    cdef tuple result
     if PyBytes_Check(raw):
         return _scan(raw, <const unsigned char*>PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw),
                      max_size, payload_at)
@@ -285,7 +295,7 @@ cdef object _parse(object raw, Py_ssize_t max_size, Py_ssize_t* payload_at):
 def parse_command(raw, /, *, Py_ssize_t max_size=DEFAULT_MAX_SIZE):
     """Parse one command string (PROTOCOL.md §2); see ``_wire_py.parse_command``."""
     cdef Py_ssize_t payload_at
-    return _parse(raw, max_size, &payload_at)
+    return _named(_Command, _parse(raw, max_size, &payload_at))
 
 
 def loads(payload, Py_ssize_t offset=0):
@@ -296,14 +306,65 @@ def loads(payload, Py_ssize_t offset=0):
         return retry_or_raise(payload, offset, exc)
 
 
+cdef inline object _named(type cls, tuple items):
+    """``cls(*items)`` for a NamedTuple class: ``tuple.__new__`` without the method call."""
+    cdef tuple args = (items,)
+    return PyTuple_Type.tp_new(cls, <PyObject*>args, NULL)
+
+
+cdef object _decode(object payload, Py_ssize_t payload_at):
+    """The decoded JSON ``payload`` (None for a token, which has none)."""
+    if payload is None:
+        return None
+    try:
+        return _loads(payload)
+    except _JSONDecodeError as exc:
+        return retry_or_raise(payload, payload_at, exc)
+
+
+cdef object _envelope(object value):
+    """``_command.envelope``: the Request of a well-formed envelope, else None."""
+    cdef object topic, message_id, data
+    cdef long long number
+    cdef int overflow = 0
+    if type(value) is not dict:
+        return None
+    topic = (<dict>value).get("topic")
+    if type(topic) is not str or len(<str>topic) == 0:
+        return None
+    message_id = (<dict>value).get("message_id", _MISSING)
+    if type(message_id) is int:
+        number = PyLong_AsLongLongAndOverflow(message_id, &overflow)
+        if overflow != 0 or number > _MAX_SAFE_INT or number < -_MAX_SAFE_INT:
+            return None
+    elif type(message_id) is str:
+        if len(<str>message_id) > _MAX_MESSAGE_ID_LEN:
+            return None
+    elif message_id is not _MISSING:
+        return None
+    data = (<dict>value).get("data", _MISSING)
+    if data is _MISSING:
+        data = {}
+    elif type(data) is not dict:
+        return None
+    return _named(_Request, (topic, message_id, value, data))
+
+
 def decode_command(raw, /, *, Py_ssize_t max_size=DEFAULT_MAX_SIZE):
     """Parse a command string and decode its JSON payload; see ``_wire_py.decode_command``."""
     cdef Py_ssize_t payload_at
-    command = _parse(raw, max_size, &payload_at)
-    payload = (<tuple>command)[3]
-    if payload is None:
-        return command, None
-    try:
-        return command, _loads(payload)
-    except _JSONDecodeError as exc:
-        return command, retry_or_raise(payload, payload_at, exc)
+    cdef tuple parts = _parse(raw, max_size, &payload_at)
+    return _named(_Command, parts), _decode(parts[3], payload_at)
+
+
+def decode_request(raw, Py_ssize_t max_size=DEFAULT_MAX_SIZE, /):
+    """The Request of a well-formed ``user_define`` command, else ``decode_command``'s pair;
+    see ``_wire_py.decode_request``."""
+    cdef Py_ssize_t payload_at
+    cdef tuple parts = _parse(raw, max_size, &payload_at)
+    value = _decode(parts[3], payload_at)
+    if parts[0] is _USER_DEFINE and value is not None:
+        request = _envelope(value)
+        if request is not None:
+            return request
+    return _named(_Command, parts), value

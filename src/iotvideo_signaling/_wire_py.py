@@ -30,11 +30,11 @@ from typing import Any, Union
 
 import orjson
 
-from ._command import Command
+from ._command import Command, Request, envelope
 from ._lenient import retry_or_raise
 from .errors import WireError
 
-__all__ = ["Buffer", "decode_command", "loads", "parse_command"]
+__all__ = ["Buffer", "decode_command", "decode_request", "loads", "parse_command"]
 
 Buffer = Union[bytes, bytearray, memoryview, str]
 
@@ -262,3 +262,23 @@ def decode_command(raw: Buffer, /, *, max_size: int = DEFAULT_MAX_SIZE) -> tuple
     if command.payload is None:
         return command, None
     return command, loads(command.payload, payload_at)
+
+
+def decode_request(raw: Buffer, max_size: int = DEFAULT_MAX_SIZE, /) -> Request | tuple[Command, Any]:
+    """The :class:`Request` of a well-formed ``user_define`` command, else :func:`decode_command`'s pair.
+
+    The request layer's entry: one call decodes the command and checks the envelope of its
+    payload (``_command.envelope``). The result is a :class:`Request` when the action is
+    ``user_define`` and the envelope is well-formed; otherwise it is the plain tuple
+    ``(command, value)`` (an ``inner_define`` command, a ``cmd`` token, or an envelope to explain),
+    so ``type(result) is tuple`` tells the two apart.
+
+    Raises:
+        WireError, TypeError: as :func:`decode_command`.
+    """
+    command, value = decode_command(raw, max_size=max_size)
+    if command.action == "user_define" and value is not None:
+        request = envelope(value)
+        if request is not None:
+            return request
+    return command, value

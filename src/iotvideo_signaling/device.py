@@ -12,10 +12,10 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
 
 from ._command import Command
-from ._wire import decode_command
+from ._wire import decode_request
 from .config import DeviceConfig
 from .errors import MAX_REASON, RequestError, ResultCode, WireError
 from .events import Event
@@ -93,12 +93,14 @@ class Device:
         self._sessions: dict[str, str] = {}  # visitor -> role
         self._streaming: set[str] = set()
         self._talker: str | None = None
-        self._formatting = False
         self._closed = False
         self._subscribers: tuple[Callable[[Event], None], ...] = ()
         self._executor: ThreadPoolExecutor | None = None
-        self._jobs = 0  # background jobs queued or running
-        self._tone_queued = False
+        # Busy flags without a critical section on the request path (a ``with`` costs as much as
+        # a whole field check): list.pop/append and a non-blocking acquire are each atomic.
+        self._job_slots: list[None] = [None] * MAX_QUEUED_JOBS  # one per job queued or running
+        self._formatting = threading.Lock()  # held from an accepted sd_format to the end of its job
+        self._tone_queued = threading.Lock()  # held while a prompt tone waits for the pool
         self._power_lock = threading.Lock()
         self._denied = frozenset(config.sharer_denied_topics)
         self._topics: dict[str, TopicHandler] = {
@@ -141,21 +143,14 @@ class Device:
             visitor: the SDK's id of the peer that sent it; its session gives its role.
         """
         try:
-            command, value = decode_command(raw, max_size=self._max_size)
+            request = decode_request(raw, self._max_size)
         except WireError as exc:
             return error_reply("", exc.code, exc.reason)
         except Exception as exc:  # noqa: BLE001 - wrong input type and the like
             return error_reply("", ResultCode.MALFORMED_COMMAND, f"unreadable command ({type(exc).__name__})")
         try:
-            if command.action == "inner_define":
-                out = handle_inner(self, command, visitor)
-                return out if len(out) <= self._max_reply else INNER_DEVICE_ERROR
-            if command.payload is None:
-                return self._token(command, visitor)
-            try:
-                request = parse_request(value)
-            except EnvelopeError as exc:
-                return error_reply(exc.topic, exc.code, exc.reason, exc.message_id)
+            if type(request) is not Request:  # inner_define, a cmd token, or an envelope to explain
+                return self._not_a_request(request, visitor)
             topic, message_id, _, _ = request
             handler = self._topics.get(topic)
             if handler is None:
@@ -172,6 +167,19 @@ class Device:
         except Exception:
             log.exception("unexpected failure while handling a command")
             return error_reply("", ResultCode.DEVICE_ERROR, "internal error")
+
+    def _not_a_request(self, decoded: Request | tuple[Command, Any], visitor: str | None) -> bytes:
+        command, value = cast("tuple[Command, Any]", decoded)
+        if command.action == "inner_define":
+            out = handle_inner(self, command, visitor)
+            return out if len(out) <= self._max_reply else INNER_DEVICE_ERROR
+        if command.payload is None:
+            return self._token(command, visitor)
+        try:
+            parse_request(value)  # raises: the envelope is wrong
+        except EnvelopeError as exc:
+            return error_reply(exc.topic, exc.code, exc.reason, exc.message_id)
+        raise AssertionError("decode_request refused an envelope that parse_request accepts")
 
     def _token(self, command: Command, visitor: str | None) -> bytes:
         token = command.cmd or ""
@@ -340,23 +348,27 @@ class Device:
             RequestError: code 5 when :data:`MAX_QUEUED_JOBS` jobs are already waiting or running.
             RuntimeError: the device is closed.
         """
+        if self._closed:
+            raise RuntimeError("device is closed")
+        try:
+            self._job_slots.pop()
+        except IndexError:
+            raise RequestError("too much background work is queued", code=ResultCode.BUSY) from None
+        try:
+            (self._executor or self._start_executor()).submit(self._run_job, job)
+        except BaseException:
+            self._job_slots.append(None)
+            raise
+
+    def _start_executor(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._closed:
                 raise RuntimeError("device is closed")
-            if self._jobs >= MAX_QUEUED_JOBS:
-                raise RequestError("too much background work is queued", code=ResultCode.BUSY)
             if self._executor is None:
                 from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - lazy: import time
 
                 self._executor = ThreadPoolExecutor(self.config.workers, thread_name_prefix="iotvideo-signaling")
-            executor = self._executor
-            self._jobs += 1
-        try:
-            executor.submit(self._run_job, job)
-        except BaseException:
-            with self._lock:
-                self._jobs -= 1
-            raise
+            return self._executor
 
     def _run_job(self, job: Callable[[], None]) -> None:
         try:
@@ -364,8 +376,7 @@ class Device:
         except Exception:
             log.exception("background job failed")
         finally:
-            with self._lock:
-                self._jobs -= 1
+            self._job_slots.append(None)
 
     def close(self) -> None:
         """Stop the motor, stop background work, then close the hardware. Safe to call twice.
@@ -428,7 +439,8 @@ class Device:
     def _mirror_flip(self, request: Request, visitor: str | None) -> None:
         mode = _MODE.read(request)
         self.hardware.set_flip(mode)
-        self._emit("flip", mode=mode)
+        if self._subscribers:
+            self._emit("flip", mode=mode)
 
     def _set_status(self, request: Request, visitor: str | None) -> None:
         status = _POWER.read(request)
@@ -442,23 +454,22 @@ class Device:
                     self._ptz.stop("standby")
                 except Exception as exc:  # noqa: BLE001 - the power did switch; the move's timers retry the stop
                     log.warning("PTZ stop on standby failed: %s", exc)
-        if changed:
+        if changed and self._subscribers:
             self._emit("power", status=status)
 
     def _sd_format(self, request: Request, visitor: str | None) -> None:
         self._require("format_sd")
-        with self._lock:  # busy first: a card being formatted may well read as absent meanwhile
-            if self._formatting:
-                raise RequestError("the SD card is already being formatted", code=ResultCode.BUSY)
-            self._formatting = True
+        # Busy first: a card being formatted may well read as absent meanwhile.
+        if not self._formatting.acquire(blocking=False):
+            raise RequestError("the SD card is already being formatted", code=ResultCode.BUSY)
         try:
             if not self.hardware.sd_card_present():
                 raise RequestError("no SD card", code=ResultCode.DEVICE_ERROR)
         except BaseException:
-            with self._lock:
-                self._formatting = False
+            self._formatting.release()
             raise
-        self._emit("sd_format", state="formatting")
+        if self._subscribers:
+            self._emit("sd_format", state="formatting")
         try:
             self.submit(self._format_job)
         except Exception as exc:
@@ -475,33 +486,30 @@ class Device:
             self._format_finished("done")
 
     def _format_finished(self, state: str, **data: Any) -> None:
-        with self._lock:
-            self._formatting = False  # before the event: a subscriber may start the next format
-        self._emit("sd_format", state=state, **data)
+        self._formatting.release()  # before the event: a subscriber may start the next format
+        if self._subscribers:
+            self._emit("sd_format", state=state, **data)
 
     def _bind_status(self, request: Request, visitor: str | None) -> None:
         _BIND.read(request)
         self._require("play_tone")
-        with self._lock:
-            if self._tone_queued:
-                return  # the tone already waiting will play: repeats do not pile up
-            self._tone_queued = True
+        if not self._tone_queued.acquire(blocking=False):
+            return  # the tone already waiting will play: repeats do not pile up
         try:
             self.submit(self._tone_job)
-        except Exception:
-            with self._lock:
-                self._tone_queued = False
+        except BaseException:
+            self._tone_queued.release()
             raise
 
     def _tone_job(self) -> None:
-        with self._lock:
-            self._tone_queued = False
+        self._tone_queued.release()
         try:
             self.hardware.play_tone("bind_success")
         except Exception as exc:  # noqa: BLE001
             log.warning("prompt tone failed: %s", exc)
         else:
-            self._emit("tone", name="bind_success")
+            if self._subscribers:
+                self._emit("tone", name="bind_success")
 
     def _intercom(self, request: Request, visitor: str | None) -> Mapping[str, Any]:
         return {"status": "unused" if self._talker is None else "using"}

@@ -45,10 +45,15 @@ class SignalingError(Exception):
     code: ResultCode = ResultCode.DEVICE_ERROR
 
     def __init__(self, reason: str, *, code: ResultCode | None = None) -> None:
+        # Refusals are raised on hot paths, so the base __init__ runs only when needed:
+        # BaseException.__new__ has set ``args`` to the positional arguments already.
         if code is not None:
             self.code = code
-        self.reason = reason[:MAX_REASON]
-        super().__init__(self.reason)
+        if len(reason) > MAX_REASON:
+            reason = reason[:MAX_REASON]
+        self.reason = reason
+        if len(self.args) != 1 or self.args[0] is not reason:  # subclasses with more arguments
+            self.args = (reason,)
 
 
 class WireError(SignalingError, ValueError):

@@ -6,10 +6,11 @@ validated fields comes out, and replies are built as bytes with orjson in the ke
 """
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple, Optional, Tuple, cast
+from typing import Any, NamedTuple, Optional, Tuple
 
 import orjson
 
+from ._command import MAX_MESSAGE_ID_LEN, MAX_SAFE_INT, MISSING, Request, envelope
 from .errors import MAX_REASON, RequestError, ResultCode
 
 __all__ = [
@@ -20,24 +21,8 @@ __all__ = [
     "Request",
 ]
 
-_MAX_SAFE_INT = 2**53 - 1
-_MAX_MESSAGE_ID_LEN = 128
 MAX_TOPIC_ECHO = 64  # the longest topic an error reply echoes as confirmation_topic
 _ECHO = 32  # characters of input a reason may quote (well under the 64-byte limit)
-
-
-class _Missing:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-#: ``Request.message_id`` when the request had none (the reply then has none either).
-MISSING: Any = _Missing()
 
 
 def short(value: object) -> str:
@@ -74,25 +59,34 @@ class Field(NamedTuple):
         value = request.data.get(self.name, MISSING)
         if value is MISSING:
             value = request.body.get(self.name, MISSING)
-        if self.choices is not None and type(value) is self.kind and value in self.choices:
-            return value  # the common case, without a second call
+        kind: Any = self.kind  # (typed Any: mypy would narrow ``value`` to object)
+        if type(value) is kind:  # the common case, in one call
+            choices = self.choices
+            if choices is not None:
+                if value in choices:
+                    return value
+            else:
+                max_len, minimum = self.max_len, self.minimum
+                if (max_len is None or len(value) <= max_len) and (minimum is None or value >= minimum):
+                    return value
         return self.check(value)
 
     def check(self, value: Any) -> Any:
         """Return ``value`` if it is valid, else raise RequestError (code 4)."""
+        kind: Any = self.kind
         if value is MISSING:
             if self.required:
                 raise RequestError(f"missing '{self.name}'")
             return None
         if self.choices is not None:
-            if type(value) is self.kind and value in self.choices:
+            if type(value) is kind and value in self.choices:
                 return value
             raise RequestError(f"'{self.name}' must be {_alternatives(self.choices)}")
-        if type(value) is not self.kind:
-            raise RequestError(f"'{self.name}' must be {'a string' if self.kind is str else 'an integer'}")
-        if self.max_len is not None and len(cast(str, value)) > self.max_len:
+        if type(value) is not kind:
+            raise RequestError(f"'{self.name}' must be {'a string' if kind is str else 'an integer'}")
+        if self.max_len is not None and len(value) > self.max_len:
             raise RequestError(f"'{self.name}' is longer than {self.max_len} characters")
-        if self.minimum is not None and cast(int, value) < self.minimum:
+        if self.minimum is not None and value < self.minimum:
             raise RequestError(f"'{self.name}' must be at least {self.minimum}")
         return value
 
@@ -120,36 +114,6 @@ FIELDS: dict[str, tuple[Field, ...]] = {
 }
 
 
-class Request(NamedTuple):
-    """A decoded ``user_define`` request (a tuple underneath: cheap to build, immutable).
-
-    Attributes:
-        topic: the request's topic, exactly as sent.
-        message_id: an int or str to echo, or :data:`MISSING`.
-        body: the whole decoded JSON object.
-        data: the ``data`` object, or an empty dict.
-    """
-
-    topic: str
-    message_id: Any
-    body: Mapping[str, Any]
-    data: Mapping[str, Any]
-
-    def get(self, name: str) -> Any:
-        """A field from ``data``, else from the top level, else :data:`MISSING`."""
-        value = self.data.get(name, MISSING)
-        if value is MISSING:
-            value = self.body.get(name, MISSING)
-        return value
-
-    def fields(self, spec: tuple[Field, ...]) -> dict[str, Any]:
-        """Validate the fields of ``spec``; raise RequestError (code 4) on the first bad one."""
-        found = {}
-        for f in spec:
-            found[f.name] = f.read(self)
-        return found
-
-
 class EnvelopeError(RequestError):
     """A request whose envelope is wrong; carries what could be read of it for the reply."""
 
@@ -159,7 +123,6 @@ class EnvelopeError(RequestError):
         self.message_id = message_id
 
 
-_new_request = tuple.__new__
 _dumps = orjson.dumps
 
 
@@ -169,23 +132,10 @@ def parse_request(value: Any) -> Request:
     Raises:
         EnvelopeError: not an object, bad ``topic``, ``message_id`` or ``data`` (code 4).
     """
-    # One flat test accepts every well-formed envelope; _diagnose explains the rest.
-    if type(value) is dict:
-        topic = value.get("topic")
-        message_id = value.get("message_id", MISSING)
-        data = value.get("data", MISSING)
-        if (
-            type(topic) is str
-            and topic
-            and (
-                message_id is MISSING
-                or (type(message_id) is int and -_MAX_SAFE_INT <= message_id <= _MAX_SAFE_INT)
-                or (type(message_id) is str and len(message_id) <= _MAX_MESSAGE_ID_LEN)
-            )
-            and (data is MISSING or type(data) is dict)
-        ):
-            return _new_request(Request, (topic, message_id, value, {} if data is MISSING else data))
-    raise _diagnose(value)
+    request = envelope(value)
+    if request is None:
+        raise _diagnose(value)
+    return request
 
 
 def _diagnose(value: Any) -> EnvelopeError:
@@ -195,11 +145,11 @@ def _diagnose(value: Any) -> EnvelopeError:
     shown = topic if type(topic) is str and len(topic) <= MAX_TOPIC_ECHO else ""
     message_id = value.get("message_id", MISSING)
     if type(message_id) is int:
-        if not -_MAX_SAFE_INT <= message_id <= _MAX_SAFE_INT:
+        if not -MAX_SAFE_INT <= message_id <= MAX_SAFE_INT:
             return EnvelopeError("'message_id' is out of range", topic=shown)
     elif type(message_id) is str:
-        if len(message_id) > _MAX_MESSAGE_ID_LEN:
-            return EnvelopeError(f"'message_id' is longer than {_MAX_MESSAGE_ID_LEN} characters", topic=shown)
+        if len(message_id) > MAX_MESSAGE_ID_LEN:
+            return EnvelopeError(f"'message_id' is longer than {MAX_MESSAGE_ID_LEN} characters", topic=shown)
     elif message_id is not MISSING:
         return EnvelopeError("'message_id' must be an integer or a string", topic=shown)
     if type(topic) is not str or not topic:

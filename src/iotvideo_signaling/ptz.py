@@ -68,7 +68,6 @@ import time
 import types
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .config import DEFAULT_PTZ_STEP
@@ -146,7 +145,7 @@ _PtzReportBase = NamedTuple(  # noqa: UP014
 )
 
 
-_new_report = tuple.__new__  # builds a PtzReport without the Python-level __new__ of NamedTuple
+_new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 
 
 class PtzReport(_PtzReportBase):
@@ -163,22 +162,22 @@ class PtzReport(_PtzReportBase):
 
     def fields(self) -> dict[str, str | int]:
         """The reply fields, in reply order: apex, current_x, current_y, max_x, max_y, min_x, min_y."""
+        apex, x, y, min_x, max_x, min_y, max_y = self
         return {
-            "apex": self.apex,
-            "current_x": self.current_x,
-            "current_y": self.current_y,
-            "max_x": self.max_x,
-            "max_y": self.max_y,
-            "min_x": self.min_x,
-            "min_y": self.min_y,
+            "apex": apex,
+            "current_x": x,
+            "current_y": y,
+            "max_x": max_x,
+            "max_y": max_y,
+            "min_x": min_x,
+            "min_y": min_y,
         }
 
 
-@dataclass(frozen=True)
-class _Geometry:
-    limits: PtzLimits
-    speed: tuple[float, float]
-    feedback: Position | None
+# What one command reads of the hardware: limits, speeds, and the position if there is feedback.
+_Geometry = NamedTuple(  # noqa: UP014
+    "_Geometry", [("limits", PtzLimits), ("speed", "tuple[float, float]"), ("feedback", "Position | None")]
+)
 
 
 class _Move:
@@ -300,6 +299,10 @@ def _check_limits(value: Any) -> PtzLimits:
 
 
 def _check_speed(value: Any) -> tuple[float, float]:
+    if type(value) is tuple and len(value) == 2:  # the usual answer, checked without copying
+        sx, sy = value
+        if type(sx) is float and type(sy) is float and 0.0 < sx < math.inf and 0.0 < sy < math.inf:
+            return value
     try:
         sx, sy = (float(v) for v in value)
     except (TypeError, ValueError):
@@ -489,7 +492,7 @@ class PtzController:
         return self._report(geo.limits)
 
     def _halt(self, reason: str, *, owner: Hashable | None, strict: bool) -> None:
-        with self._lock:
+        with self._lock:  # not a bare read: a start in progress holds the lock until its move is set
             idle = self._move is None
         if idle:
             return
@@ -504,14 +507,17 @@ class PtzController:
             self._flush()
 
     def _report(self, limits: PtzLimits) -> PtzReport:
-        feedback = _check_position(self._hw.ptz_position())
-        with self._lock:
-            pos = feedback if feedback is not None else self._estimate_locked(limits)
-            direction = self._last_direction
+        pos = _check_position(self._hw.ptz_position())
+        if pos is None:
+            with self._lock:
+                pos = self._estimate_locked(limits)
+                direction = self._last_direction
+        else:
+            direction = self._last_direction  # with feedback, nothing else is read: no lock
         x, y = _clamp(pos, limits)
         blocked = direction is not None and _remaining((x, y), direction, limits) <= 0
         min_x, max_x, min_y, max_y = limits
-        return _new_report(PtzReport, ("yes" if blocked else "no", x, y, min_x, max_x, min_y, max_y))
+        return _new_tuple(PtzReport, ("yes" if blocked else "no", x, y, min_x, max_x, min_y, max_y))
 
     # -- transitions (under the lock) ----------------------------------------------------------
 
@@ -677,7 +683,7 @@ class PtzController:
         limits = _check_limits(self._hw.ptz_limits())
         speed = _check_speed(self._hw.ptz_speed())
         feedback = _check_position(self._hw.ptz_position())
-        return _Geometry(limits, speed, None if feedback is None else _clamp(feedback, limits))
+        return _new_tuple(_Geometry, (limits, speed, None if feedback is None else _clamp(feedback, limits)))
 
     def _safe_feedback(self) -> Position | None:
         try:

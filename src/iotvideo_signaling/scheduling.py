@@ -47,7 +47,13 @@ class _Timer:
         self.cancelled = True
 
     def __lt__(self, other: _Timer) -> bool:
-        return (self.deadline, self.seq) < (other.deadline, other.seq)
+        if self.deadline != other.deadline:
+            return self.deadline < other.deadline
+        return self.seq < other.seq
+
+
+#: The heap size below which cancelled timers are left for the thread to drop as they come due.
+_MIN_CLEAN = 64
 
 
 def _delay(value: float) -> float:
@@ -59,12 +65,18 @@ class ThreadScheduler:
 
     The thread starts with the first timer. :meth:`close` drops pending timers and joins the
     thread; a callback that raises is logged and does not stop the thread.
+
+    A new timer wakes the thread only when it is due before every other timer, and cancelled
+    timers are dropped from the heap whenever it has doubled since the last clean-up, so a
+    flood of re-armed timers (a panel repeating a press) costs neither wake-ups nor memory.
     """
 
     def __init__(self, *, name: str = "iotvideo-ptz-timer") -> None:
         self._name = name
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()  # held directly on the hot path: Condition.__enter__ is Python
+        self._cond = threading.Condition(self._lock)
         self._heap: list[_Timer] = []
+        self._clean_at = _MIN_CLEAN
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -75,16 +87,28 @@ class ThreadScheduler:
         Raises:
             RuntimeError: the scheduler is closed.
         """
-        with self._cond:
+        deadline = time.monotonic() + _delay(delay)
+        with self._lock:
             if self._closed:
                 raise RuntimeError("the scheduler is closed")
-            timer = _Timer(time.monotonic() + _delay(delay), next(self._seq), fn)
-            heapq.heappush(self._heap, timer)
+            heap = self._heap
+            if len(heap) >= self._clean_at:
+                heap[:] = [t for t in heap if not t.cancelled]
+                heapq.heapify(heap)
+                self._clean_at = max(_MIN_CLEAN, 2 * len(heap))
+            timer = _Timer(deadline, next(self._seq), fn)
+            heapq.heappush(heap, timer)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            elif heap[0] is timer:  # due first: the thread sleeps until a later deadline, or for good
+                self._cond.notify()
         return timer
+
+    def pending(self) -> int:
+        """Timers in the heap, cancelled ones not yet dropped included (for tests and monitoring)."""
+        with self._lock:
+            return len(self._heap)
 
     def close(self, timeout: float | None = 5.0) -> None:
         """Drop pending timers, stop the thread and wait for it (not when called from it)."""
