@@ -492,8 +492,9 @@ class PtzController:
         return self._report(geo.limits)
 
     def _halt(self, reason: str, *, owner: Hashable | None, strict: bool) -> None:
-        with self._lock:  # not a bare read: a start in progress holds the lock until its move is set
-            idle = self._move is None
+        self._lock.acquire()  # not a bare read: a start in progress holds the lock until its move is set
+        idle = self._move is None
+        self._lock.release()
         if idle:
             return
         feedback = self._safe_feedback()
@@ -514,8 +515,9 @@ class PtzController:
                 direction = self._last_direction
         else:
             direction = self._last_direction  # with feedback, nothing else is read: no lock
-        x, y = _clamp(pos, limits)
-        blocked = direction is not None and _remaining((x, y), direction, limits) <= 0
+        pos = _clamp(pos, limits)
+        blocked = direction is not None and _remaining(pos, direction, limits) <= 0
+        x, y = pos
         min_x, max_x, min_y, max_y = limits
         return _new_tuple(PtzReport, ("yes" if blocked else "no", x, y, min_x, max_x, min_y, max_y))
 
