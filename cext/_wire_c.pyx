@@ -368,3 +368,35 @@ def decode_request(raw, Py_ssize_t max_size=DEFAULT_MAX_SIZE, /):
         if request is not None:
             return request
     return _named(_Command, parts), value
+
+
+def read_field(field, request, /):
+    """``protocol.Field.read(request)`` (the reference): a valid value is returned here, without
+    a Python call; anything else goes to ``field.check(value)``, which returns or raises."""
+    cdef tuple spec, req
+    cdef object name, data, body, kind, choices, max_len, minimum
+    if not (isinstance(field, tuple) and len(<tuple>field) == 6 and isinstance(request, tuple)
+            and len(<tuple>request) == 4):
+        return field.read(request)
+    spec = <tuple>field
+    req = <tuple>request
+    name = spec[0]
+    body = req[2]
+    data = req[3]
+    if type(data) is not dict or type(body) is not dict:
+        return field.read(request)
+    value = (<dict>data).get(name, _MISSING)
+    if value is _MISSING:
+        value = (<dict>body).get(name, _MISSING)
+    kind = spec[1]
+    if type(value) is kind:
+        choices = spec[2]
+        if choices is not None:
+            if value in choices:
+                return value
+        else:
+            max_len = spec[4]
+            minimum = spec[5]
+            if (max_len is None or len(value) <= max_len) and (minimum is None or value >= minimum):
+                return value
+    return field.check(value)

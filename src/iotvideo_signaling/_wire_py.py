@@ -34,7 +34,7 @@ from ._command import Command, Request, envelope
 from ._lenient import retry_or_raise
 from .errors import WireError
 
-__all__ = ["Buffer", "decode_command", "decode_request", "loads", "parse_command"]
+__all__ = ["Buffer", "decode_command", "decode_request", "loads", "parse_command", "read_field"]
 
 Buffer = Union[bytes, bytearray, memoryview, str]
 
@@ -282,3 +282,12 @@ def decode_request(raw: Buffer, max_size: int = DEFAULT_MAX_SIZE, /) -> Request 
         if request is not None:
             return request
     return command, value
+
+
+def read_field(field: Any, request: Request, /) -> Any:
+    """``field.read(request)``: the validated value of a ``protocol.Field`` in ``request``.
+
+    The compiled twin answers a valid value without a Python call (the request layer reads
+    a field or three per request); ``protocol.Field.read`` is the reference of both.
+    """
+    return field.read(request)

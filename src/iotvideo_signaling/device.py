@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
 import orjson
 
 from ._command import Command
-from ._wire import decode_request
+from ._wire import decode_request, read_field
 from .config import DeviceConfig
 from .errors import MAX_REASON, RequestError, ResultCode, WireError
 from .events import Event
@@ -436,7 +436,7 @@ class Device:
         return power if power in ("working", "standby") else "working"
 
     def _get_status(self, request: Request, visitor: str | None) -> Mapping[str, Any]:
-        _USER.read(request)
+        read_field(_USER, request)
         streaming = self._streaming
         signal = self.hardware.signal_strength()
         if type(signal) is not int or not 0 <= signal <= 100:
@@ -451,13 +451,13 @@ class Device:
         return {"info": str(self.hardware.firmware_version())}
 
     def _mirror_flip(self, request: Request, visitor: str | None) -> None:
-        mode = _MODE.read(request)
+        mode = read_field(_MODE, request)
         self.hardware.set_flip(mode)
         if self._subscribers:
             self._emit("flip", mode=mode)
 
     def _set_status(self, request: Request, visitor: str | None) -> None:
-        status = _POWER.read(request)
+        status = read_field(_POWER, request)
         # One switch at a time, so the hook's state and ours cannot end up different.
         # (acquire/release rather than ``with``, here and on other request paths: half the cost)
         self._power_lock.acquire()
@@ -508,7 +508,7 @@ class Device:
             self._emit("sd_format", state=state, **data)
 
     def _bind_status(self, request: Request, visitor: str | None) -> None:
-        _BIND.read(request)
+        read_field(_BIND, request)
         if not self._tone_queued.acquire(blocking=False):
             return  # the tone already waiting will play: repeats do not pile up
         try:
@@ -531,7 +531,7 @@ class Device:
         return {"status": "unused" if self._talker is None else "using"}
 
     def _upgrade(self, request: Request, visitor: str | None) -> None:
-        url, md5, size = _URL.read(request), _MD5.read(request), _SIZE.read(request)
+        url, md5, size = read_field(_URL, request), read_field(_MD5, request), read_field(_SIZE, request)
         self._ota_manager().request(url, md5, size)
 
     def _ota_manager(self) -> OtaManager:
@@ -567,7 +567,7 @@ class Device:
     # -- PTZ -----------------------------------------------------------------------------------
 
     def _ptz_topic(self, request: Request, visitor: str | None) -> Mapping[str, Any]:
-        cmd = _PTZ_CMD.read(request)
+        cmd = read_field(_PTZ_CMD, request)
         if self._power == "standby":
             raise RequestError(_STANDBY_REASON, code=ResultCode.STANDBY)
         ptz = self._ptz or self._ptz_controller()
