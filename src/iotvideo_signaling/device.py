@@ -63,6 +63,7 @@ _SHARER_REASONS = {
 
 _DEFAULT_CONFIG = DeviceConfig()
 _dumps = orjson.dumps
+_NO_FIELDS: Mapping[str, Any] = {}  # only ever unpacked, never changed
 
 
 class Device:
@@ -106,6 +107,7 @@ class Device:
         self._tone_queued = threading.Lock()  # held while a prompt tone waits for the pool
         self._power_lock = threading.Lock()
         self._denied = frozenset(config.sharer_denied_topics)
+        self._default_role = config.default_role
         self._topics: dict[str, TopicHandler] = {
             "get_status": self._get_status,
             "version": self._version,
@@ -171,10 +173,10 @@ class Device:
                 # protocol.reply, inlined: this is the path of every successful request
                 if message_id is MISSING:
                     out = reply(topic, MISSING, fields)
-                elif fields:
-                    out = _dumps({"confirmation_topic": topic, "result": "0", **fields, "message_id": message_id})
                 else:
-                    out = _dumps({"confirmation_topic": topic, "result": "0", "message_id": message_id})
+                    body = {"confirmation_topic": topic, "result": "0", **(fields or _NO_FIELDS)}
+                    body["message_id"] = message_id  # (one dict: a key after ``**`` would build two)
+                    out = _dumps(body)
             except Exception as exc:  # noqa: BLE001 - mapped to a result code
                 return _failed(topic, message_id, exc)
             return out if len(out) <= self._max_reply else _too_large(topic, message_id)
@@ -290,8 +292,8 @@ class Device:
 
     def role(self, visitor: str | None) -> str:
         """The role of ``visitor``: from its session, else the configured default."""
-        role = self._sessions.get(visitor) if visitor is not None else None
-        return role or self.config.default_role
+        default = self._default_role
+        return default if visitor is None else self._sessions.get(visitor, default)
 
     def start_stream(self, visitor: str) -> None:
         """Live view started for ``visitor`` (counts in ``user_num``)."""

@@ -50,7 +50,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union, cast
 from urllib.parse import urlsplit
 
 from ._ota_transfer import (
@@ -326,7 +326,10 @@ class OtaManager:
             RequestError: code 4 for an invalid parameter, 5 when another upgrade is running,
                 7 when the job cannot be stored or started.
         """
-        url, md5, size = self._validate(url, md5, file_size)
+        problem = self._problem(url, md5, file_size)
+        if problem is not None:
+            raise RequestError(problem)
+        url, md5, size = cast(str, url), cast(str, md5).lower(), cast(int, file_size)
         key = _job_key(url, md5)
         with self._lock:
             if self._closed:
@@ -458,18 +461,17 @@ class OtaManager:
 
     # -- validation ----------------------------------------------------------------------------
 
-    def _validate(self, url: object, md5: object, file_size: object) -> Tuple[str, str, int]:
+    def _problem(self, url: object, md5: object, file_size: object) -> Optional[str]:
+        """Why the request's parameters are invalid, or None (returned, not raised: a refusal
+        raises once, in :meth:`request`)."""
         # The cheap checks first: parsing the URL costs more than all the others together.
         if not isinstance(url, str):
-            raise RequestError("'url' must be a string")
+            return "'url' must be a string"
         if not isinstance(md5, str) or not _MD5.fullmatch(md5):
-            raise RequestError("'md5' must be 32 hexadecimal digits")
+            return "'md5' must be 32 hexadecimal digits"
         if type(file_size) is not int or not 0 < file_size <= self.max_firmware_size:
-            raise RequestError(f"'fileSize' must be an integer from 1 to {self.max_firmware_size}")
-        problem = url_problem(url)
-        if problem is not None:
-            raise RequestError(problem)
-        return url, md5.lower(), file_size
+            return f"'fileSize' must be an integer from 1 to {self.max_firmware_size}"
+        return url_problem(url)
 
     # -- the worker ----------------------------------------------------------------------------
 

@@ -388,6 +388,7 @@ class PtzController:
         self._move: _Move | None = None
         self._estimate: Position | None = None
         self._last_direction: str | None = None
+        self._checked_limits: PtzLimits | None = None  # the last ptz_limits() answer found valid
         self._closed = False
         self._startup_stop()
 
@@ -438,7 +439,10 @@ class PtzController:
 
     def report(self) -> PtzReport:
         """The current position, limits and apex."""
-        return self._report(_check_limits(self._hw.ptz_limits()))
+        limits = self._hw.ptz_limits()
+        if limits is not self._checked_limits:  # the same (immutable) tuple as last time is valid
+            limits = self._checked_limits = _check_limits(limits)
+        return self._report(limits)
 
     def visitor_gone(self, visitor: Hashable | None) -> None:
         """Stop the move if ``visitor`` started it (its session closed); never raises."""
@@ -515,11 +519,12 @@ class PtzController:
                 direction = self._last_direction
         else:
             direction = self._last_direction  # with feedback, nothing else is read: no lock
-        pos = _clamp(pos, limits)
-        blocked = direction is not None and _remaining(pos, direction, limits) <= 0
-        x, y = pos
         min_x, max_x, min_y, max_y = limits
-        return _new_tuple(PtzReport, ("yes" if blocked else "no", x, y, min_x, max_x, min_y, max_y))
+        x, y = pos
+        x = min_x if x < min_x else max_x if x > max_x else x
+        y = min_y if y < min_y else max_y if y > max_y else y
+        apex = "no" if direction is None or _remaining((x, y), direction, limits) > 0 else "yes"
+        return _new_tuple(PtzReport, (apex, x, y, min_x, max_x, min_y, max_y))
 
     # -- transitions (under the lock) ----------------------------------------------------------
 
