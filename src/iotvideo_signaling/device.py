@@ -24,7 +24,19 @@ from .events import Event
 from .hardware import Hardware
 from .inner import DEVICE_ERROR as INNER_DEVICE_ERROR
 from .inner import handle_inner
-from .protocol import FIELDS, MAX_TOPIC_ECHO, MISSING, EnvelopeError, Request, error_reply, parse_request, reply, short
+from .protocol import (
+    FIELDS,
+    MAX_TOPIC_ECHO,
+    MD5_HEX,
+    MD5_REASON,
+    MISSING,
+    EnvelopeError,
+    Request,
+    error_reply,
+    parse_request,
+    reply,
+    short,
+)
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -534,6 +546,8 @@ class Device:
 
     def _upgrade(self, request: Request, visitor: str | None) -> None:
         url, md5, size = read_field(_URL, request), read_field(_MD5, request), read_field(_SIZE, request)
+        if not MD5_HEX.fullmatch(md5):  # before the manager: the panel's own example is refused here
+            raise RequestError(MD5_REASON)
         self._ota_manager().request(url, md5, size)
 
     def _ota_manager(self) -> OtaManager:

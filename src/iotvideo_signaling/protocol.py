@@ -5,6 +5,7 @@ validated fields comes out, and replies are built as bytes with orjson in the ke
 (``confirmation_topic``, ``result``, the topic's fields, ``message_id``).
 """
 
+import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Optional, Tuple
 
@@ -98,6 +99,11 @@ def _alternatives(choices: tuple[Any, ...]) -> str:
 
 
 PTZ_COMMANDS = ("ptz_up_press", "ptz_down_press", "ptz_left_press", "ptz_right_press", "ptz_release_pre")
+
+#: An upgrade's ``md5``: 32 hexadecimal digits, any case. The Device refuses a bad one as it
+#: reads the request; the OTA manager checks again for callers of its own API.
+MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
+MD5_REASON = "'md5' must be 32 hexadecimal digits"
 
 #: The fields of each built-in topic (PROTOCOL.md §4). Semantic checks that need configuration
 #: (the upgrade URL scheme, MD5 format, size cap) are the OTA manager's.
