@@ -189,6 +189,8 @@ class Device:
                     body = {"confirmation_topic": topic, "result": "0", **(fields or _NO_FIELDS)}
                     body["message_id"] = message_id  # (one dict: a key after ``**`` would build two)
                     out = _dumps(body)
+            except RequestError as exc:  # a refusal: the common error, answered without _failed's tests
+                return error_reply(topic, exc.code, exc.reason, message_id)
             except Exception as exc:  # noqa: BLE001 - mapped to a result code
                 return _failed(topic, message_id, exc)
             return out if len(out) <= self._max_reply else _too_large(topic, message_id)
@@ -504,7 +506,7 @@ class Device:
         try:
             self.submit(self._format_job)
         except Exception as exc:
-            self._format_finished("failed", reason=str(exc)[:MAX_REASON])
+            self._format_finished("failed", str(exc)[:MAX_REASON])
             raise
 
     def _format_job(self) -> None:
@@ -512,14 +514,14 @@ class Device:
             self.hardware.format_sd()
         except Exception as exc:  # noqa: BLE001
             log.warning("SD format failed: %s", exc)
-            self._format_finished("failed", reason=str(exc)[:MAX_REASON])
+            self._format_finished("failed", str(exc)[:MAX_REASON])
         else:
             self._format_finished("done")
 
-    def _format_finished(self, state: str, **data: Any) -> None:
+    def _format_finished(self, state: str, reason: str | None = None) -> None:
         self._formatting.release()  # before the event: a subscriber may start the next format
         if self._subscribers:
-            self._emit("sd_format", state=state, **data)
+            self._emit("sd_format", state=state, **({} if reason is None else {"reason": reason}))
 
     def _bind_status(self, request: Request, visitor: str | None) -> None:
         read_field(_BIND, request)

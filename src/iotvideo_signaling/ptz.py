@@ -434,7 +434,7 @@ class PtzController:
         ``visitor`` is accepted for symmetry with :meth:`press`: a stop is always safe.
         """
         del visitor
-        self._halt("release", owner=None, strict=True)
+        self._halt("release", None, True)
         return self.report()
 
     def report(self) -> PtzReport:
@@ -449,7 +449,7 @@ class PtzController:
         if visitor is None:
             return
         try:
-            self._halt("session_closed", owner=visitor, strict=False)
+            self._halt("session_closed", visitor, False)
         except Exception:
             log.warning("PTZ stop after session close failed", exc_info=True)
 
@@ -461,7 +461,7 @@ class PtzController:
         """
         if not reason:
             raise ValueError("a stop needs a reason")
-        self._halt(reason, owner=None, strict=True)
+        self._halt(reason, None, True)
 
     def close(self) -> None:
         """Stop the motor (always sent, even when idle), cancel the timers; idempotent, never raises.
@@ -495,7 +495,8 @@ class PtzController:
             self._flush()
         return self._report(geo.limits)
 
-    def _halt(self, reason: str, *, owner: Hashable | None, strict: bool) -> None:
+    def _halt(self, reason: str, owner: Hashable | None, strict: bool, /) -> None:
+        """Stop the move (``owner``'s only, if given); ``strict`` raises a failed stop."""
         self._lock.acquire()  # not a bare read: a start in progress holds the lock until its move is set
         idle = self._move is None
         self._lock.release()
