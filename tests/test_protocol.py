@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import re
 import string
 import urllib.parse
@@ -22,11 +23,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from iotvideo_signaling import Device, DeviceConfig, Hardware, Request, RequestError, ResultCode, SimulatedHardware
+from iotvideo_signaling import (
+    Device,
+    DeviceConfig,
+    Hardware,
+    Request,
+    RequestError,
+    ResultCode,
+    SimulatedHardware,
+    WireError,
+)
 from iotvideo_signaling.errors import MAX_REASON
 from iotvideo_signaling.protocol import (
     FIELDS,
     MISSING,
+    EnvelopeError,
     Field,
     error_reply,
     parse_request,
@@ -1001,3 +1012,29 @@ def test_property_valid_message_ids_round_trip(shared_device: Device, topic: str
     got = ask(shared_device, request)
     assert got["message_id"] == message_id
     assert type(got["message_id"]) is type(message_id)
+
+
+def test_exceptions_carry_their_reason_once() -> None:
+    """Refusals skip the base __init__ on the hot path; what they carry must not change."""
+    long = RequestError("x" * 300, code=ResultCode.BUSY)
+    assert long.reason == "x" * MAX_REASON and long.args == (long.reason,) and str(long) == long.reason
+    assert long.code is ResultCode.BUSY and RequestError("r").code is ResultCode.INVALID_PARAMETER
+    wire = WireError("bad byte", 7, code=ResultCode.MALFORMED_JSON)
+    assert (wire.args, str(wire), wire.offset) == (("bad byte",), "bad byte", 7)
+    assert pickle.loads(pickle.dumps(wire)) == wire
+    envelope_error = EnvelopeError("missing 'topic'", message_id=3)
+    assert (str(envelope_error), envelope_error.message_id, envelope_error.code) == (
+        "missing 'topic'", 3, ResultCode.INVALID_PARAMETER,
+    )
+
+
+def test_a_topic_without_its_hook_is_unsupported_whatever_its_fields() -> None:
+    """sd_format, bind_status and upgrade answer 3 on a camera without the hook, before any field check."""
+    with Device(Hardware()) as device:
+        for body in (
+            {"topic": "bind_status", "status": "nonsense", "message_id": 1},
+            {"topic": "upgrade", "data": {"url": "ftp://x", "md5": "*", "fileSize": 0}, "message_id": 1},
+            {"topic": "sd_format", "message_id": 1},
+        ):
+            got = orjson.loads(device.handle(orjson.dumps(body)))
+            assert (got["result"], got["message_id"]) == ("3", 1), got

@@ -1055,6 +1055,32 @@ def test_thread_scheduler_runs_cancels_and_survives_errors(caplog: pytest.LogCap
     assert "timer callback failed" in caplog.text
 
 
+def test_thread_scheduler_wakes_for_an_earlier_timer_only() -> None:
+    fired: list[str] = []
+    done = threading.Event()
+    with ThreadScheduler() as scheduler:
+        scheduler.call_later(3600, lambda: fired.append("late"))
+        time.sleep(0.2)  # the timer thread has started and sleeps for an hour ...
+        scheduler.call_later(0.05, lambda: fired.append("soon"))  # ... so this one must wake it
+        scheduler.call_later(0.06, done.set)  # due after "soon": no wake-up needed, still on time
+        assert done.wait(5)
+    assert fired == ["soon"]
+
+
+def test_rearmed_timers_do_not_pile_up() -> None:
+    """A panel repeating a press re-arms the move cap each time: cancelled timers must not accumulate."""
+    done = threading.Event()
+    with ThreadScheduler() as scheduler:
+        timer = scheduler.call_later(3600, lambda: None)
+        for _ in range(10_000):
+            timer.cancel()
+            timer = scheduler.call_later(3600, lambda: None)
+            assert scheduler.pending() <= 64
+        scheduler.call_later(0.01, done.set)
+        assert done.wait(5)
+        assert scheduler.pending() <= 64
+
+
 def test_thread_scheduler_closes_cleanly() -> None:
     scheduler = ThreadScheduler(name="ptz-test-timer")
     assert not [t for t in threading.enumerate() if t.name == "ptz-test-timer"]  # started on demand
