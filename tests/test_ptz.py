@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import random
 import threading
 import time
@@ -802,10 +803,20 @@ def test_bad_hook_values_are_errors() -> None:
     with pytest.raises(ValueError, match="four integers"):
         ptz.press("left")
     hw.limits = LIMITS
-    hw.speed = (0, 300)
-    with pytest.raises(ValueError, match="positive"):
-        ptz.press("left")
+    for speed in ((0, 300), (0.0, 300.0), (600.0, -1.0), (math.inf, 300.0), (math.nan, 300.0), (600.0,)):
+        hw.speed = speed
+        with pytest.raises(ValueError, match="positive|two numbers"):
+            ptz.press("left")
     assert motor.moving is None
+    # report() keeps the last limits found valid, but only while the hook returns that very tuple
+    assert ptz.report().max_x == LIMITS[1]
+    hw.limits = (LIMITS[0], LIMITS[1] - 1, LIMITS[2], LIMITS[3])
+    assert ptz.report().max_x == LIMITS[1] - 1
+    hw.limits = [LIMITS[0], LIMITS[1], LIMITS[2], LIMITS[3]]  # a list: checked (and converted) every time
+    assert ptz.report().max_x == LIMITS[1]
+    hw.limits = (LIMITS[1], LIMITS[0], LIMITS[2], LIMITS[3])
+    with pytest.raises(ValueError, match="minimum"):
+        ptz.report()
     ptz.close()
 
 
