@@ -805,7 +805,7 @@ def test_bad_hook_values_are_errors() -> None:
     hw.limits = LIMITS
     for speed in ((0, 300), (0.0, 300.0), (600.0, -1.0), (math.inf, 300.0), (math.nan, 300.0), (600.0,)):
         hw.speed = speed
-        with pytest.raises(ValueError, match="positive|two numbers"):
+        with pytest.raises(ValueError, match=r"positive|two numbers"):
             ptz.press("left")
     assert motor.moving is None
     # report() keeps the last limits found valid, but only while the hook returns that very tuple
