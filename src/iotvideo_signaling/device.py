@@ -520,8 +520,10 @@ class Device:
 
     def _format_finished(self, state: str, reason: str | None = None) -> None:
         self._formatting.release()  # before the event: a subscriber may start the next format
-        if self._subscribers:
-            self._emit("sd_format", state=state, **({} if reason is None else {"reason": reason}))
+        if reason is not None:
+            self._emit("sd_format", state=state, reason=reason)
+        elif self._subscribers:
+            self._emit("sd_format", state=state)
 
     def _bind_status(self, request: Request, visitor: str | None) -> None:
         read_field(_BIND, request)
@@ -586,9 +588,7 @@ class Device:
 
     def _ptz_topic(self, request: Request, visitor: str | None) -> Mapping[str, Any]:
         cmd = read_field(_PTZ_CMD, request)
-        if self._power == "standby":
-            raise RequestError(_STANDBY_REASON, code=ResultCode.STANDBY)
-        ptz = self._ptz or self._ptz_controller()
+        ptz = self._ptz_ready()
         if cmd == "ptz_release_pre":
             return ptz.release(visitor).fields()
         return ptz.press(_PTZ_PRESS[cmd], visitor).fields()
@@ -599,7 +599,7 @@ class Device:
     def _ptz_ready(self) -> PtzController:
         if self._power == "standby":
             raise RequestError(_STANDBY_REASON, code=ResultCode.STANDBY)
-        return self._ptz_controller()
+        return self._ptz or self._ptz_controller()
 
     def _ptz_controller(self) -> PtzController:
         """The PTZ controller, created on first need; NotImplementedError without PTZ hooks."""

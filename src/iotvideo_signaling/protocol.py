@@ -105,8 +105,8 @@ PTZ_COMMANDS = ("ptz_up_press", "ptz_down_press", "ptz_left_press", "ptz_right_p
 MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
 MD5_REASON = "'md5' must be 32 hexadecimal digits"
 
-#: The fields of each built-in topic (PROTOCOL.md §4). Semantic checks that need configuration
-#: (the upgrade URL scheme, MD5 format, size cap) are the OTA manager's.
+#: The fields of each built-in topic (PROTOCOL.md §4). The upgrade's other checks are the OTA
+#: manager's: the URL (https, host, no credentials) and the configured size cap.
 FIELDS: dict[str, tuple[Field, ...]] = {
     "get_status": (Field("user", choices=("owner", "sharer"), required=False),),
     "version": (),
