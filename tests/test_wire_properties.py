@@ -309,6 +309,14 @@ def _outcome(call: Callable[..., Any], raw: Raw, max_size: int) -> tuple[Any, ..
 def _assert_same(py: ModuleType, c: ModuleType, raw: Raw, max_size: int = 16384) -> None:
     assert _outcome(c.parse_command, raw, max_size) == _outcome(py.parse_command, raw, max_size)
     assert _outcome(c.decode_command, raw, max_size) == _outcome(py.decode_command, raw, max_size)
+    assert _outcome(_positional(c.decode_request), raw, max_size) == _outcome(
+        _positional(py.decode_request), raw, max_size
+    )
+
+
+def _positional(call: Callable[..., Any]) -> Callable[..., Any]:
+    """``decode_request`` takes ``max_size`` by position only."""
+    return lambda raw, *, max_size: call(raw, max_size)
 
 
 @given(wire_noise, max_sizes)
@@ -367,3 +375,30 @@ def test_backends_agree_on_mutated_commands(
     py_backend: ModuleType, c_backend: ModuleType, seed: bytes, edits: list[tuple[str, float, int]]
 ) -> None:
     _assert_same(py_backend, c_backend, _mutate(seed, edits))
+
+
+# The pure-Python backend parses the panel's own framing (plain action and channel, then raw JSON
+# to the end) without its general scan when orjson accepts the rest; near misses must fall back.
+panel_tails = st.one_of(
+    json_payloads.map(_dumps_compact),
+    json_payloads.map(_dumps_pretty),
+    json_payloads.map(lambda value: _dumps_compact(value)[:-1] + b",}"),  # trailing comma: lenient
+    st.binary(max_size=24).map(lambda tail: b"{" + tail),
+    st.sampled_from([b"{", b"[", b"{}}", b'{"a":"}"}', b'["\\"]', b'{"a":1} {"b":2}', b'{"a":NaN}', b"[" * 1100]),
+)
+
+
+panel_heads = st.builds(
+    lambda action, channel: b"action=" + action + b"&channel=" + channel + b"&cmd=",
+    st.sampled_from([b"user_define", b"inner_define", b"user%5Fdefine", b"other"]),
+    st.one_of(st.integers(0, 2**32 + 1).map(lambda n: str(n).encode()), st.sampled_from([b"007", b"00000000001", b""])),
+)
+
+
+@given(panel_heads, panel_tails, st.sampled_from([b"", b" ", b"\t\n", b"\0\r\n", b"&x=1", b"&cmd=y", b"}", b" x"]))
+def test_backends_agree_on_the_panels_framing(
+    py_backend: ModuleType, c_backend: ModuleType, head: bytes, tail: bytes, suffix: bytes
+) -> None:
+    raw = head + tail + suffix
+    _assert_same(py_backend, c_backend, raw)
+    _assert_same(py_backend, c_backend, raw.replace(b"&cmd=", b"&cmd= ", 1))  # not the panel's: general scan
