@@ -377,8 +377,8 @@ def test_backends_agree_on_mutated_commands(
     _assert_same(py_backend, c_backend, _mutate(seed, edits))
 
 
-# The pure-Python backend parses the panel's own framing (plain action and channel, then raw JSON
-# to the end) without its general scan when orjson accepts the rest; near misses must fall back.
+# The panel's own framing (plain action and channel, then raw JSON to the end) and its near misses:
+# where a faster path for the common case would most likely part from the grammar.
 panel_tails = st.one_of(
     json_payloads.map(_dumps_compact),
     json_payloads.map(_dumps_pretty),

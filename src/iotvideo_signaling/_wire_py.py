@@ -58,8 +58,6 @@ def _as_bytes(raw: Buffer) -> bytes:
 
 def _size(value: int) -> int:
     """A size argument as the compiled backend reads it (a C ``Py_ssize_t``)."""
-    if type(value) is int and -(2**63) <= value < 2**63:
-        return value
     size = int(operator.index(value))  # int(): a bool stays a bool on Python 3.9
     if not -(2**63) <= size < 2**63:
         raise OverflowError("Python int too large to convert to C ssize_t")
@@ -81,41 +79,6 @@ def _form_decode(raw: bytes) -> str:
                 out += part
         raw = bytes(out)
     return raw.decode("utf-8", "replace")
-
-
-#: The framing the panel itself sends: plain ``action`` and ``channel``, then raw JSON after ``cmd=``.
-_PANEL = re.compile(rb"action=(user_define|inner_define)&channel=([0-9]{1,10})&cmd=[\[{]")
-_ACTION_NAMES = {b"user_define": "user_define", b"inner_define": "inner_define"}
-#: ``_scan``'s third result when it did not decode the payload.
-_UNDECODED: Any = object()
-_new_command = tuple.__new__  # a Command without NamedTuple's Python-level __new__
-
-
-def _panel(data: bytes, end: int) -> tuple[Command, int, Any] | None:
-    """The panel's framing, parsed and decoded at once; None for anything else.
-
-    ``action=user_define&channel=0&cmd={...}`` with the JSON running to the end of the input is
-    what the panel sends. The general scan would give exactly this result (the matching bracket
-    of valid JSON is its last byte), so when orjson accepts the rest as one value, the scan
-    (a Python loop over every quote and bracket) is skipped. Anything else, valid or not, goes
-    to the general scan, which decides.
-    """
-    match = _PANEL.match(data, 0, end)
-    if match is None:
-        return None
-    channel = int(match[2])
-    if channel >= _CHANNEL_LIMIT:
-        return None
-    start = match.end() - 1
-    close = end
-    while data[close - 1] in _WHITESPACE:  # stops at the bracket at ``start`` at the latest
-        close -= 1
-    payload = data[start:close]
-    try:
-        value = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return None
-    return _new_command(Command, (_ACTION_NAMES[match[1]], channel, None, payload, ())), start, value
 
 
 _STRUCTURE = re.compile(rb'["{}\[\]]')
@@ -170,9 +133,8 @@ def _channel(value: str, offset: int) -> int:
     return int(digits or "0")
 
 
-def _scan(raw: Buffer, max_size: int) -> tuple[Command, int, Any]:
-    """Parse ``raw``: the command, the offset of its payload (see retry_or_raise), and the
-    decoded payload if it was decoded on the way (else ``_UNDECODED``)."""
+def _scan(raw: Buffer, max_size: int) -> tuple[Command, int]:
+    """Parse ``raw``; return the command and the offset of its payload (see retry_or_raise)."""
     max_size = _size(max_size)
     if isinstance(raw, str) and len(raw) > max_size:  # every character takes at least one byte
         raise WireError(f"command exceeds {max_size} bytes", max_size)
@@ -185,10 +147,7 @@ def _scan(raw: Buffer, max_size: int) -> tuple[Command, int, Any]:
     if end == 0:
         raise WireError("empty command", 0)
     if data[0] == 0x7B:
-        return _new_command(Command, ("user_define", 0, None, data[:end], ())), 0, _UNDECODED
-    panel = _panel(data, end)
-    if panel is not None:
-        return panel
+        return Command("user_define", 0, None, data[:end], ()), 0
 
     action = None
     channel = -1
@@ -250,7 +209,7 @@ def _scan(raw: Buffer, max_size: int) -> tuple[Command, int, Any]:
         raise WireError("missing 'action' parameter", end)
     if cmd is None and payload is None:
         raise WireError("missing 'cmd' parameter", end)
-    return _new_command(Command, (action, max(channel, 0), cmd, payload, tuple(params))), payload_at, _UNDECODED
+    return Command(action, max(channel, 0), cmd, payload, tuple(params)), payload_at
 
 
 def parse_command(raw: Buffer, /, *, max_size: int = DEFAULT_MAX_SIZE) -> Command:
@@ -299,9 +258,7 @@ def decode_command(raw: Buffer, /, *, max_size: int = DEFAULT_MAX_SIZE) -> tuple
         WireError: code ``1`` for the command string, code ``2`` for its JSON payload.
         TypeError: ``raw`` is not one of the accepted types.
     """
-    command, payload_at, value = _scan(raw, max_size)
-    if value is not _UNDECODED:
-        return command, value
+    command, payload_at = _scan(raw, max_size)
     if command.payload is None:
         return command, None
     return command, loads(command.payload, payload_at)
