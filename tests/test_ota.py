@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -504,6 +506,51 @@ def test_cancel_during_download(env: Env) -> None:
     again = env.rig()
     again.manager.resume()
     assert again.submit.threads == [] and again.events.events == []
+
+
+class Tarpit:
+    """A TCP server that accepts connections and never answers: a TLS handshake against it
+    blocks until the socket timeout."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.accepted: List[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.accepted.append(self._listener.accept()[0])
+
+    def close(self) -> None:
+        self._listener.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.mark.parametrize("stop", ["close", "cancel"])
+def test_stopping_interrupts_a_tls_handshake(env: Env, stop: str) -> None:
+    """close() and cancel() cut a connection still in its TLS handshake, not only a transfer."""
+    tarpit = Tarpit()
+    try:
+        rig = env.rig(timeout=30.0, header_timeout=60.0)
+        rig.manager.request(f"https://127.0.0.1:{tarpit.port}/fw.bin", env.image.md5, env.image.size)
+        wait_for(lambda: tarpit.accepted != [])
+        time.sleep(0.2)  # the client has sent its ClientHello and waits for an answer
+        started = time.monotonic()
+        if stop == "close":
+            rig.manager.close(timeout=5)
+        else:
+            assert rig.manager.cancel() is True
+        rig.submit.join(5)
+        assert time.monotonic() - started < 2
+        if stop == "close":
+            assert json.loads((env.download_dir / JOB_FILE).read_text())["phase"] == "downloading"  # resumable
+        else:
+            assert rig.events.last["state"] == "fail" and rig.events.last["reason"] == "cancelled"
+    finally:
+        tarpit.close()
 
 
 def test_cancel_after_the_download_before_the_install_stops_the_job(env: Env) -> None:

@@ -607,3 +607,25 @@ def test_a_stop_during_the_resume_rehash_keeps_the_recorded_offset(tmp_path: Pat
     manager._stop.set()  # what close() sets, arriving while the worker re-hashes
     job()
     assert json.loads((tmp_path / JOB_FILE).read_text())["offset"] == 500
+
+
+@pytest.mark.parametrize("stop", ["close", "cancel"])
+def test_a_stop_before_the_connection_exists_cuts_it_as_soon_as_it_does(tmp_path: Path, stop: str) -> None:
+    """The transfer hands over its interrupt only once it has a socket: a stop that came first
+    (during the name lookup or the TCP connect) must still cut that socket at once."""
+    manager, _, _ = _manager(tmp_path)
+    manager.request(URL, MD5, 1000)
+    job = manager._job
+    assert job is not None
+    job.running = True  # as the worker marks it (the pool here never runs the job)
+    hooks = manager._hooks(job)
+    cut: list[str] = []
+    hooks.set_interrupt(lambda: cut.append("before"))
+    assert cut == []  # no stop yet: only kept
+    if stop == "close":
+        manager.close(timeout=0)
+    else:
+        assert manager.cancel() is True
+    assert cut == ["before"]  # the stop used the interrupt it found
+    hooks.set_interrupt(lambda: cut.append("after"))
+    assert cut == ["before", "after"]  # one handed over after the stop is used at once

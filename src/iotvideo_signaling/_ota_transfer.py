@@ -22,8 +22,9 @@ the partial file and the job continues without ``Range``. A transfer that stays 
 ``stall_min_rate`` over ``stall_window`` seconds, receives nothing for ``timeout`` seconds, or
 whose response headers are not all in ``header_timeout`` seconds after it started connecting (a
 :class:`_Watchdog` shuts the socket down), counts as a failed attempt. Once the request is sent,
-the socket is handed to ``Hooks.set_interrupt`` so that ``close()``/``cancel()`` can shut it down
-under a blocked read.
+from the moment the TCP connection exists (TLS handshake, request, headers, body) ``Hooks.set_interrupt``
+holds a way to shut it down, so that ``close()``/``cancel()`` can cut it under a blocked read;
+only the TCP connect itself (and the name lookup) runs to its ``timeout``.
 
 Retries back off exponentially with jitter. The failure count starts over only on real progress:
 the partial file reaching 1 MiB beyond the furthest it had reached when the count last started
@@ -442,6 +443,7 @@ class _Transfer:
         raw = socket.create_connection((host, port), self._settings.timeout)
         try:
             watchdog.watch(raw)
+            self._hooks.set_interrupt(watchdog.interrupt)  # from here on a stop cuts the handshake too
             conn.sock = self._settings.tls_context().wrap_socket(raw, server_hostname=host)
         except BaseException:
             raw.close()  # a no-op if the TLS socket took it over (and closed itself)
@@ -599,6 +601,11 @@ class _Watchdog:
     def _fire(self) -> None:
         with self._lock:
             self._fired = True
+            _shutdown(self._sock)
+
+    def interrupt(self) -> None:
+        """Shut the watched connection down now (a stop, not the deadline)."""
+        with self._lock:
             _shutdown(self._sock)
 
     def stop(self) -> bool:

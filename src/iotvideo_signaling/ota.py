@@ -439,11 +439,11 @@ class OtaManager:
         Waits up to ``timeout`` seconds for the worker to stop (an installer that is running is
         not interrupted). Safe to call twice.
         """
-        with self._lock:
+        with self._lock:  # stop flag and interrupt read together: see _set_interrupt
             self._closed = True
+            self._stop.set()
             job = self._job
             interrupt = self._interrupt
-        self._stop.set()
         if job is not None:
             job.wake.set()
         if interrupt is not None:
@@ -604,7 +604,7 @@ class OtaManager:
             record=lambda: self._persist(job),
             progress=lambda offset: self._progress(job, offset),
             wait=lambda delay: self._wait(job, delay),
-            set_interrupt=self._set_interrupt,
+            set_interrupt=lambda interrupt: self._set_interrupt(job, interrupt),
         )
 
     def _stopping(self, job: _Job) -> bool:
@@ -616,9 +616,17 @@ class OtaManager:
         else:
             self._sleep(delay)
 
-    def _set_interrupt(self, interrupt: Optional[Callable[[], None]]) -> None:
+    def _set_interrupt(self, job: _Job, interrupt: Optional[Callable[[], None]]) -> None:
+        """Keep the transfer's way to cut its connection; use it at once if a stop came first.
+
+        close() and cancel() set their flag and read the interrupt under the lock, and this
+        stores it and reads the flags under the lock: whichever comes second calls it.
+        """
         with self._lock:
             self._interrupt = interrupt
+            stopped = self._stop.is_set() or job.cancelled
+        if stopped and interrupt is not None:
+            interrupt()
 
     def _check_space(self, job: _Job, have: int) -> None:
         try:
