@@ -509,14 +509,24 @@ def test_cancel_during_download(env: Env) -> None:
 
 
 class Tarpit:
-    """A TCP server that accepts connections and never answers: a TLS handshake against it
-    blocks until the socket timeout."""
+    """A TCP server that never answers. ``accepting``: it accepts connections and stays silent
+    (a TLS handshake blocks until the socket timeout); otherwise its accept queue is full, so a
+    connect blocks (the kernel drops the SYNs) until the connect timeout."""
 
-    def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
+    def __init__(self, *, accepting: bool) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=0)
         self.port = self._listener.getsockname()[1]
         self.accepted: List[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._fillers: List[socket.socket] = []
+        if accepting:
+            threading.Thread(target=self._accept, daemon=True).start()
+        else:
+            for _ in range(4):
+                filler = socket.socket()
+                filler.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    filler.connect(("127.0.0.1", self.port))
+                self._fillers.append(filler)
 
     def _accept(self) -> None:
         with contextlib.suppress(OSError):
@@ -525,19 +535,21 @@ class Tarpit:
 
     def close(self) -> None:
         self._listener.close()
-        for conn in self.accepted:
+        for conn in self.accepted + self._fillers:
             conn.close()
 
 
 @pytest.mark.parametrize("stop", ["close", "cancel"])
-def test_stopping_interrupts_a_tls_handshake(env: Env, stop: str) -> None:
-    """close() and cancel() cut a connection still in its TLS handshake, not only a transfer."""
-    tarpit = Tarpit()
+@pytest.mark.parametrize("phase", ["tcp-connect", "tls-handshake"])
+def test_stopping_interrupts_a_connection_being_set_up(env: Env, phase: str, stop: str) -> None:
+    """close() and cancel() cut a connection still connecting or in its TLS handshake."""
+    tarpit = Tarpit(accepting=phase == "tls-handshake")
     try:
         rig = env.rig(timeout=30.0, header_timeout=60.0)
         rig.manager.request(f"https://127.0.0.1:{tarpit.port}/fw.bin", env.image.md5, env.image.size)
-        wait_for(lambda: tarpit.accepted != [])
-        time.sleep(0.2)  # the client has sent its ClientHello and waits for an answer
+        if phase == "tls-handshake":
+            wait_for(lambda: tarpit.accepted != [])
+        time.sleep(0.3)  # the client is blocked in connect(), or waits for an answer to its ClientHello
         started = time.monotonic()
         if stop == "close":
             rig.manager.close(timeout=5)
@@ -549,6 +561,18 @@ def test_stopping_interrupts_a_tls_handshake(env: Env, stop: str) -> None:
             assert json.loads((env.download_dir / JOB_FILE).read_text())["phase"] == "downloading"  # resumable
         else:
             assert rig.events.last["state"] == "fail" and rig.events.last["reason"] == "cancelled"
+    finally:
+        tarpit.close()
+
+
+def test_the_header_deadline_covers_the_tcp_connect(env: Env) -> None:
+    tarpit = Tarpit(accepting=False)
+    try:
+        rig = env.rig(timeout=30.0, header_timeout=0.3, retries=0)
+        started = time.monotonic()
+        rig.run(f"https://127.0.0.1:{tarpit.port}/fw.bin", env.image.md5, env.image.size)
+        assert time.monotonic() - started < 3
+        _assert_failed(rig, OtaCode.TIMEOUT)
     finally:
         tarpit.close()
 

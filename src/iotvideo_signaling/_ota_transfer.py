@@ -22,9 +22,9 @@ the partial file and the job continues without ``Range``. A transfer that stays 
 ``stall_min_rate`` over ``stall_window`` seconds, receives nothing for ``timeout`` seconds, or
 whose response headers are not all in ``header_timeout`` seconds after it started connecting (a
 :class:`_Watchdog` shuts the socket down), counts as a failed attempt. Once the request is sent,
-from the moment the TCP connection exists (TLS handshake, request, headers, body) ``Hooks.set_interrupt``
-holds a way to shut it down, so that ``close()``/``cancel()`` can cut it under a blocked read;
-only the TCP connect itself (and the name lookup) runs to its ``timeout``.
+from the moment its socket exists (TCP connect, TLS handshake, request, headers, body) ``Hooks.set_interrupt``
+holds a way to shut it down, so that ``close()``/``cancel()`` can cut it under a blocked connect or
+read; only the name lookup runs to its own end.
 
 Retries back off exponentially with jitter. The failure count starts over only on real progress:
 the partial file reaching 1 MiB beyond the furthest it had reached when the count last started
@@ -435,15 +435,11 @@ class _Transfer:
     def _request(
         self, conn: http.client.HTTPSConnection, parts: SplitResult, start: int, watchdog: _Watchdog
     ) -> http.client.HTTPResponse:
-        """Connect (by hand, so that ``watchdog`` sees the TCP socket before the TLS handshake),
-        send the GET and read the response headers."""
-        import socket  # noqa: PLC0415
-
+        """Connect (by hand, so that ``watchdog`` and a stop can cut the TCP connect and the TLS
+        handshake), send the GET and read the response headers."""
         host, port = conn.host, conn.port
-        raw = socket.create_connection((host, port), self._settings.timeout)
+        raw = self._connect(host, port, watchdog)
         try:
-            watchdog.watch(raw)
-            self._hooks.set_interrupt(watchdog.interrupt)  # from here on a stop cuts the handshake too
             conn.sock = self._settings.tls_context().wrap_socket(raw, server_hostname=host)
         except BaseException:
             raw.close()  # a no-op if the TLS socket took it over (and closed itself)
@@ -460,6 +456,30 @@ class _Transfer:
         sock = conn.sock
         self._hooks.set_interrupt(lambda: _shutdown(sock))
         return conn.getresponse()
+
+    def _connect(self, host: str, port: int, watchdog: _Watchdog) -> socket.socket:
+        """``socket.create_connection``, except that each socket is watched and interruptible
+        while it connects (a shutdown aborts a blocked connect); the name lookup is not."""
+        import socket  # noqa: PLC0415
+
+        error: Optional[OSError] = None
+        for family, kind, proto, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.settimeout(self._settings.timeout)
+                watchdog.watch(sock)
+                self._hooks.set_interrupt(watchdog.interrupt)
+                sock.connect(address)
+                return sock
+            except OSError as exc:
+                sock.close()
+                error = exc
+                if self._hooks.stopping():
+                    break
+            except BaseException:
+                sock.close()
+                raise
+        raise error if error is not None else OSError(f"no address for {host}")
 
     def _request_failure(self, exc: BaseException, late: bool) -> Exception:
         """The exception that a failed request turns into (``late``: its deadline had passed)."""
@@ -591,9 +611,11 @@ class _Watchdog:
         self._timer.start()
 
     def watch(self, sock: socket.socket) -> None:
-        """Watch the TCP socket ``sock`` through a duplicate (TLS takes the original over);
-        shutting the duplicate down shuts the connection down."""
+        """Watch the TCP socket ``sock`` (instead of any watched before) through a duplicate
+        (TLS takes the original over); shutting the duplicate down shuts the connection down."""
         with self._lock:
+            if self._sock is not None:
+                self._sock.close()
             self._sock = sock.dup()
             if self._fired:
                 _shutdown(self._sock)
