@@ -390,6 +390,30 @@ def test_full_pending_pool_evicts_the_oldest(tmp_path: Path) -> None:
         assert server.stop() == 0, server.log()
 
 
+def test_a_flood_from_one_address_evicts_its_own_connections(tmp_path: Path) -> None:
+    """A client on another address keeps its pending place while one address floods the pool."""
+    server = start_gated(tmp_path, max_pending_auth=3)
+    tcp = server.url("tcp")
+    flood: list[LineClient] = []
+    patient = LineClient(tcp, source="127.0.0.2")  # connected, AUTH line not sent yet
+    try:
+        wait_connected(server, 1)
+        for _ in range(6):  # the flood fills the pool and keeps pushing
+            flood.append(LineClient(tcp, source="127.0.0.1"))
+        wait_connected(server, 7)
+        assert [client.line() for client in flood[:4]] == [EVICTED] * 4  # the flood's oldest went
+        assert still_open(patient, *flood[4:])
+        patient.send(f"AUTH {OWNER_TOKEN}".encode())
+        assert patient.reply() == OWNER_OK
+        assert patient.request(command("version", 1))["result"] == "0"
+        assert "4 connections" not in server.log()  # the pool never held more than 3
+    finally:
+        patient.close()
+        for client in flood:
+            client.close()
+        assert server.stop() == 0, server.log()
+
+
 def test_authenticated_connections_are_still_capped(tmp_path: Path) -> None:
     from websockets.exceptions import ConnectionClosed
 

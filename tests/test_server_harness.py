@@ -139,7 +139,7 @@ def running(tmp: Path, *listen: str, config: str | None = None) -> Iterator[Serv
 class LineClient:
     """A blocking client of the line transport, for tests."""
 
-    def __init__(self, url: str, timeout: float = 5.0, rcvbuf: int | None = None) -> None:
+    def __init__(self, url: str, timeout: float = 5.0, rcvbuf: int | None = None, source: str | None = None) -> None:
         if url.startswith("unix://"):
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             address: Any = url[len("unix://") :]
@@ -149,6 +149,8 @@ class LineClient:
             address = (host, int(port))
         if rcvbuf is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source is not None:  # another loopback address (127.0.0.2, ...): another "host"
+            self.sock.bind((source, 0))
         self.sock.settimeout(timeout)
         self.sock.connect(address)
         self._buffer = b""

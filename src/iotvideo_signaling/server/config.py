@@ -8,7 +8,7 @@ A config file (all tables and keys optional)::
     log_level = "info"
     idle_timeout = 300.0      # s without a complete command before a connection is closed
     auth_timeout = 10.0       # s a connection has to send its AUTH line when tokens are set
-    max_pending_auth = 8      # connections waiting to send their AUTH line; a new one evicts the oldest
+    max_pending_auth = 8      # connections waiting to send their AUTH line; a new one evicts one (see hub.py)
     write_timeout = 10.0      # s a client may leave its replies unread before it is dropped
     write_buffer_size = 262144  # bytes of unread replies kept per connection before reading pauses
 
@@ -169,7 +169,7 @@ class Settings:
         auth_timeout: seconds a connection has to authenticate when tokens are set.
         max_pending_auth: connections that may wait to authenticate at once, when tokens are set;
             they do not count toward ``max_connections``, and when there are this many a new
-            connection evicts the oldest (see hub.py).
+            connection evicts the oldest from the most crowded source address (see hub.py).
         write_timeout: seconds a client may leave its replies unread (reading paused) before it
             is dropped.
         write_buffer_size: bytes of unsent replies per connection before it stops being read.

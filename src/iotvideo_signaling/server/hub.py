@@ -16,16 +16,20 @@ Admission. Only a connection that may use the Device counts toward ``max_connect
   pool when its ``AUTH`` line is accepted; when ``max_connections`` authenticated connections
   are already there, the answer to its ``AUTH`` line is :data:`TOO_MANY_CONNECTIONS` and it is
   closed. So connections that never authenticate cannot take the slots of those that do.
-* When the pending pool is full, a new connection **evicts the oldest pending one** (which is
-  answered :data:`AUTH_EVICTED` and closed) rather than being refused. Refusing the newest would
-  let anyone who keeps ``max_pending_auth`` idle connections open lock every client out; evicting
-  the oldest means an attacker has to open ``max_pending_auth`` connections within one round trip
-  of a legitimate client (which sends its ``AUTH`` line as soon as it connects) to keep it out.
+* When the pending pool is full, a new connection **evicts the oldest pending one of the source
+  address holding the most places** (ties: the oldest of all), which is answered
+  :data:`AUTH_EVICTED` and closed, rather than being refused. Refusing the newest would let
+  anyone who keeps ``max_pending_auth`` idle connections open lock every client out; evicting
+  from the most crowded source means a flood from one address evicts its own connections, and
+  a legitimate client elsewhere keeps its place until it sends its ``AUTH`` line (as soon as it
+  connects). Only a flood from at least as many addresses as the pool holds, or one sharing the
+  client's address (a NAT, the local sockets), can still push it out within a round trip.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hmac
 import itertools
@@ -101,6 +105,7 @@ class Hub:
         self._serial = itertools.count(1)
         self._admitted: dict[str, Connection] = {}
         self._pending: dict[str, Connection] = {}  # insertion order: oldest first
+        self._pending_sources: dict[str, str] = {}  # visitor -> its source address (see _source)
         self._sessions: set[str] = set()
         self._empty = asyncio.Event()
         self._empty.set()
@@ -129,27 +134,35 @@ class Hub:
         connection.visitor = visitor
         if self.auth_required:
             if len(self._pending) >= self.max_pending_auth:
-                self._evict_oldest_pending(visitor)
+                self._evict_pending(visitor)
             self._pending[visitor] = connection
+            self._pending_sources[visitor] = _source(peer)
         else:
             self._admitted[visitor] = connection
         self._empty.clear()
         log.info("%s connected from %s", visitor, _peer(peer))
         return visitor
 
-    def _evict_oldest_pending(self, newcomer: str) -> None:
-        oldest, connection = next(iter(self._pending.items()))
+    def _evict_pending(self, newcomer: str) -> None:
+        """Make room: the oldest pending connection of the source holding the most places."""
+        counts = collections.Counter(self._pending_sources.values())
+        crowded = max(counts.values())
+        oldest = next(visitor for visitor in self._pending if counts[self._pending_sources[visitor]] == crowded)
+        connection = self._pending[oldest]
         log.warning(
-            "%s evicted to make room for %s: %d connections are waiting to authenticate",
+            "%s evicted to make room for %s: %d connections are waiting to authenticate, %d from %s",
             oldest,
             newcomer,
             len(self._pending),
+            crowded,
+            self._pending_sources[oldest] or "local sockets",
         )
         self.release(oldest, "evicted: too many connections waiting to authenticate")
         connection.evict()
 
     def release(self, visitor: str, reason: str = "closed") -> None:
         """The connection is gone: close its session and free its slot (or its pending place)."""
+        self._pending_sources.pop(visitor, None)
         if self._admitted.pop(visitor, None) is None and self._pending.pop(visitor, None) is None:
             return
         self._event_sinks.pop(visitor, None)
@@ -201,6 +214,7 @@ class Hub:
                 log.warning("refusing %s after AUTH: too many connections", visitor)
                 return False
             self._admitted[visitor] = self._pending.pop(visitor)
+            del self._pending_sources[visitor]
         elif visitor not in self._admitted:
             return False
         self.device.open_session(visitor, role)
@@ -250,6 +264,11 @@ class Hub:
 
 def _auth_ok(role: str) -> bytes:
     return orjson.dumps({"confirmation_topic": "auth", "result": "0", "role": role})
+
+
+def _source(peer: object) -> str:
+    """The address a connection comes from, without its port ("" for local sockets)."""
+    return str(peer[0]) if isinstance(peer, tuple) and peer else ""
 
 
 def _peer(peer: object) -> str:
