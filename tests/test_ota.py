@@ -565,6 +565,55 @@ def test_stopping_interrupts_a_connection_being_set_up(env: Env, phase: str, sto
         tarpit.close()
 
 
+def test_a_stop_during_the_name_lookup_is_not_lost(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """close() while the host name resolves (no socket to cut yet): the connect that follows
+    must not run to its timeout."""
+    tarpit = Tarpit(accepting=False)
+    in_lookup, lookup_may_end = threading.Event(), threading.Event()
+    resolve = socket.getaddrinfo
+
+    def slow_lookup(*args: Any, **kwargs: Any) -> Any:
+        in_lookup.set()
+        lookup_may_end.wait(5)
+        return resolve(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_lookup)
+    try:
+        rig = env.rig(timeout=30.0, header_timeout=60.0)
+        rig.manager.request(f"https://127.0.0.1:{tarpit.port}/fw.bin", env.image.md5, env.image.size)
+        assert in_lookup.wait(5)
+        started = time.monotonic()
+        closer = threading.Thread(target=rig.manager.close, kwargs={"timeout": 5})
+        closer.start()
+        time.sleep(0.1)  # close() has found no connection to cut
+        lookup_may_end.set()
+        rig.submit.join(5)
+        closer.join(5)
+        assert time.monotonic() - started < 2
+    finally:
+        tarpit.close()
+
+
+def test_the_header_deadline_holds_across_addresses(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name with two addresses, both unreachable: the deadline ends the attempt, not each connect."""
+    tarpits = [Tarpit(accepting=False), Tarpit(accepting=False)]
+    resolve = socket.getaddrinfo
+
+    def two_addresses(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        return [info for tarpit in tarpits for info in resolve("127.0.0.1", tarpit.port, *args, **kwargs)]
+
+    monkeypatch.setattr(socket, "getaddrinfo", two_addresses)
+    try:
+        rig = env.rig(timeout=3.0, header_timeout=0.5, retries=0)
+        started = time.monotonic()
+        rig.run("https://firmware.example/fw.bin", env.image.md5, env.image.size)
+        assert time.monotonic() - started < 2
+        _assert_failed(rig, OtaCode.TIMEOUT)
+    finally:
+        for tarpit in tarpits:
+            tarpit.close()
+
+
 def test_the_header_deadline_covers_the_tcp_connect(env: Env) -> None:
     tarpit = Tarpit(accepting=False)
     try:

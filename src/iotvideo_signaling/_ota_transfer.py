@@ -47,7 +47,7 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Protocol, Tuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Protocol, Tuple
 from urllib.parse import urljoin, urlsplit
 
 if TYPE_CHECKING:
@@ -459,27 +459,51 @@ class _Transfer:
 
     def _connect(self, host: str, port: int, watchdog: _Watchdog) -> socket.socket:
         """``socket.create_connection``, except that each socket is watched and interruptible
-        while it connects (a shutdown aborts a blocked connect); the name lookup is not."""
+        while it connects; the name lookup is not."""
         import socket  # noqa: PLC0415
 
         error: Optional[OSError] = None
         for family, kind, proto, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
             sock = socket.socket(family, kind, proto)
             try:
-                sock.settimeout(self._settings.timeout)
                 watchdog.watch(sock)
                 self._hooks.set_interrupt(watchdog.interrupt)
-                sock.connect(address)
+                self._connect_one(sock, address, watchdog)
                 return sock
             except OSError as exc:
                 sock.close()
                 error = exc
-                if self._hooks.stopping():
+                if self._hooks.stopping() or watchdog.fired:
                     break
             except BaseException:
                 sock.close()
                 raise
         raise error if error is not None else OSError(f"no address for {host}")
+
+    def _connect_one(self, sock: socket.socket, address: Any, watchdog: _Watchdog) -> None:
+        """Connect ``sock`` without blocking in ``connect()``.
+
+        A shutdown aborts a connect in progress but not one that has not started yet, so the
+        connect is started first and only then are the stop and the deadline checked: one that
+        came earlier is seen here, one that comes later aborts the connect.
+        """
+        import selectors  # noqa: PLC0415
+        import socket  # noqa: PLC0415
+
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            sock.connect(address)
+        self._check_stop()
+        if watchdog.fired:
+            raise socket.timeout("connect: the request's deadline passed")
+        with selectors.DefaultSelector() as selector:
+            selector.register(sock, selectors.EVENT_WRITE)
+            if not selector.select(self._settings.timeout):
+                raise socket.timeout("connect timed out")
+        failure = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if failure:
+            raise OSError(failure, os.strerror(failure))
+        sock.settimeout(self._settings.timeout)
 
     def _request_failure(self, exc: BaseException, late: bool) -> Exception:
         """The exception that a failed request turns into (``late``: its deadline had passed)."""
@@ -629,6 +653,12 @@ class _Watchdog:
         """Shut the watched connection down now (a stop, not the deadline)."""
         with self._lock:
             _shutdown(self._sock)
+
+    @property
+    def fired(self) -> bool:
+        """True once the deadline has passed."""
+        with self._lock:
+            return self._fired
 
     def stop(self) -> bool:
         """Disarm; True if the deadline had passed (the connection is then unusable)."""
