@@ -221,3 +221,45 @@ def test_an_embedded_daemon_checks_its_settings(tmp_path: Path) -> None:
         daemon = Daemon(device, Settings(listen=(parse_listen("tcp://0.0.0.0:0"),)))  # no tokens
         with pytest.raises(ConfigError):
             asyncio.run(daemon.start())
+
+
+class PoolFailingAfterQueueing:
+    """An executor whose submit() queues the job and then fails, as ThreadPoolExecutor does when
+    it cannot start a thread; ``run_first`` lets a worker take the job before the failure."""
+
+    def __init__(self, *, run_first: bool) -> None:
+        self.run_first = run_first
+        self.queued: list[tuple[Any, tuple[Any, ...]]] = []
+
+    def submit(self, fn: Any, *args: Any) -> None:
+        if self.run_first:
+            fn(*args)
+        else:
+            self.queued.append((fn, args))
+        raise RuntimeError("can't start new thread")
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        pass
+
+
+class CountingCard(SimulatedHardware):
+    formats = 0
+
+    def format_sd(self) -> None:
+        self.formats += 1
+
+
+@pytest.mark.parametrize("run_first", [False, True], ids=["job-still-queued", "worker-took-it"])
+def test_a_pool_failing_after_queueing_runs_the_job_at_most_once(tmp_path: Path, run_first: bool) -> None:
+    hw = CountingCard(tmp_path)
+    with Device(hw) as device:
+        pool = PoolFailingAfterQueueing(run_first=run_first)
+        device._executor = pool  # type: ignore[assignment]
+        got = ask(device, {"topic": "sd_format", "message_id": 1})
+        for fn, args in pool.queued:  # the pool gets round to it later
+            fn(*args)
+        if run_first:  # the job ran: the submission stands
+            assert (got["result"], hw.formats) == ("0", 1)
+        else:  # refused, and the late run does nothing
+            assert (got["result"], hw.formats) == ("7", 0)
+        assert len(device._job_slots) == MAX_QUEUED_JOBS and not device._formatting.locked()

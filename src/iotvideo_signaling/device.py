@@ -384,9 +384,18 @@ class Device:
             self._job_slots.pop()
         except IndexError:
             raise RequestError("too much background work is queued", code=ResultCode.BUSY) from None
+        # The pool may fail *after* queueing the job (it could not start a thread) and run it
+        # later anyway: whoever pops the ticket first owns the job, so it runs exactly when
+        # submit() returns, and a caller that sees submit() fail may release what it holds.
+        ticket = [job]
         try:
-            (self._executor or self._start_executor()).submit(self._run_job, job)
+            (self._executor or self._start_executor()).submit(self._run_job, ticket)
         except BaseException:
+            try:
+                ticket.pop()
+            except IndexError:  # a worker took it already: it runs, the submission stands
+                log.warning("the worker pool failed after accepting a job", exc_info=True)
+                return
             self._job_slots.append(None)
             raise
 
@@ -400,7 +409,11 @@ class Device:
                 self._executor = ThreadPoolExecutor(self.config.workers, thread_name_prefix="iotvideo-signaling")
             return self._executor
 
-    def _run_job(self, job: Callable[[], None]) -> None:
+    def _run_job(self, ticket: list[Callable[[], None]]) -> None:
+        try:
+            job = ticket.pop()
+        except IndexError:  # submit() took it back: it failed and its caller released what it held
+            return
         try:
             job()
         except Exception:
