@@ -106,7 +106,7 @@ class Device:
         # Replies stay under 16 KiB (PROTOCOL.md §1), or under the command limit if that is larger.
         self._max_reply = max(MAX_REPLY_SIZE, config.max_message_size)
         self._lock = threading.Lock()
-        self._sessions: dict[str, str] = {}  # visitor -> role
+        self._sessions: dict[str | None, str] = {}  # visitor -> role (None is never a key: get(None) misses)
         self._streaming: set[str] = set()
         self._talker: str | None = None
         self._closed = False
@@ -172,12 +172,14 @@ class Device:
         try:
             if type(request) is not Request:  # inner_define, a cmd token, or an envelope to explain
                 return self._not_a_request(request, visitor)
-            topic, message_id, _, _ = request
-            handler = self._topics.get(topic)
-            if handler is None:
+            topic = request.topic
+            message_id = request.message_id
+            try:
+                handler = self._topics[topic]
+            except KeyError:
                 shown = topic if len(topic) <= MAX_TOPIC_ECHO else ""
                 return error_reply(shown, ResultCode.UNKNOWN, f"unknown topic {short(topic)}", message_id)
-            if topic in self._denied and self.role(visitor) == "sharer":
+            if topic in self._denied and self._sessions.get(visitor, self._default_role) == "sharer":  # role()
                 reason = _SHARER_REASONS.get(topic, f"sharers may not use {short(topic)}")
                 return error_reply(topic, ResultCode.FORBIDDEN, reason, message_id)
             try:
@@ -306,8 +308,7 @@ class Device:
 
     def role(self, visitor: str | None) -> str:
         """The role of ``visitor``: from its session, else the configured default."""
-        default = self._default_role
-        return default if visitor is None else self._sessions.get(visitor, default)
+        return self._sessions.get(visitor, self._default_role)
 
     def start_stream(self, visitor: str) -> None:
         """Live view started for ``visitor`` (counts in ``user_num``)."""
@@ -506,7 +507,7 @@ class Device:
 
     def _sd_format(self, request: Request, visitor: str | None) -> None:
         # Busy first: a card being formatted may well read as absent meanwhile.
-        if not self._formatting.acquire(blocking=False):
+        if not self._formatting.acquire(False):
             raise RequestError("the SD card is already being formatted", code=ResultCode.BUSY)
         try:
             if not self.hardware.sd_card_present():
@@ -528,8 +529,10 @@ class Device:
         except Exception as exc:  # noqa: BLE001
             log.warning("SD format failed: %s", exc)
             self._format_finished("failed", str(exc)[:MAX_REASON])
-        else:
-            self._format_finished("done")
+            return
+        self._formatting.release()  # _format_finished("done"), without a call: this is the usual end
+        if self._subscribers:
+            self._emit("sd_format", state="done")
 
     def _format_finished(self, state: str, reason: str | None = None) -> None:
         self._formatting.release()  # before the event: a subscriber may start the next format
@@ -540,7 +543,7 @@ class Device:
 
     def _bind_status(self, request: Request, visitor: str | None) -> None:
         read_field(_BIND, request)
-        if not self._tone_queued.acquire(blocking=False):
+        if not self._tone_queued.acquire(False):
             return  # the tone already waiting will play: repeats do not pile up
         try:
             self.submit(self._tone_job)
