@@ -191,8 +191,11 @@ class Device:
                     body = {"confirmation_topic": topic, "result": "0", **(fields or _NO_FIELDS)}
                     body["message_id"] = message_id  # (one dict: a key after ``**`` would build two)
                     out = _dumps(body)
-            except RequestError as exc:  # a refusal: the common error, answered without _failed's tests
-                return error_reply(topic, exc.code, exc.reason, message_id)
+            except RequestError as exc:  # a refusal: protocol.error_reply, inlined (reason already cut)
+                body = {"confirmation_topic": topic, "result": exc.code, "reason": exc.reason}
+                if message_id is not MISSING:
+                    body["message_id"] = message_id
+                return _dumps(body)
             except Exception as exc:  # noqa: BLE001 - mapped to a result code
                 return _failed(topic, message_id, exc)
             return out if len(out) <= self._max_reply else _too_large(topic, message_id)
