@@ -325,6 +325,30 @@ def test_open_session_with_an_unknown_role_raises(device: Device, role: str) -> 
     assert device.role("v") == "owner"
 
 
+def test_a_session_needs_a_visitor_id(device: Device) -> None:
+    """visitor=None means "no session" and always has the default role."""
+    with pytest.raises(TypeError, match="visitor"):
+        device.open_session(None, role="sharer")  # type: ignore[arg-type]
+    assert device.role(None) == "owner"
+    assert ask(device, {"topic": "sd_format", "message_id": 1})["result"] != "6"
+
+
+def test_a_refusal_reason_is_cut_however_it_was_set(device: Device) -> None:
+    """A vendor's RequestError subclass may set its reason itself: the reply still cuts it."""
+
+    class Verbose(RequestError):
+        def __init__(self) -> None:
+            super().__init__("short")
+            self.reason = "x" * 5000
+
+    @device.topic("verbose")
+    def verbose(request: Request, visitor: Optional[str]) -> None:
+        raise Verbose()
+
+    got = ask(device, {"topic": "verbose", "message_id": 2})
+    assert (got["result"], len(got["reason"]), got["message_id"]) == ("4", 200, 2)
+
+
 def test_open_session_with_an_empty_role_raises(tmp_path: Path) -> None:
     with Device(SimulatedHardware(tmp_path)) as dev, pytest.raises(ValueError, match="role"):
         dev.open_session("v", role="")

@@ -614,6 +614,23 @@ def test_the_header_deadline_holds_across_addresses(env: Env, monkeypatch: pytes
             tarpit.close()
 
 
+def test_an_address_family_the_host_lacks_is_skipped(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name whose first address cannot even get a socket here (an IPv6 address on an IPv4-only
+    camera): the download goes on with the next address, as socket.create_connection would."""
+    server = env.serve(Behaviour(body=env.image.body))
+    resolve = socket.getaddrinfo
+
+    def unsupported_first(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        real = resolve("127.0.0.1", port, *args, **kwargs)
+        _, kind, proto, name, address = real[0]
+        return [(9999, kind, proto, name, address), *real]  # 9999: no such address family
+
+    monkeypatch.setattr(socket, "getaddrinfo", unsupported_first)
+    rig = env.rig(retries=0)
+    rig.run(server.url(), env.image.md5, env.image.size)
+    assert rig.events.states[-1] == "done"
+
+
 def test_the_header_deadline_covers_the_tcp_connect(env: Env) -> None:
     tarpit = Tarpit(accepting=False)
     try:

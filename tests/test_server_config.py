@@ -300,3 +300,22 @@ def test_watchdog_is_only_for_this_process() -> None:
 )
 def test_reply_ok(reply: bytes, ok: bool) -> None:
     assert reply_ok(reply) is ok
+
+
+@pytest.mark.parametrize(
+    ("peer", "source"),
+    [
+        (("127.0.0.1", 5000), "127.0.0.1"),
+        (("::ffff:10.0.0.7", 5000, 0, 0), "10.0.0.7"),  # IPv4 through an IPv6 socket
+        (("2001:db8:bad:1::1", 5000, 0, 0), "2001:db8:bad:1::/64"),
+        (("2001:db8:bad:1:ffff::9", 5001, 0, 0), "2001:db8:bad:1::/64"),  # the same host's /64
+        (("2001:db8:bad:2::1", 5000, 0, 0), "2001:db8:bad:2::/64"),
+        (("fe80::1%eth0", 5000, 0, 2), "fe80::/64"),
+        ("", ""),  # a Unix socket
+        (("not-an-address", 1), "not-an-address"),
+    ],
+)
+def test_pending_connections_are_grouped_by_source(peer: Any, source: str) -> None:
+    from iotvideo_signaling.server.hub import _source
+
+    assert _source(peer) == source

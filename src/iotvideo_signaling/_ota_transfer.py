@@ -464,7 +464,11 @@ class _Transfer:
 
         error: Optional[OSError] = None
         for family, kind, proto, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
-            sock = socket.socket(family, kind, proto)
+            try:
+                sock = socket.socket(family, kind, proto)
+            except OSError as exc:  # an address family this host lacks (IPv6): the next address
+                error = exc
+                continue
             try:
                 watchdog.watch(sock)
                 self._hooks.set_interrupt(watchdog.interrupt)

@@ -191,8 +191,8 @@ class Device:
                     body = {"confirmation_topic": topic, "result": "0", **(fields or _NO_FIELDS)}
                     body["message_id"] = message_id  # (one dict: a key after ``**`` would build two)
                     out = _dumps(body)
-            except RequestError as exc:  # a refusal: protocol.error_reply, inlined (reason already cut)
-                body = {"confirmation_topic": topic, "result": exc.code, "reason": exc.reason}
+            except RequestError as exc:  # a refusal: protocol.error_reply, inlined
+                body = {"confirmation_topic": topic, "result": exc.code, "reason": exc.reason[:MAX_REASON]}
                 if message_id is not MISSING:
                     body["message_id"] = message_id
                 return _dumps(body)
@@ -287,6 +287,8 @@ class Device:
             role = self.config.default_role
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")
+        if not isinstance(visitor, str):  # (visitor=None stands for "no session": never a key)
+            raise TypeError(f"visitor must be a str, not {type(visitor).__name__}")
         with self._lock:
             self._sessions[visitor] = role
         self._emit("session", visitor=visitor, state="open", role=role)

@@ -22,8 +22,9 @@ Admission. Only a connection that may use the Device counts toward ``max_connect
   anyone who keeps ``max_pending_auth`` idle connections open lock every client out; evicting
   from the most crowded source means a flood from one address evicts its own connections, and
   a legitimate client elsewhere keeps its place until it sends its ``AUTH`` line (as soon as it
-  connects). Only a flood from at least as many addresses as the pool holds, or one sharing the
-  client's address (a NAT, the local sockets), can still push it out within a round trip.
+  connects). An IPv6 source is its /64 (what one host usually holds). Only a flood from at least
+  as many sources as the pool holds, or one sharing the client's (a NAT, the local sockets), can
+  still push it out within a round trip.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import asyncio
 import collections
 import contextlib
 import hmac
+import ipaddress
 import itertools
 import logging
 import threading
@@ -267,8 +269,20 @@ def _auth_ok(role: str) -> bytes:
 
 
 def _source(peer: object) -> str:
-    """The address a connection comes from, without its port ("" for local sockets)."""
-    return str(peer[0]) if isinstance(peer, tuple) and peer else ""
+    """Where a connection comes from, for eviction: its IPv4 address, the /64 of its IPv6 address
+    (one host usually holds a whole /64), or "" for local sockets."""
+    if not (isinstance(peer, tuple) and peer):
+        return ""
+    host = str(peer[0])
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])  # (a zone index is not an address)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return host
 
 
 def _peer(peer: object) -> str:
