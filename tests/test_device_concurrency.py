@@ -196,7 +196,9 @@ def test_threads_with_sessions_opening_and_closing(tmp_path: Path) -> None:
     assert counts[("stream", "started")] == counts[("stream", "stopped")] > 0
     assert counts[("intercom", "using")] == counts[("intercom", "unused")] > 0
     assert counts[("session", "open")] >= counts[("session", "closed")] > 0
-    assert counts[("sd_format", "formatting")] == counts[("sd_format", "done")] > 0
+    # every accepted format ends: done, or failed when close() found it still waiting for the pool
+    assert counts[("sd_format", "formatting")] == counts[("sd_format", "done")] + counts[("sd_format", "failed")]
+    assert counts[("sd_format", "done")] > 0
     assert counts[("tone", "")] > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sdcard", "state.json", "tones.log"]
 

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from iotvideo_signaling import Device, Hardware, SimulatedHardware
+from iotvideo_signaling import Device, DeviceConfig, Event, Hardware, SimulatedHardware
 from iotvideo_signaling.device import MAX_QUEUED_JOBS, MAX_REPLY_SIZE
 from iotvideo_signaling.inner import MAX_FILES, MAX_RECORD_SPANS
 
@@ -263,3 +263,26 @@ def test_a_pool_failing_after_queueing_runs_the_job_at_most_once(tmp_path: Path,
         else:  # refused, and the late run does nothing
             assert (got["result"], hw.formats) == ("7", 0)
         assert len(device._job_slots) == MAX_QUEUED_JOBS and not device._formatting.locked()
+
+
+def test_close_reports_a_format_still_waiting_for_the_pool_as_failed(tmp_path: Path) -> None:
+    hw = CountingCard(tmp_path)
+    device = Device(hw, config=DeviceConfig(workers=1))
+    events: list[Event] = []
+    device.subscribe(events.append)
+    gate = threading.Event()
+
+    def busy() -> None:
+        gate.wait(5)
+
+    device.submit(busy)  # the only worker is busy ...
+    assert ask(device, {"topic": "sd_format"})["result"] == "0"  # ... so the format waits
+    closer = threading.Thread(target=device.close)
+    closer.start()
+    time.sleep(0.1)  # close() waits for the running job
+    gate.set()
+    closer.join(5)
+    assert not closer.is_alive()
+    formats = [dict(event.data) for event in events if event.kind == "sd_format"]
+    assert formats == [{"state": "formatting"}, {"state": "failed", "reason": "device closed"}]
+    assert hw.formats == 0 and not device._formatting.locked()

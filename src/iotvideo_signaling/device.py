@@ -420,6 +420,9 @@ class Device:
             job = ticket.pop()
         except IndexError:  # submit() took it back: it failed and its caller released what it held
             return
+        if self._closed:  # close() is draining the queue: the job is dropped, not run
+            self._drop(job)
+            return
         try:
             job()
         except Exception:
@@ -427,10 +430,18 @@ class Device:
         finally:
             self._job_slots.append(None)
 
+    def _drop(self, job: Callable[[], None]) -> None:
+        """A job close() found still queued: what it held is released, an SD format is reported failed."""
+        if job == self._format_job:
+            self._format_finished("failed", "device closed")
+        elif job == self._tone_job:
+            self._tone_queued.release()
+
     def close(self) -> None:
         """Stop the motor, stop background work, then close the hardware. Safe to call twice.
 
-        Background jobs that have not started yet are dropped; a running one is waited for.
+        Background jobs that have not started yet are dropped (an SD format waiting for the pool
+        is reported failed); a running one is waited for.
         """
         with self._lock:
             if self._closed:
@@ -442,7 +453,7 @@ class Device:
         if self._ota is not None:
             self._ota.close()
         if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)  # jobs not started yet are dropped
+            executor.shutdown(wait=True)  # jobs not started yet find the device closed: dropped
         if self._temp_download_dir is not None:
             import shutil  # noqa: PLC0415
 
