@@ -348,6 +348,20 @@ def test_a_refusal_reason_is_cut_however_it_was_set(device: Device) -> None:
     got = ask(device, {"topic": "verbose", "message_id": 2})
     assert (got["result"], len(got["reason"]), got["message_id"]) == ("4", 200, 2)
 
+    for odd in (None, 42, ["a"], b"bytes"):
+
+        class Odd(RequestError):
+            def __init__(self, reason: Any = odd) -> None:
+                super().__init__("short")
+                self.reason = reason
+
+        @device.topic("odd")
+        def odd_topic(request: Request, visitor: Optional[str], error: Callable[[], RequestError] = Odd) -> None:
+            raise error()
+
+        got = ask(device, {"topic": "odd", "message_id": 3})
+        assert (got["result"], got["reason"], got["message_id"]) == ("4", str(odd), 3)
+
 
 def test_open_session_with_an_empty_role_raises(tmp_path: Path) -> None:
     with Device(SimulatedHardware(tmp_path)) as dev, pytest.raises(ValueError, match="role"):

@@ -467,7 +467,7 @@ class _Transfer:
             try:
                 sock = socket.socket(family, kind, proto)
             except OSError as exc:  # an address family this host lacks (IPv6): the next address
-                error = exc
+                error = error or exc  # (a connect error seen before says more)
                 continue
             try:
                 watchdog.watch(sock)

@@ -192,7 +192,8 @@ class Device:
                     body["message_id"] = message_id  # (one dict: a key after ``**`` would build two)
                     out = _dumps(body)
             except RequestError as exc:  # a refusal: protocol.error_reply, inlined
-                body = {"confirmation_topic": topic, "result": exc.code, "reason": exc.reason[:MAX_REASON]}
+                reason = exc.reason if type(exc.reason) is str else str(exc.reason)  # (a vendor's subclass)
+                body = {"confirmation_topic": topic, "result": exc.code, "reason": reason[:MAX_REASON]}
                 if message_id is not MISSING:
                     body["message_id"] = message_id
                 return _dumps(body)

@@ -177,6 +177,8 @@ def reply(topic: str, message_id: Any, fields: Optional[Mapping[str, Any]] = Non
 def error_reply(topic: str, code: ResultCode, reason: str, message_id: Any = MISSING) -> bytes:
     """An error reply (PROTOCOL.md §5); ``reason`` is cut to 200 characters."""
     # orjson writes a str Enum as its value, which spares the slow ``.value`` lookup
+    if type(reason) is not str:  # a vendor's exception may carry anything
+        reason = str(reason)
     body: dict[str, Any] = {"confirmation_topic": topic, "result": code, "reason": reason[:MAX_REASON]}
     if message_id is not MISSING:
         body["message_id"] = message_id

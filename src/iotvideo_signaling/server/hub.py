@@ -23,8 +23,9 @@ Admission. Only a connection that may use the Device counts toward ``max_connect
   from the most crowded source means a flood from one address evicts its own connections, and
   a legitimate client elsewhere keeps its place until it sends its ``AUTH`` line (as soon as it
   connects). An IPv6 source is its /64 (what one host usually holds). Only a flood from at least
-  as many sources as the pool holds, or one sharing the client's (a NAT, the local sockets), can
-  still push it out within a round trip.
+  as many sources as the pool holds, or one sharing the client's source (a NAT, the same IPv6
+  /64, which includes every link-local peer, the local sockets), can still push it out within a
+  round trip.
 """
 
 from __future__ import annotations
