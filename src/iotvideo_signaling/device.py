@@ -30,6 +30,7 @@ from .protocol import (
     MD5_HEX,
     MD5_REASON,
     MISSING,
+    NO_FIELDS,
     EnvelopeError,
     Request,
     error_reply,
@@ -75,7 +76,6 @@ _SHARER_REASONS = {
 
 _DEFAULT_CONFIG = DeviceConfig()
 _dumps = orjson.dumps
-_NO_FIELDS: Mapping[str, Any] = {}  # only ever unpacked, never changed
 
 
 class Device:
@@ -184,19 +184,13 @@ class Device:
                 return error_reply(topic, ResultCode.FORBIDDEN, reason, message_id)
             try:
                 fields = handler(request, visitor)
-                # protocol.reply, inlined: this is the path of every successful request
-                if message_id is MISSING:
-                    out = reply(topic, MISSING, fields)
-                else:
-                    body = {"confirmation_topic": topic, "result": "0", **(fields or _NO_FIELDS)}
-                    body["message_id"] = message_id  # (one dict: a key after ``**`` would build two)
-                    out = _dumps(body)
-            except RequestError as exc:  # a refusal: protocol.error_reply, inlined
-                reason = exc.reason if type(exc.reason) is str else str(exc.reason)  # (a vendor's subclass)
-                body = {"confirmation_topic": topic, "result": exc.code, "reason": reason[:MAX_REASON]}
+                # protocol.reply, inlined: the path of every successful request
+                body = {"confirmation_topic": topic, "result": "0", **(fields or NO_FIELDS)}
                 if message_id is not MISSING:
                     body["message_id"] = message_id
-                return _dumps(body)
+                out = _dumps(body)
+            except RequestError as exc:  # a refusal: the common error, answered without _failed's tests
+                return error_reply(topic, exc.code, exc.reason, message_id)
             except Exception as exc:  # noqa: BLE001 - mapped to a result code
                 return _failed(topic, message_id, exc)
             return out if len(out) <= self._max_reply else _too_large(topic, message_id)
@@ -546,10 +540,8 @@ class Device:
         except Exception as exc:  # noqa: BLE001
             log.warning("SD format failed: %s", exc)
             self._format_finished("failed", str(exc)[:MAX_REASON])
-            return
-        self._formatting.release()  # _format_finished("done"), without a call: this is the usual end
-        if self._subscribers:
-            self._emit("sd_format", state="done")
+        else:
+            self._format_finished("done")
 
     def _format_finished(self, state: str, reason: str | None = None) -> None:
         self._formatting.release()  # before the event: a subscriber may start the next format
