@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Union
 
 import orjson
+from benchmarks.corpus import ORIGINAL_REQUEST_EXAMPLES, PANEL_PREFIX
 
 from iotvideo_signaling import Device
 
@@ -39,9 +40,6 @@ __all__ = [
     "send",
 ]
 
-#: What the panel's ``sendCommand`` puts before ``JSON.stringify(command)``.
-PANEL_PREFIX = "action=user_define&channel=0&cmd="
-
 #: The ``result`` codes of PROTOCOL.md §5.
 RESULT_CODES = frozenset({"0", "1", "2", "3", "4", "5", "6", "7", "8"})
 #: The ``status`` codes of the inner commands (PROTOCOL.md §6).
@@ -52,84 +50,8 @@ MAX_ECHO = 64
 
 Raw = Union[bytes, str]
 
-REQUEST_EXAMPLES: dict[str, str] = {
-    "get_status": (
-        '{\n'
-        '    "topic": "get_status",\n'
-        '    "message_id": 0,\n'
-        '    "user": "owner"\n'
-        '}\n'
-    ),
-    "version": (
-        '{\n'
-        '    "topic": "version",\n'
-        '    "message_id": 0,\n'
-        '    "data": {}\n'
-        '}\n'
-    ),
-    "upgrade": (
-        '{\n'
-        '    "topic": "upgrade",\n'
-        '    "message_id": 0,\n'
-        '    "data": {\n'
-        '        "url": "https://xxxxxx/xxx.bin",\n'
-        '        "md5": "9D9F94E276DD57E4EA**********74DD",\n'
-        '        "fileSize": 3137536\n'
-        '    }\n'
-        '}\n'
-    ),
-    "Mirror_flip": (
-        '{\n'
-        '    "topic": "Mirror_flip",\n'
-        '    "message_id": 0,\n'
-        '    "data": {\n'
-        '        "mode": "normal"\n'
-        '    }\n'
-        '}\n'
-    ),
-    "set_status": (
-        '{\n'
-        '    "topic": "set_status",\n'
-        '    "message_id": 0,\n'
-        '    "data": {\n'
-        '        "status": "working"\n'
-        '    }\n'
-        '}\n'
-        '\n'
-    ),
-    "ptz": (
-        '{\n'
-        '    "topic": "ptz",\n'
-        '    "message_id": 0,\n'
-        '    "data": {\n'
-        '        "cmd": "ptz_release_pre"\n'
-        '    }\n'
-        '}\n'
-        '\n'
-    ),
-    "sd_format": (
-        '{\n'
-        '    "topic": "sd_format",\n'
-        '    "message_id": 0,\n'
-        '}\n'
-        '\n'
-    ),
-    "bind_status": (
-        '{\n'
-        '    "topic": "bind_status",\n'
-        '    "status": "success",\n'
-        '    "message_id": 0,\n'
-        '}\n'
-        '\n'
-    ),
-    "intercom": (
-        '{\n'
-        '    "topic": "intercom",\n'
-        '    "message_id": 0,\n'
-        '}\n'
-        '\n'
-    ),
-}
+#: The request examples of the original document (one copy, shared with the benchmark corpus).
+REQUEST_EXAMPLES: dict[str, str] = ORIGINAL_REQUEST_EXAMPLES
 
 REPLY_EXAMPLES: dict[str, str] = {
     "get_status": (
