@@ -27,13 +27,13 @@ from .inner import handle_inner
 from .protocol import (
     FIELDS,
     MAX_TOPIC_ECHO,
-    MD5_HEX,
     MD5_REASON,
     MISSING,
     NO_FIELDS,
     EnvelopeError,
     Request,
     error_reply,
+    is_md5,
     parse_request,
     reply,
     short,
@@ -575,7 +575,7 @@ class Device:
 
     def _upgrade(self, request: Request, visitor: str | None) -> None:
         url, md5, size = read_field(_URL, request), read_field(_MD5, request), read_field(_SIZE, request)
-        if not MD5_HEX.fullmatch(md5):  # before the manager: the panel's own example is refused here
+        if not is_md5(md5):  # before the manager: the panel's own example is refused here
             raise RequestError(MD5_REASON)
         self._ota_manager().request(url, md5, size)
 

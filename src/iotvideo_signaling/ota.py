@@ -68,7 +68,7 @@ from ._ota_transfer import (
 )
 from .errors import RequestError, ResultCode
 from .events import Event, Publish
-from .protocol import MD5_HEX, MD5_REASON
+from .protocol import MD5_REASON, is_md5
 from .state import atomic_write_json, fsync_dir, read_json
 
 __all__ = [
@@ -186,7 +186,7 @@ class _Job:
         url, md5, size, offset = record.get("url"), record.get("md5"), record.get("size"), record.get("offset")
         if not isinstance(url, str) or url_problem(url) is not None:
             raise ValueError("bad url")
-        if not isinstance(md5, str) or not MD5_HEX.fullmatch(md5):
+        if not isinstance(md5, str) or not is_md5(md5):
             raise ValueError("bad md5")
         if type(size) is not int or not 0 < size <= max_size:
             raise ValueError("bad size")
@@ -467,7 +467,7 @@ class OtaManager:
         # The cheap checks first: parsing the URL costs more than all the others together.
         if not isinstance(url, str):
             return "'url' must be a string"
-        if not isinstance(md5, str) or not MD5_HEX.fullmatch(md5):
+        if not isinstance(md5, str) or not is_md5(md5):
             return MD5_REASON
         if type(file_size) is not int or not 0 < file_size <= self.max_firmware_size:
             return f"'fileSize' must be an integer from 1 to {self.max_firmware_size}"
@@ -669,7 +669,7 @@ class OtaManager:
             return False
         self._drop_job_file()
         md5, url = record.get("md5"), record.get("url")
-        if isinstance(md5, str) and isinstance(url, str) and MD5_HEX.fullmatch(md5):
+        if isinstance(md5, str) and isinstance(url, str) and is_md5(md5):
             _unlink(self._dir / (_image_name(url, md5.lower()) + ".part"))
         log.info("upgrade: cancelled the recorded job")
         return True

@@ -5,7 +5,6 @@ validated fields comes out, and replies are built as bytes with orjson in the ke
 (``confirmation_topic``, ``result``, the topic's fields, ``message_id``).
 """
 
-import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Optional, Tuple
 
@@ -100,10 +99,15 @@ def _alternatives(choices: tuple[Any, ...]) -> str:
 
 PTZ_COMMANDS = ("ptz_up_press", "ptz_down_press", "ptz_left_press", "ptz_right_press", "ptz_release_pre")
 
-#: An upgrade's ``md5``: 32 hexadecimal digits, any case. The Device refuses a bad one as it
-#: reads the request; the OTA manager checks again for callers of its own API.
-MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 MD5_REASON = "'md5' must be 32 hexadecimal digits"
+
+
+def is_md5(text: str) -> bool:
+    """True for an upgrade's ``md5``: 32 hexadecimal digits, any case. The Device refuses a bad
+    one as it reads the request; the OTA manager checks again for callers of its own API.
+    (No regular expression: compiling one would cost every import of the package.)"""
+    return len(text) == 32 and _HEX_DIGITS.issuperset(text)
 
 #: The fields of each built-in topic (PROTOCOL.md §4). The upgrade's other checks are the OTA
 #: manager's: the URL (https, host, no credentials) and the configured size cap.
