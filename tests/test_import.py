@@ -48,3 +48,10 @@ def test_import_time_and_memory_over_orjson(probes: list[dict[str, object]]) -> 
     kib = statistics.median(int(p["kib"]) for p in probes)  # type: ignore[call-overload]
     assert ms <= 10.0, f"import iotvideo_signaling took {ms:.1f} ms (median of 7) over import orjson"
     assert kib <= 2048, f"import iotvideo_signaling added {kib} KiB of RSS over import orjson"
+
+
+def test_logging_is_imported_on_the_first_message_only(probes: list[dict[str, object]]) -> None:
+    """The package logs through lazy loggers (``_log.py``): a camera that logs nothing never
+    imports :mod:`logging` and its dependencies, a third of the import budget."""
+    modules = probes[0]["modules"]
+    assert isinstance(modules, list) and "logging" not in modules

@@ -8,7 +8,6 @@ busy flags, counters); hardware hooks are called outside it.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
 import orjson
 
 from ._command import Command
+from ._log import logger
 from ._wire import decode_request, read_field
 from .config import DeviceConfig
 from .errors import MAX_REASON, RequestError, ResultCode, WireError
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Device", "DeviceConfig", "TokenHandler", "TopicHandler"]
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 Buffer = Union[bytes, bytearray, memoryview, str]
 #: A custom topic handler: ``(request, visitor) -> reply fields or None``; raise RequestError to refuse.

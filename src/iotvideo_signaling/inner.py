@@ -6,18 +6,18 @@ These replies carry a ``status`` string instead of ``result``: ``0`` accept, ``1
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any, Callable, Protocol
 
 import orjson
 
 from ._command import Command
+from ._log import logger
 from .hardware import Hardware
 
 __all__: list[str] = []  # used by the Device; nothing here is public API
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 BAD_REQUEST = orjson.dumps({"status": "404"})
 UNSUPPORTED = orjson.dumps({"status": "406"})
