@@ -11,13 +11,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
-
-import orjson
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._command import Command
 from ._log import logger
-from ._wire import decode_request, read_field
+from ._wire import decode_command
 from .config import DeviceConfig
 from .errors import MAX_REASON, RequestError, ResultCode, WireError
 from .events import Event
@@ -29,7 +27,6 @@ from .protocol import (
     MAX_TOPIC_ECHO,
     MD5_REASON,
     MISSING,
-    NO_FIELDS,
     EnvelopeError,
     Request,
     error_reply,
@@ -75,7 +72,6 @@ _SHARER_REASONS = {
 
 
 _DEFAULT_CONFIG = DeviceConfig()
-_dumps = orjson.dumps
 
 
 class Device:
@@ -164,14 +160,21 @@ class Device:
             visitor: the SDK's id of the peer that sent it; its session gives its role.
         """
         try:
-            request = decode_request(raw, self._max_size)
+            command, value = decode_command(raw, max_size=self._max_size)
         except WireError as exc:
             return error_reply("", exc.code, exc.reason)
         except Exception as exc:  # noqa: BLE001 - wrong input type and the like
             return error_reply("", ResultCode.MALFORMED_COMMAND, f"unreadable command ({type(exc).__name__})")
         try:
-            if type(request) is not Request:  # inner_define, a cmd token, or an envelope to explain
-                return self._not_a_request(request, visitor)
+            if command.action == "inner_define":
+                out = handle_inner(self, command, visitor)
+                return out if len(out) <= self._max_reply else INNER_DEVICE_ERROR
+            if value is None:
+                return self._token(command, visitor)
+            try:
+                request = parse_request(value)
+            except EnvelopeError as exc:
+                return error_reply(exc.topic, exc.code, exc.reason, exc.message_id)
             topic = request.topic
             message_id = request.message_id
             try:
@@ -179,37 +182,17 @@ class Device:
             except KeyError:
                 shown = topic if len(topic) <= MAX_TOPIC_ECHO else ""
                 return error_reply(shown, ResultCode.UNKNOWN, f"unknown topic {short(topic)}", message_id)
-            if topic in self._denied and self._sessions.get(visitor, self._default_role) == "sharer":  # role()
+            if topic in self._denied and self.role(visitor) == "sharer":
                 reason = _SHARER_REASONS.get(topic, f"sharers may not use {short(topic)}")
                 return error_reply(topic, ResultCode.FORBIDDEN, reason, message_id)
             try:
-                fields = handler(request, visitor)
-                # protocol.reply, inlined: the path of every successful request
-                body = {"confirmation_topic": topic, "result": "0", **(fields or NO_FIELDS)}
-                if message_id is not MISSING:
-                    body["message_id"] = message_id
-                out = _dumps(body)
-            except RequestError as exc:  # a refusal: the common error, answered without _failed's tests
-                return error_reply(topic, exc.code, exc.reason, message_id)
+                out = reply(topic, message_id, handler(request, visitor))
             except Exception as exc:  # noqa: BLE001 - mapped to a result code
                 return _failed(topic, message_id, exc)
             return out if len(out) <= self._max_reply else _too_large(topic, message_id)
         except Exception:
             log.exception("unexpected failure while handling a command")
             return error_reply("", ResultCode.DEVICE_ERROR, "internal error")
-
-    def _not_a_request(self, decoded: Request | tuple[Command, Any], visitor: str | None) -> bytes:
-        command, value = cast("tuple[Command, Any]", decoded)
-        if command.action == "inner_define":
-            out = handle_inner(self, command, visitor)
-            return out if len(out) <= self._max_reply else INNER_DEVICE_ERROR
-        if command.payload is None:
-            return self._token(command, visitor)
-        try:
-            parse_request(value)  # raises: the envelope is wrong
-        except EnvelopeError as exc:
-            return error_reply(exc.topic, exc.code, exc.reason, exc.message_id)
-        raise AssertionError("decode_request refused an envelope that parse_request accepts")
 
     def _token(self, command: Command, visitor: str | None) -> bytes:
         token = command.cmd or ""
@@ -477,7 +460,7 @@ class Device:
         return power if power in ("working", "standby") else "working"
 
     def _get_status(self, request: Request, visitor: str | None) -> Mapping[str, Any]:
-        read_field(_USER, request)
+        _USER.read(request)
         streaming = self._streaming
         signal = self.hardware.signal_strength()
         if type(signal) is not int or not 0 <= signal <= 100:
@@ -492,13 +475,13 @@ class Device:
         return {"info": str(self.hardware.firmware_version())}
 
     def _mirror_flip(self, request: Request, visitor: str | None) -> None:
-        mode = read_field(_MODE, request)
+        mode = _MODE.read(request)
         self.hardware.set_flip(mode)
         if self._subscribers:
             self._emit("flip", mode=mode)
 
     def _set_status(self, request: Request, visitor: str | None) -> None:
-        status = read_field(_POWER, request)
+        status = _POWER.read(request)
         # One switch at a time, so the hook's state and ours cannot end up different.
         # (acquire/release rather than ``with``, here and on other request paths: half the cost)
         self._power_lock.acquire()
@@ -551,7 +534,7 @@ class Device:
             self._emit("sd_format", state=state)
 
     def _bind_status(self, request: Request, visitor: str | None) -> None:
-        read_field(_BIND, request)
+        _BIND.read(request)
         if not self._tone_queued.acquire(False):
             return  # the tone already waiting will play: repeats do not pile up
         try:
@@ -574,7 +557,7 @@ class Device:
         return {"status": "unused" if self._talker is None else "using"}
 
     def _upgrade(self, request: Request, visitor: str | None) -> None:
-        url, md5, size = read_field(_URL, request), read_field(_MD5, request), read_field(_SIZE, request)
+        url, md5, size = _URL.read(request), _MD5.read(request), _SIZE.read(request)
         if not is_md5(md5):  # before the manager: the panel's own example is refused here
             raise RequestError(MD5_REASON)
         self._ota_manager().request(url, md5, size)
@@ -612,7 +595,7 @@ class Device:
     # -- PTZ -----------------------------------------------------------------------------------
 
     def _ptz_topic(self, request: Request, visitor: str | None) -> Mapping[str, Any]:
-        cmd = read_field(_PTZ_CMD, request)
+        cmd = _PTZ_CMD.read(request)
         ptz = self._ptz_ready()
         if cmd == "ptz_release_pre":
             return ptz.release(visitor).fields()
