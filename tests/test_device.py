@@ -21,6 +21,8 @@ from iotvideo_signaling import (
     ResultCode,
     SimulatedHardware,
 )
+from iotvideo_signaling.jobs import WorkerPool
+from iotvideo_signaling.sessions import Admission
 from spec_examples import PANEL_PREFIX, ask, inner, send
 
 WAIT = 10.0  # seconds a test waits for background work before it gives up
@@ -614,18 +616,20 @@ def test_no_events_for_refused_requests(device: Device, recorder: Recorder) -> N
     assert recorder.kinds() == ["session", "intercom"]
 
 
-def test_sd_format_events_arrive_in_order(device: Device, recorder: Recorder) -> None:
+def test_sd_format_events_arrive_in_order(hw: SimulatedHardware) -> None:
     # Simulate the request thread being descheduled right after it hands the job to the pool:
     # the worker then finishes the (instant) format before the request thread goes on.
-    original_submit = device.submit
+    recorder = Recorder()
 
-    def submit_then_stall(job: Callable[[], None]) -> None:
-        original_submit(job)
-        recorder.wait_for("sd_format", state="done")
+    class StallingPool(WorkerPool):
+        def submit(self, run: Callable[[], None], /, *, on_drop: Optional[Callable[[], None]] = None) -> None:
+            super().submit(run, on_drop=on_drop)
+            recorder.wait_for("sd_format", state="done")
 
-    device.submit = submit_then_stall  # type: ignore[method-assign]
-    assert ask(device, {"topic": "sd_format"})["result"] == "0"
-    assert recorder.of("sd_format") == [{"state": "formatting"}, {"state": "done"}]
+    with Device(hw, jobs=StallingPool()) as device:
+        device.subscribe(recorder)
+        assert ask(device, {"topic": "sd_format"})["result"] == "0"
+        assert recorder.of("sd_format") == [{"state": "formatting"}, {"state": "done"}]
 
 
 def test_a_format_requested_on_the_done_event_is_accepted(device: Device) -> None:
@@ -880,8 +884,8 @@ def test_intercom_one_talker_at_a_time(device: Device) -> None:
     assert device.start_intercom("a") is True
     assert device.start_intercom("a") is True  # the holder asking again keeps it
     assert device.start_intercom("b") is False
-    assert device.talking_elsewhere("b")
-    assert not device.talking_elsewhere("a")
+    assert device.admit_stream("b", "voice") == Admission("1", 1)
+    assert device.admit_stream("a", "voice").accepted
     assert device_st(device, "b", "voice")["status"] == "1"
     assert device_st(device, "a", "voice")["status"] == "0"
     assert device_st(device, "b", "live")["status"] == "0"

@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 import orjson
 
 from iotvideo_signaling import Device, Event, Hardware, Request, SimulatedHardware
+from iotvideo_signaling.sessions import Admission
 from spec_examples import PANEL_PREFIX, REQUEST_EXAMPLES, bare, check_reply, inner, panel
 
 THREADS = 8
@@ -181,10 +182,8 @@ def test_threads_with_sessions_opening_and_closing(tmp_path: Path) -> None:
             got = orjson.loads(device.handle(panel(b'{"topic":"get_status"}'), visitor=f"t{k}-v0"))
             assert got["user_num"] == 1
         assert orjson.loads(device.handle(panel(b'{"topic":"intercom"}')))["status"] == "unused"
-        assert device._sessions == {}
-        assert device._streaming == set()
-        assert device._talker is None
-        assert device.viewers(None) == (1, False)
+        assert all(device.role(f"t{k}-v0") == "owner" for k in range(THREADS))  # the default: no session
+        assert device.admit_stream(None, "voice") == Admission("0", 1)  # nobody streams, nobody talks
         assert device.start_intercom("after") is True
         device.stop_intercom("after")
         # the device still works normally
@@ -255,4 +254,4 @@ def test_concurrent_intercom_requests_grant_one_talker(tmp_path: Path) -> None:
         for t in threads:
             t.join()
         assert len(granted) == 1
-        assert device.talking_elsewhere("nobody")
+        assert device.admit_stream("nobody", "voice").status == "1"  # someone else talks

@@ -7,13 +7,14 @@ import threading
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable, Optional
 
 import orjson
 import pytest
 
 from iotvideo_signaling import Device, DeviceConfig, Event, Hardware, SimulatedHardware
-from iotvideo_signaling.device import MAX_QUEUED_JOBS, MAX_REPLY_SIZE
+from iotvideo_signaling.device import MAX_REPLY_SIZE
+from iotvideo_signaling.jobs import MAX_QUEUED_JOBS, WorkerPool
 from iotvideo_signaling.inner import MAX_FILES, MAX_RECORD_SPANS
 
 
@@ -70,12 +71,13 @@ def test_repeated_tones_do_not_pile_up() -> None:
 
 def test_the_background_queue_is_bounded(tmp_path: Path) -> None:
     hw = BlockingTone()
-    with Device(hw) as device:
+    pool = WorkerPool(2)
+    with Device(hw, jobs=pool) as device:
         def wait() -> None:
             hw.release.wait(10)
 
         for _ in range(MAX_QUEUED_JOBS):
-            device.submit(wait)
+            pool.submit(wait)
         got = ask(device, {"topic": "sd_format", "message_id": 9})
         assert (got["result"], got["message_id"]) == ("5", 9)
         hw.release.set()
@@ -87,23 +89,26 @@ def test_the_background_queue_is_bounded(tmp_path: Path) -> None:
 
 def test_close_drops_jobs_that_have_not_started() -> None:
     hw = BlockingTone()
-    device = Device(hw)
+    pool = WorkerPool(2)
+    device = Device(hw, jobs=pool)
     started = threading.Event()
     ran: list[int] = []
+    dropped: list[int] = []
 
     def first() -> None:
         started.set()
         hw.release.wait(0.3)
 
-    for _ in range(device.config.workers):
-        device.submit(first)
+    for _ in range(2):
+        pool.submit(first)
     for i in range(10):
-        device.submit(lambda i=i: ran.append(i))  # type: ignore[misc]
+        pool.submit(lambda i=i: ran.append(i), on_drop=lambda i=i: dropped.append(i))  # type: ignore[misc]
     assert started.wait(5)
     begin = time.monotonic()
     device.close()
     assert time.monotonic() - begin < 5
     assert ran == []
+    assert dropped == list(range(10))
 
 
 def test_a_reply_over_16_kib_is_a_device_error(device: Device) -> None:
@@ -223,23 +228,16 @@ def test_an_embedded_daemon_checks_its_settings(tmp_path: Path) -> None:
             asyncio.run(daemon.start())
 
 
-class PoolFailingAfterQueueing:
-    """An executor whose submit() queues the job and then fails, as ThreadPoolExecutor does when
-    it cannot start a thread; ``run_first`` lets a worker take the job before the failure."""
+class FailingOnce(WorkerPool):
+    """A pool that refuses its first job, as a pool does when it cannot start a thread."""
 
-    def __init__(self, *, run_first: bool) -> None:
-        self.run_first = run_first
-        self.queued: list[tuple[Any, tuple[Any, ...]]] = []
+    failed = False
 
-    def submit(self, fn: Any, *args: Any) -> None:
-        if self.run_first:
-            fn(*args)
-        else:
-            self.queued.append((fn, args))
-        raise RuntimeError("can't start new thread")
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        pass
+    def submit(self, run: Callable[[], None], /, *, on_drop: Optional[Callable[[], None]] = None) -> None:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("can't start new thread")
+        super().submit(run, on_drop=on_drop)
 
 
 class CountingCard(SimulatedHardware):
@@ -249,33 +247,36 @@ class CountingCard(SimulatedHardware):
         self.formats += 1
 
 
-@pytest.mark.parametrize("run_first", [False, True], ids=["job-still-queued", "worker-took-it"])
-def test_a_pool_failing_after_queueing_runs_the_job_at_most_once(tmp_path: Path, run_first: bool) -> None:
+def test_a_job_the_pool_refuses_is_answered_7_and_releases_the_card(tmp_path: Path) -> None:
     hw = CountingCard(tmp_path)
-    with Device(hw) as device:
-        pool = PoolFailingAfterQueueing(run_first=run_first)
-        device._executor = pool  # type: ignore[assignment]
-        got = ask(device, {"topic": "sd_format", "message_id": 1})
-        for fn, args in pool.queued:  # the pool gets round to it later
-            fn(*args)
-        if run_first:  # the job ran: the submission stands
-            assert (got["result"], hw.formats) == ("0", 1)
-        else:  # refused, and the late run does nothing
-            assert (got["result"], hw.formats) == ("7", 0)
-        assert len(device._job_slots) == MAX_QUEUED_JOBS and not device._formatting.locked()
+    with Device(hw, jobs=FailingOnce()) as device:
+        events: list[Event] = []
+        device.subscribe(events.append)
+        assert ask(device, {"topic": "sd_format", "message_id": 1})["result"] == "7"
+        assert ask(device, {"topic": "sd_format", "message_id": 2})["result"] == "0"  # not busy: released
+    assert hw.formats == 1
+    formats = [dict(event.data) for event in events if event.kind == "sd_format"]
+    assert formats == [
+        {"state": "formatting"}, {"state": "failed", "reason": "can't start new thread"},
+        {"state": "formatting"}, {"state": "done"},
+    ]
 
 
 def test_close_reports_a_format_still_waiting_for_the_pool_as_failed(tmp_path: Path) -> None:
     hw = CountingCard(tmp_path)
-    device = Device(hw, config=DeviceConfig(workers=1))
+    pool = WorkerPool(1)
+    device = Device(hw, jobs=pool)
     events: list[Event] = []
     device.subscribe(events.append)
     gate = threading.Event()
+    running = threading.Event()
 
     def busy() -> None:
+        running.set()
         gate.wait(5)
 
-    device.submit(busy)  # the only worker is busy ...
+    pool.submit(busy)  # the only worker is busy ...
+    assert running.wait(5)
     assert ask(device, {"topic": "sd_format"})["result"] == "0"  # ... so the format waits
     closer = threading.Thread(target=device.close)
     closer.start()
@@ -285,4 +286,4 @@ def test_close_reports_a_format_still_waiting_for_the_pool_as_failed(tmp_path: P
     assert not closer.is_alive()
     formats = [dict(event.data) for event in events if event.kind == "sd_format"]
     assert formats == [{"state": "formatting"}, {"state": "failed", "reason": "device closed"}]
-    assert hw.formats == 0 and not device._formatting.locked()
+    assert hw.formats == 0

@@ -96,7 +96,7 @@ def test_get_device_st_refuses_voice_while_another_visitor_talks(device: Device)
 
 def test_get_device_st_405_beyond_max_connections(tmp_path: Path) -> None:
     with Device(SimulatedHardware(tmp_path), config=DeviceConfig(max_connections=2)) as dev:
-        assert dev.max_connections == 2
+        assert dev.config.max_connections == 2
         dev.start_stream("a")
         assert device_st(dev, "b", type="live") == [{"status": "0", "appConnectNum": "2"}]
         dev.start_stream("b")

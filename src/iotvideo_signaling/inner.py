@@ -7,13 +7,17 @@ These replies carry a ``status`` string instead of ``result``: ``0`` accept, ``1
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import orjson
 
 from ._command import Command
 from ._log import logger
 from .hardware import Hardware
+from .sessions import STREAM_KINDS
+
+if TYPE_CHECKING:
+    from .sessions import Admission
 
 __all__: list[str] = []  # used by the Device; nothing here is public API
 
@@ -28,28 +32,17 @@ DEVICE_ERROR = orjson.dumps({"status": "407"})
 MAX_RECORD_SPANS = 200
 MAX_FILES = 100
 
-_STREAM_TYPES = ("live", "voice", "playback")
 _QUALITIES = ("standard", "high", "super")
 _MAX_TIME = 2**40
 
 
 class InnerContext(Protocol):
-    """What the inner commands need to know of the Device (implemented by it)."""
+    """What the inner commands need of the Device (implemented by it)."""
 
     hardware: Hardware
-    max_connections: int
 
-    def in_standby(self) -> bool:
-        """True in standby."""
-
-    def viewers(self, visitor: str | None) -> tuple[int, bool]:
-        """``(count, already_streaming)``: viewers counting ``visitor`` once."""
-
-    def talking_elsewhere(self, visitor: str | None) -> bool:
-        """True when another visitor holds the intercom."""
-
-    def supports(self, hook: str) -> bool:
-        """True when the camera implements the hardware hook ``hook``."""
+    def admit_stream(self, visitor: str | None, kind: str) -> Admission:
+        """May ``visitor`` start a stream of ``kind`` now (the sessions' admission)?"""
 
 
 class _BadRequest(Exception):
@@ -64,20 +57,10 @@ def _int(params: Mapping[str, str], name: str, low: int = 0, high: int = _MAX_TI
 
 
 def _device_status(ctx: InnerContext, params: Mapping[str, str], visitor: str | None) -> Any:
-    if params.get("type") not in _STREAM_TYPES or params.get("quality", "standard") not in _QUALITIES:
+    if params.get("type") not in STREAM_KINDS or params.get("quality", "standard") not in _QUALITIES:
         return [{"status": "404"}]
-    count, streaming = ctx.viewers(visitor)
-    if ctx.in_standby():
-        status = "1"
-    elif not streaming and count > ctx.max_connections:
-        status = "405"
-    elif params["type"] == "voice" and ctx.talking_elsewhere(visitor):
-        status = "1"
-    elif params["type"] == "playback" and not ctx.supports("record_index"):
-        status = "406"
-    else:
-        status = "0"
-    return [{"status": status, "appConnectNum": str(count)}]
+    admission = ctx.admit_stream(visitor, params["type"])
+    return [{"status": admission.status, "appConnectNum": str(admission.viewers)}]
 
 
 def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

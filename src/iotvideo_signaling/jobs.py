@@ -2,9 +2,10 @@
 
 An SD format, a prompt tone or a firmware download must not hold up the answer to the panel, so
 the Device hands them to a :class:`Jobs` pool. :class:`WorkerPool` is the one it owns by default:
-a bounded queue (a full queue refuses with "busy", result 5), worker threads started on the first
-job, and :meth:`WorkerPool.close` that drops what has not started, telling each dropped job so
-(its ``on_drop``: an SD format then reports ``failed``), and waits for the running ones.
+a bounded queue (a full queue refuses with "busy", result 5), worker threads started as jobs
+arrive, and :meth:`WorkerPool.close` that drops the jobs still waiting for a busy worker, telling
+each so (its ``on_drop``: an SD format then reports ``failed``), and waits for the others. A job
+submitted while a worker was free to take it is never dropped: it runs before close() returns.
 :class:`InlineJobs` runs each job in the caller's thread, for tests and benchmarks.
 
 A pool never calls ``run`` or ``on_drop`` with its own lock held.
@@ -84,33 +85,40 @@ class WorkerPool:
         self._queue: deque[_Job] = deque()
         self._running = 0
         self._idle = 0
+        self._promised = 0  # queued jobs a free worker is on its way to take: close() keeps them
         self._threads: list[threading.Thread] = []
         self._closed = False
 
     def submit(self, run: Callable[[], None], /, *, on_drop: Optional[Callable[[], None]] = None) -> None:
         """See :meth:`Jobs.submit`."""
+        job = _Job(run, on_drop)
         with self._cond:
             if self._closed:
                 raise RuntimeError("the worker pool is closed")
             if len(self._queue) + self._running >= self._max_queued:
                 raise RequestError(BUSY_REASON, code=ResultCode.BUSY)
-            self._queue.append(_Job(run, on_drop))
-            if self._idle:
+            if self._idle > self._promised:  # a free worker takes it
+                self._queue.append(job)
+                self._promised += 1
                 self._cond.notify()
-                return
-            if len(self._threads) < self._workers:
-                thread = threading.Thread(
-                    target=self._serve, name=f"{self._name}-{len(self._threads)}", daemon=True
-                )
-                try:
-                    thread.start()
-                except BaseException:
-                    if not self._threads:  # nobody would ever run it
-                        self._queue.pop()
-                        raise
-                    log.warning("cannot start another worker; the job waits for a running one", exc_info=True)
-                else:
-                    self._threads.append(thread)
+            elif len(self._threads) < self._workers:  # a new worker starts with it
+                self._start_worker(job)
+            else:  # it waits for a busy worker
+                self._queue.append(job)
+
+    def _start_worker(self, job: _Job) -> None:
+        thread = threading.Thread(target=self._serve, args=(job,), name=f"{self._name}-{len(self._threads)}")
+        thread.daemon = True
+        try:
+            thread.start()
+        except BaseException:
+            if not self._threads:  # nobody would ever run it
+                raise
+            log.warning("cannot start another worker; the job waits for a running one", exc_info=True)
+            self._queue.append(job)
+        else:
+            self._threads.append(thread)
+            self._running += 1
 
     def pending(self) -> int:
         """Jobs waiting or running."""
@@ -121,8 +129,9 @@ class WorkerPool:
         """See :meth:`Jobs.close`; safe to call twice."""
         with self._cond:
             self._closed = True
-            dropped = list(self._queue)
-            self._queue.clear()
+            dropped = list(self._queue)[self._promised :]
+            for _ in dropped:
+                self._queue.pop()
             self._cond.notify_all()
             threads = list(self._threads)
         for job in dropped:
@@ -138,22 +147,25 @@ class WorkerPool:
                 return False
         return True
 
-    def _serve(self) -> None:
+    def _serve(self, first: _Job) -> None:
+        job = first
         while True:
-            with self._cond:
-                while not self._queue and not self._closed:
-                    self._idle += 1
-                    self._cond.wait()
-                    self._idle -= 1
-                if not self._queue:
-                    return
-                job = self._queue.popleft()
-                self._running += 1
             try:
                 _call("run", job.run)
             finally:
                 with self._cond:
                     self._running -= 1
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._idle += 1
+                    self._cond.wait()
+                    self._idle -= 1
+                    if self._promised:  # this worker was (or stands in for) the one promised
+                        self._promised -= 1
+                if not self._queue:
+                    return
+                job = self._queue.popleft()
+                self._running += 1
 
 
 class InlineJobs:
