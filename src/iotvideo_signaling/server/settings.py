@@ -1,4 +1,4 @@
-"""The daemon's settings: listen URLs, the TOML config file, tokens and the hardware class.
+"""The daemon's settings file: TOML loading, the ``[device]`` table, tokens and the hardware class.
 
 A config file (all tables and keys optional)::
 
@@ -24,14 +24,13 @@ A config file (all tables and keys optional)::
     class = "my_camera.hardware:CameraHardware"   # default: SimulatedHardware(state_dir, **kwargs)
     signal_strength = 70
 
-Everything here is plain data and validation; nothing listens or starts.
+Listen URLs are parsed by listen.py. Everything here is plain data and validation; nothing
+listens or starts.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
-import ipaddress
 import logging
 import math
 import os
@@ -47,103 +46,18 @@ from typing import Any
 from ..device import DeviceConfig
 from ..hardware import Hardware
 from ..simulator import SimulatedHardware
+from .listen import DEFAULT_LISTEN, ConfigError, ListenAddress, parse_listen
 
-__all__ = [
-    "DEFAULT_LISTEN",
-    "ConfigError",
-    "ListenAddress",
-    "Settings",
-    "build_hardware",
-    "default_state_dir",
-    "load_settings",
-    "parse_listen",
-]
+__all__ = ["Settings", "build_hardware", "default_state_dir", "load_settings"]
 
 log = logging.getLogger(__name__)
 
-SCHEMES = ("tcp", "unix", "ws")
 MIN_TOKEN_LENGTH = 16
 _TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + string.punctuation)
 _POSITIVE_DEVICE_FIELDS = frozenset(
     {"max_message_size", "max_connections", "max_firmware_size", "ptz_move_cap_s", "ptz_step", "workers"}
 )
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-
-
-class ConfigError(ValueError):
-    """A setting that cannot be used; the message says which one and why."""
-
-
-@dataclass(frozen=True)
-class ListenAddress:
-    """One parsed listen URL.
-
-    Attributes:
-        scheme: ``"tcp"``, ``"unix"`` or ``"ws"``.
-        host: the host of ``tcp`` and ``ws`` (an IP address or a name), else ``""``.
-        port: the port of ``tcp`` and ``ws`` (0: any free port), else 0.
-        path: the socket path of ``unix``, else ``""``.
-    """
-
-    scheme: str
-    host: str = ""
-    port: int = 0
-    path: str = ""
-
-    @property
-    def loopback(self) -> bool:
-        """True when only this machine can connect: a Unix socket, ``localhost`` or a loopback IP."""
-        if self.scheme == "unix":
-            return True
-        if self.host.lower() == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
-
-    def with_port(self, port: int) -> ListenAddress:
-        """The same address with the port the system actually bound."""
-        return dataclasses.replace(self, port=port)
-
-    def __str__(self) -> str:
-        if self.scheme == "unix":
-            return f"unix://{self.path}"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}:{self.port}"
-
-
-#: Where ``serve`` listens without ``--listen`` or a ``listen`` setting.
-DEFAULT_LISTEN = ListenAddress("tcp", "127.0.0.1", 7130)
-
-
-def parse_listen(url: str) -> ListenAddress:
-    """Parse ``tcp://HOST:PORT``, ``ws://HOST:PORT`` or ``unix:///PATH``.
-
-    IPv6 hosts are written in brackets (``tcp://[::1]:7130``). Port 0 asks for any free port.
-
-    Raises:
-        ConfigError: the URL has another scheme, no host, or a bad port.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme not in SCHEMES:
-        raise ConfigError(f"listen URL {url!r}: use tcp://HOST:PORT, ws://HOST:PORT or unix:///PATH")
-    if scheme == "unix":
-        if not rest or "\0" in rest:
-            raise ConfigError(f"listen URL {url!r}: give a socket path, e.g. unix:///run/camera.sock")
-        return ListenAddress("unix", path=rest)
-    if rest.startswith("["):
-        host, bracket, port_text = rest[1:].partition("]")
-        if not bracket or not port_text.startswith(":"):
-            raise ConfigError(f"listen URL {url!r}: write an IPv6 address as [ADDRESS]:PORT")
-        port_text = port_text[1:]
-    else:
-        host, _, port_text = rest.rpartition(":")
-    if not host or "/" in host or "/" in port_text:
-        raise ConfigError(f"listen URL {url!r}: give HOST:PORT (0.0.0.0 means every interface)")
-    if not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
-        raise ConfigError(f"listen URL {url!r}: the port must be a number from 0 to 65535")
-    return ListenAddress(scheme, host, int(port_text))
 
 
 def default_state_dir() -> Path:
