@@ -11,7 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from iotvideo_signaling.cli import build_commands, main, run_demo
+from iotvideo_signaling.cli import build_commands, main
+from iotvideo_signaling.demo import run_demo
 from test_server_harness import run_cli
 
 P = b"action=user_define&channel=0&cmd="

@@ -219,7 +219,7 @@ def test_a_device_config_that_cannot_work_is_refused(tmp_path: Path, bad: dict[s
 def test_an_embedded_daemon_checks_its_settings(tmp_path: Path) -> None:
     import asyncio
 
-    from iotvideo_signaling.server.config import ConfigError, Settings, parse_listen
+    from iotvideo_signaling.server import ConfigError, Settings, parse_listen
     from iotvideo_signaling.server.daemon import Daemon
 
     with Device(SimulatedHardware(tmp_path)) as device:

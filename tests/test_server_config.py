@@ -167,6 +167,75 @@ def test_config_errors(tmp_path: Path, text: str, message: str) -> None:
         load_settings(write(tmp_path, text))
 
 
+#: A valid value other than the default for every DeviceConfig field: (TOML, the field's value).
+DEVICE_VALUES: dict[str, tuple[str, Any]] = {
+    "max_message_size": ("4096", 4096),
+    "max_connections": ("3", 3),
+    "max_firmware_size": ("1048576", 1048576),
+    "ptz_move_cap_s": ("7", 7.0),
+    "ptz_step": ("25", 25),
+    "download_dir": ("'/var/tmp/fw'", "/var/tmp/fw"),
+    "ca_file": ("'/etc/ssl/camera-ca.pem'", "/etc/ssl/camera-ca.pem"),
+    "sharer_denied_topics": ("['upgrade', 'ptz']", ("upgrade", "ptz")),
+    "default_role": ("'sharer'", "sharer"),
+    "workers": ("4", 4),
+}
+
+#: A value of the wrong TOML type for every DeviceConfig field, and what the value must be.
+DEVICE_WRONG_TYPES: dict[str, tuple[str, str]] = {
+    "max_message_size": ("'16384'", "an integer"),
+    "max_connections": ("true", "an integer"),
+    "max_firmware_size": ("1.5e6", "an integer"),
+    "ptz_move_cap_s": ("false", "a number"),
+    "ptz_step": ("[100]", "an integer"),
+    "download_dir": ("5", "a string"),
+    "ca_file": ("['a.pem']", "a string"),
+    "sharer_denied_topics": ("['upgrade', 1]", "a list of strings"),
+    "default_role": ("{ role = 'owner' }", "a string"),
+    "workers": ("2.0", "an integer"),
+}
+
+
+def test_every_device_config_field_is_in_the_tests() -> None:
+    assert list(DEVICE_VALUES) == list(DeviceConfig._fields)
+    assert list(DEVICE_WRONG_TYPES) == list(DeviceConfig._fields)
+
+
+def test_every_device_config_field_can_be_set(tmp_path: Path) -> None:
+    text = "[device]\n" + "".join(f"{key} = {toml}\n" for key, (toml, _) in DEVICE_VALUES.items())
+    device = load_settings(write(tmp_path, text)).device
+    assert device == DeviceConfig(**{key: value for key, (_, value) in DEVICE_VALUES.items()})
+    assert [type(value) for value in device] == [type(value) for _, value in DEVICE_VALUES.values()]
+
+
+#: Values of the right type that DeviceConfig.check() refuses, and its message.
+DEVICE_OUT_OF_RANGE = [
+    ("max_message_size", "0", "max_message_size must be a positive integer, not 0"),
+    ("max_connections", "-1", "max_connections must be a positive integer, not -1"),
+    ("max_firmware_size", "0", "max_firmware_size must be a positive integer, not 0"),
+    ("ptz_step", "0", "ptz_step must be a positive integer, not 0"),
+    ("workers", "-2", "workers must be a positive integer, not -2"),
+    ("ptz_move_cap_s", "0", "ptz_move_cap_s must be a positive number of seconds or None, not 0.0"),
+    ("ptz_move_cap_s", "-inf", "ptz_move_cap_s must be a positive number of seconds or None, not -inf"),
+    ("ptz_move_cap_s", "inf", "ptz_move_cap_s must be a positive number of seconds or None, not inf"),
+    ("ptz_move_cap_s", "nan", "ptz_move_cap_s must be a positive number of seconds or None, not nan"),
+    ("default_role", "'admin'", "default_role must be 'owner' or 'sharer', not 'admin'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("key", "toml", "message"),
+    [
+        *((key, toml, f"{key} must be {expected}") for key, (toml, expected) in DEVICE_WRONG_TYPES.items()),
+        *DEVICE_OUT_OF_RANGE,
+    ],
+)
+def test_a_bad_device_value_is_one_clear_message(tmp_path: Path, key: str, toml: str, message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(write(tmp_path, f"[device]\n{key} = {toml}\n"))
+    assert str(refused.value) == f"[device] {message}"
+
+
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the config file"):
         load_settings(tmp_path / "nope.toml")

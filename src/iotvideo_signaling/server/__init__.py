@@ -11,8 +11,9 @@ and :func:`exchange` (the client of ``iotvideo-signaling send``).
 from __future__ import annotations
 
 from .client import ClientError, exchange
-from .config import ConfigError, ListenAddress, Settings, build_hardware, default_state_dir, load_settings, parse_listen
 from .daemon import Daemon, run
+from .listen import ConfigError, ListenAddress, parse_listen
+from .settings import Settings, build_hardware, default_state_dir, load_settings
 from .systemd import Notifier
 
 __all__ = [

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import orjson
 
-from .config import ListenAddress
+from .listen import ListenAddress
 
 __all__ = ["ClientError", "exchange", "reply_ok"]
 

@@ -28,9 +28,10 @@ from typing import Any, Callable
 
 from ..device import Device
 from ..state import atomic_write_json
-from .config import ConfigError, ListenAddress, Settings, build_hardware
 from .hub import Hub
 from .lines import LineConnection
+from .listen import ConfigError, ListenAddress
+from .settings import Settings, build_hardware
 from .systemd import Notifier
 
 __all__ = ["CLOSE_SECONDS", "DRAIN_SECONDS", "Daemon", "run"]

@@ -44,7 +44,7 @@ import orjson
 
 from ..device import Device
 from ..events import Event
-from .config import Settings
+from .settings import Settings
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -25,8 +25,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Union
 
-from .config import ConfigError, ListenAddress
 from .hub import AUTH_EVICTED, TOO_MANY_CONNECTIONS, Hub
+from .listen import ConfigError, ListenAddress
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable

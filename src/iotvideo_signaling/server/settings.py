@@ -1,4 +1,4 @@
-"""The daemon's settings: listen URLs, the TOML config file, tokens and the hardware class.
+"""The daemon's settings file: TOML loading, the ``[device]`` table, tokens and the hardware class.
 
 A config file (all tables and keys optional)::
 
@@ -12,7 +12,7 @@ A config file (all tables and keys optional)::
     write_timeout = 10.0      # s a client may leave its replies unread before it is dropped
     write_buffer_size = 262144  # bytes of unread replies kept per connection before reading pauses
 
-    [device]                  # any field of DeviceConfig; max_connections also caps (authenticated) connections
+    [device]                  # fields of DeviceConfig (see DEVICE_KEYS); max_connections also caps connections
     max_message_size = 16384
     max_connections = 32
 
@@ -24,126 +24,35 @@ A config file (all tables and keys optional)::
     class = "my_camera.hardware:CameraHardware"   # default: SimulatedHardware(state_dir, **kwargs)
     signal_strength = 70
 
-Everything here is plain data and validation; nothing listens or starts.
+Listen URLs are parsed by listen.py. Everything here is plain data and validation; nothing
+listens or starts.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
-import ipaddress
 import logging
 import math
 import os
 import string
 import sys
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
-from ..device import DeviceConfig
+from ..config import DeviceConfig
 from ..hardware import Hardware
 from ..simulator import SimulatedHardware
+from .listen import DEFAULT_LISTEN, ConfigError, ListenAddress, parse_listen
 
-__all__ = [
-    "DEFAULT_LISTEN",
-    "ConfigError",
-    "ListenAddress",
-    "Settings",
-    "build_hardware",
-    "default_state_dir",
-    "load_settings",
-    "parse_listen",
-]
+__all__ = ["DEVICE_KEYS", "DeviceKey", "Settings", "build_hardware", "default_state_dir", "load_settings"]
 
 log = logging.getLogger(__name__)
 
-SCHEMES = ("tcp", "unix", "ws")
 MIN_TOKEN_LENGTH = 16
 _TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + string.punctuation)
-_POSITIVE_DEVICE_FIELDS = frozenset(
-    {"max_message_size", "max_connections", "max_firmware_size", "ptz_move_cap_s", "ptz_step", "workers"}
-)
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-
-
-class ConfigError(ValueError):
-    """A setting that cannot be used; the message says which one and why."""
-
-
-@dataclass(frozen=True)
-class ListenAddress:
-    """One parsed listen URL.
-
-    Attributes:
-        scheme: ``"tcp"``, ``"unix"`` or ``"ws"``.
-        host: the host of ``tcp`` and ``ws`` (an IP address or a name), else ``""``.
-        port: the port of ``tcp`` and ``ws`` (0: any free port), else 0.
-        path: the socket path of ``unix``, else ``""``.
-    """
-
-    scheme: str
-    host: str = ""
-    port: int = 0
-    path: str = ""
-
-    @property
-    def loopback(self) -> bool:
-        """True when only this machine can connect: a Unix socket, ``localhost`` or a loopback IP."""
-        if self.scheme == "unix":
-            return True
-        if self.host.lower() == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
-
-    def with_port(self, port: int) -> ListenAddress:
-        """The same address with the port the system actually bound."""
-        return dataclasses.replace(self, port=port)
-
-    def __str__(self) -> str:
-        if self.scheme == "unix":
-            return f"unix://{self.path}"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}:{self.port}"
-
-
-#: Where ``serve`` listens without ``--listen`` or a ``listen`` setting.
-DEFAULT_LISTEN = ListenAddress("tcp", "127.0.0.1", 7130)
-
-
-def parse_listen(url: str) -> ListenAddress:
-    """Parse ``tcp://HOST:PORT``, ``ws://HOST:PORT`` or ``unix:///PATH``.
-
-    IPv6 hosts are written in brackets (``tcp://[::1]:7130``). Port 0 asks for any free port.
-
-    Raises:
-        ConfigError: the URL has another scheme, no host, or a bad port.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme not in SCHEMES:
-        raise ConfigError(f"listen URL {url!r}: use tcp://HOST:PORT, ws://HOST:PORT or unix:///PATH")
-    if scheme == "unix":
-        if not rest or "\0" in rest:
-            raise ConfigError(f"listen URL {url!r}: give a socket path, e.g. unix:///run/camera.sock")
-        return ListenAddress("unix", path=rest)
-    if rest.startswith("["):
-        host, bracket, port_text = rest[1:].partition("]")
-        if not bracket or not port_text.startswith(":"):
-            raise ConfigError(f"listen URL {url!r}: write an IPv6 address as [ADDRESS]:PORT")
-        port_text = port_text[1:]
-    else:
-        host, _, port_text = rest.rpartition(":")
-    if not host or "/" in host or "/" in port_text:
-        raise ConfigError(f"listen URL {url!r}: give HOST:PORT (0.0.0.0 means every interface)")
-    if not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
-        raise ConfigError(f"listen URL {url!r}: the port must be a number from 0 to 65535")
-    return ListenAddress(scheme, host, int(port_text))
 
 
 def default_state_dir() -> Path:
@@ -290,11 +199,16 @@ def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return table
 
 
-def _number(table: str, key: str, value: Any, *, integer: bool = False) -> Any:
-    kinds: tuple[type, ...] = (int,) if integer else (int, float)
-    if type(value) not in kinds or not 0 < value < math.inf:
-        raise ConfigError(f"[{table}] {key} must be a positive {'integer' if integer else 'number'}")
-    return value if integer else float(value)
+def _positive_number(key: str, value: Any) -> float:
+    if type(value) not in (int, float) or not 0 < value < math.inf:
+        raise ConfigError(f"[server] {key} must be a positive number")
+    return float(value)
+
+
+def _positive_integer(key: str, value: Any) -> int:
+    if type(value) is not int or value < 1:
+        raise ConfigError(f"[server] {key} must be a positive integer")
+    return value
 
 
 def _server_values(table: Mapping[str, Any]) -> dict[str, Any]:
@@ -318,69 +232,67 @@ def _server_values(table: Mapping[str, Any]) -> dict[str, Any]:
         values["log_level"] = level.lower()
     for key in ("idle_timeout", "auth_timeout", "write_timeout"):
         if key in table:
-            values[key] = _number("server", key, table[key])
+            values[key] = _positive_number(key, table[key])
     for key in ("max_pending_auth", "write_buffer_size"):
         if key in table:
-            values[key] = _number("server", key, table[key], integer=True)
+            values[key] = _positive_integer(key, table[key])
     return values
 
 
-def _device_fields() -> dict[str, Any]:
-    """``{name: type}`` of DeviceConfig's fields (a NamedTuple or a dataclass, whichever it is)."""
-    names = getattr(DeviceConfig, "_fields", None) or list(getattr(DeviceConfig, "__dataclass_fields__", {}))
-    try:
-        hints = typing.get_type_hints(DeviceConfig)
-    except Exception:  # noqa: BLE001 - annotations this Python cannot evaluate: check nothing
-        hints = {}
-    return {name: hints.get(name, Any) for name in names}
+class DeviceKey(NamedTuple):
+    """How one key of ``[device]`` is read from TOML.
+
+    Attributes:
+        expected: what the value must be, as the error message says it (``"an integer"``).
+        accepts: whether a TOML value has the right type.
+        convert: the DeviceConfig value made of an accepted TOML value.
+    """
+
+    expected: str
+    accepts: Callable[[Any], bool]
+    convert: Callable[[Any], Any]
+
+
+_INTEGER = DeviceKey("an integer", lambda value: type(value) is int, int)
+_NUMBER = DeviceKey("a number", lambda value: type(value) in (int, float), float)
+_STRING = DeviceKey("a string", lambda value: type(value) is str, str)
+_STRINGS = DeviceKey(
+    "a list of strings", lambda value: type(value) is list and all(type(item) is str for item in value), tuple
+)
+
+#: Every key ``[device]`` may hold: a field of DeviceConfig, and how its TOML value is read. The
+#: ranges and the rules across fields are DeviceConfig.check()'s. A key left out keeps the
+#: field's default (None, which TOML cannot write, for ptz_move_cap_s, download_dir and ca_file).
+DEVICE_KEYS: Mapping[str, DeviceKey] = {
+    "max_message_size": _INTEGER,
+    "max_connections": _INTEGER,
+    "max_firmware_size": _INTEGER,
+    "ptz_move_cap_s": _NUMBER,
+    "ptz_step": _INTEGER,
+    "download_dir": _STRING,
+    "ca_file": _STRING,
+    "sharer_denied_topics": _STRINGS,
+    "default_role": _STRING,
+    "workers": _INTEGER,
+}
 
 
 def _device_config(table: Mapping[str, Any]) -> DeviceConfig:
-    """A DeviceConfig from ``[device]``, checked against the class's own fields and types."""
-    known = _device_fields()
+    """A DeviceConfig from ``[device]``: each value read by :data:`DEVICE_KEYS`, then checked."""
     values: dict[str, Any] = {}
     for key, value in table.items():
-        if key not in known:
-            raise ConfigError(f"[device] unknown key {key!r} (known: {', '.join(known)})")
-        values[key] = _device_value(key, known[key], value)
+        reader = DEVICE_KEYS.get(key)
+        if reader is None:
+            raise ConfigError(f"[device] unknown key {key!r} (known: {', '.join(DEVICE_KEYS)})")
+        if not reader.accepts(value):
+            raise ConfigError(f"[device] {key} must be {reader.expected}")
+        values[key] = reader.convert(value)
+    config = DeviceConfig(**values)
     try:
-        config = DeviceConfig(**values)
         config.check()
-    except (TypeError, ValueError) as exc:
+    except ValueError as exc:
         raise ConfigError(f"[device] {exc}") from None
     return config
-
-
-_UNION_TYPES = {typing.Union, getattr(types, "UnionType", typing.Union)}
-
-
-def _device_value(key: str, annotation: Any, value: Any) -> Any:
-    """Check a TOML value against a DeviceConfig annotation such as ``Optional[float]``."""
-    options = typing.get_args(annotation) if typing.get_origin(annotation) in _UNION_TYPES else (annotation,)
-    wanted = []
-    for option in options:
-        if option is type(None):
-            continue
-        if option is bool:
-            if type(value) is bool:
-                return value
-            wanted.append("true or false")
-        elif option in (int, float):
-            if type(value) is int or (option is float and type(value) is float):
-                positive = key in _POSITIVE_DEVICE_FIELDS
-                return _number("device", key, value, integer=option is int) if positive else option(value)
-            wanted.append("an integer" if option is int else "a number")
-        elif option is str:
-            if type(value) is str:
-                return value
-            wanted.append("a string")
-        elif typing.get_origin(option) is tuple and typing.get_args(option)[:1] == (str,):
-            if isinstance(value, list) and all(type(item) is str for item in value):
-                return tuple(value)
-            wanted.append("a list of strings")
-        else:
-            return value  # a type this reader does not know: DeviceConfig gets the value as written
-    raise ConfigError(f"[device] {key} must be {' or '.join(wanted)}")
 
 
 def _token_values(table: Mapping[str, Any]) -> dict[str, Any]:
