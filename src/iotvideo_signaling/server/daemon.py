@@ -1,7 +1,8 @@
 """The daemon: listeners, lifecycle, signals and systemd.
 
 Theory of operation. :func:`run` builds the hardware and the :class:`~iotvideo_signaling.Device`,
-then runs :class:`Daemon` on an asyncio loop until SIGTERM or SIGINT:
+starts the Device (its start-up PTZ stop, an upgrade resumed) before anything listens, then runs
+:class:`Daemon` on an asyncio loop until SIGTERM or SIGINT:
 
 1. start: bind every listener (a failure closes the ones already bound and is reported), write the
    bound addresses to the ready file if one was asked for, log them, tell systemd ``READY=1`` and
@@ -49,7 +50,7 @@ class Daemon:
     """The listeners of one Device, started and stopped together.
 
     Args:
-        device: the Device to serve (the caller closes it).
+        device: the Device to serve (the caller starts and closes it).
         settings: listeners, limits, timeouts and tokens.
         notifier: the systemd notifier (None: read the environment).
         ready_file: where to write ``{"pid": ..., "listen": [...]}`` once listening.
@@ -250,6 +251,7 @@ def run(settings: Settings, *, ready_file: str | os.PathLike[str] | None = None)
     device = Device(hardware, config=config)
     daemon = Daemon(device, settings, ready_file=ready_file)
     try:
+        device.start()  # before any listener: the start-up PTZ stop must not cancel a first press
         asyncio.run(_serve(daemon))
     finally:
         closed = _close_device(device, CLOSE_SECONDS)
