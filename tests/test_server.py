@@ -710,3 +710,45 @@ def test_load_16_connections_x_1000_pipelined(served: Served, tmp_path: Path) ->
     assert result["replies"] == 16_000  # and run_load checked every message_id and result
     assert result["replies_per_s"] > 1000  # a sanity bound, not a benchmark
     assert result["p99_ms"] < 5000
+
+
+BOOT_HARDWARE = '''
+from pathlib import Path
+from iotvideo_signaling import Hardware
+
+
+class BootHardware(Hardware):
+    """Writes every motor call to a file: the test reads what the daemon did at boot."""
+
+    def __init__(self, log: str) -> None:
+        self.log = Path(log)
+
+    def _write(self, line: str) -> None:
+        with self.log.open("a", encoding="utf-8") as out:
+            out.write(line + "\\n")
+
+    def ptz_start(self, direction: str) -> None:
+        self._write("start " + direction)
+
+    def ptz_stop(self) -> None:
+        self._write("stop")
+
+    def ptz_limits(self) -> tuple[int, int, int, int]:
+        return (0, 100, 0, 100)
+
+    def ptz_speed(self) -> tuple[float, float]:
+        return (10.0, 10.0)
+'''
+
+
+def test_the_daemon_stops_the_motor_at_boot_before_any_command(tmp_path: Path) -> None:
+    (tmp_path / "boothw.py").write_text(BOOT_HARDWARE, encoding="utf-8")
+    motor_log = tmp_path / "motor.log"
+    config = f'[hardware]\nclass = "boothw:BootHardware"\nlog = "{motor_log}"\n'
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    served = start_server(tmp_path, ("tcp://127.0.0.1:0",), config=config, env=env)
+    try:
+        assert motor_log.read_text(encoding="utf-8") == "stop\n"  # ready only after the start-up stop
+    finally:
+        served.stop()
+    assert motor_log.read_text(encoding="utf-8") == "stop\nstop\n"  # and one more at shutdown
