@@ -21,16 +21,9 @@ from hypothesis import strategies as st
 from iotvideo_signaling._simfirmware import MAGIC, make_image, read_image_version
 from iotvideo_signaling.errors import RequestError, ResultCode
 from iotvideo_signaling.events import Event
-from iotvideo_signaling.ota import (
-    JOB_FILE,
-    CommandInstaller,
-    InstallError,
-    OtaCode,
-    OtaManager,
-    OtaReporter,
-    ota_report_payload,
-    ota_version_payload,
-)
+from iotvideo_signaling.installer import CommandInstaller, InstallError
+from iotvideo_signaling.ota import JOB_FILE, OtaCode, OtaManager
+from iotvideo_signaling.ota_report import OtaReporter, ota_report_payload, ota_version_payload
 from ota_helpers import SECRET, EventLog, FakeFirmware, make_body
 
 URL = f"https://fw.example.com/camera/v2.bin?Expires=1700000000&{SECRET}"

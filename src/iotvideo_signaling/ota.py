@@ -71,17 +71,7 @@ from .events import Event, Publish
 from .protocol import MD5_REASON, is_md5
 from .state import atomic_write_json, fsync_dir, read_json
 
-__all__ = [
-    "JOB_FILE",
-    "CommandInstaller",
-    "InstallError",
-    "OtaCode",
-    "OtaManager",
-    "OtaReporter",
-    "OtaStatus",
-    "ota_report_payload",
-    "ota_version_payload",
-]
+__all__ = ["JOB_FILE", "OtaCode", "OtaManager", "OtaStatus"]
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +208,7 @@ class OtaManager:
     Args:
         download_dir: where the partial download, the verified image and the job file live.
         install: ``install(path, md5, size)`` installs a verified image; raises on failure; may
-            block (it runs in the worker). E.g. a :class:`CommandInstaller`, or
+            block (it runs in the worker). E.g. a :class:`~iotvideo_signaling.installer.CommandInstaller`, or
             ``lambda p, m, s: hardware.install_firmware(p, md5=m, size=s)``.
         current_version: returns the running firmware version.
         publish: receives the ``upgrade`` events.
@@ -722,8 +712,3 @@ def _unlink(path: Path) -> None:
         pass
     except OSError as exc:
         log.warning("upgrade: cannot remove %s (%s)", path.name, type(exc).__name__)
-
-
-# The installer and the IoT Explorer reporter live in their own modules; importable from here too.
-from .installer import CommandInstaller, InstallError  # noqa: E402
-from .ota_report import OtaReporter, ota_report_payload, ota_version_payload  # noqa: E402
