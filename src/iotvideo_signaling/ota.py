@@ -13,8 +13,8 @@ to ``submit``; it never blocks on the network. A job's states (:attr:`OtaStatus.
                         fail (-1 … -5)                            fail (-5)      resume() at start-up:
                                                                                  done, or fail (-5) ◄┘
 
-Every transition publishes one ``upgrade`` :class:`~iotvideo_signaling.events.Event` (except
-``confirming``, which is not one of Tencent's states) and goes through ``_emit``/``_finish``.
+Every state but ``confirming`` (not one of Tencent's) is announced by one ``upgrade``
+:class:`~iotvideo_signaling.events.Event`, made in ``_transition`` together with the status.
 
 The network is ``_ota_transfer``'s: HTTPS, redirects, ``Range``, the deadlines, stall detection,
 retries with backoff and the byte cap per job (its docstring tells how). The worker opens the
@@ -337,11 +337,11 @@ class OtaManager:
         if current is not None:
             log.info("upgrade: %s requested again; acknowledged", redact(url))
             if refresh:
-                self._persist(current)
+                self._save_or_warn(current)
             return
         try:
             self._dir.mkdir(parents=True, exist_ok=True)
-            self._persist(job, strict=True)
+            self._save(job)
         except OSError:
             self._rollback(job)
             raise RequestError("cannot store the upgrade job", code=ResultCode.DEVICE_ERROR) from None
@@ -492,7 +492,7 @@ class OtaManager:
     def _download(self, job: _Job) -> str:
         """Fetch, verify and move the image into place; returns its path."""
         self._cleanup(job)
-        self._emit(job, "downloading", job.percent, force=True)
+        self._emit(job, "downloading", job.percent)
         part_path = self._dir / (job.name + ".part")
         sink = PartFile(part_path)
         adopted = False  # a stop while the kept prefix is re-hashed must not record offset 0
@@ -518,7 +518,7 @@ class OtaManager:
                 _unlink(part_path)
             else:
                 if adopted:
-                    checkpoint(job, sink, lambda: self._persist(job))
+                    checkpoint(job, sink, lambda: self._save_or_warn(job))
                 sink.close()
             raise
         except BaseException:
@@ -549,7 +549,7 @@ class OtaManager:
         if cancelled:
             _unlink(Path(path))
             raise Stopped
-        self._persist(job)
+        self._save_or_warn(job)
         self._emit(job, "burning", 100)
         log.info("upgrade: installing %s (running %s)", job.name, before)
         try:
@@ -591,7 +591,7 @@ class OtaManager:
         """What the transfer of ``job`` may ask of the manager."""
         return Hooks(
             stopping=lambda: self._stopping(job),
-            record=lambda: self._persist(job),
+            record=lambda: self._save_or_warn(job),
             progress=lambda offset: self._progress(job, offset),
             wait=lambda delay: self._wait(job, delay),
             set_interrupt=lambda interrupt: self._set_interrupt(job, interrupt),
@@ -637,16 +637,18 @@ class OtaManager:
             if name not in keep and _IMAGE.fullmatch(name):
                 _unlink(self._dir / name)
 
-    def _persist(self, job: _Job, *, strict: bool = False) -> None:
+    def _save(self, job: _Job) -> None:
+        """Write the job file (nothing once the job is cancelled); raises OSError."""
         with self._file_lock:
-            if job.cancelled:
-                return
-            try:
+            if not job.cancelled:
                 atomic_write_json(self.job_path, job.record())
-            except OSError:
-                if strict:
-                    raise
-                log.warning("upgrade: cannot update the job file")
+
+    def _save_or_warn(self, job: _Job) -> None:
+        """:meth:`_save` for a job that goes on either way: a failure is only logged."""
+        try:
+            self._save(job)
+        except OSError:
+            log.warning("upgrade: cannot update the job file")
 
     def _drop_job_file(self) -> None:
         with self._file_lock:
@@ -676,21 +678,34 @@ class OtaManager:
         since = self._clock() - job.last_event
         percent = offset * 100 // job.size
         if (percent > job.percent and since >= self._interval) or since >= self._heartbeat:
-            self._emit(job, "downloading", percent)
+            self._emit_progress(job, percent)
 
-    def _emit(
-        self, job: _Job, state: str, percent: int, *, code: int = 0, reason: str = "", force: bool = False
-    ) -> None:
+    def _emit_progress(self, job: _Job, percent: int) -> None:
+        """A ``downloading`` event, unless the job is cancelled (its ``fail`` event is coming)."""
         with self._lock:
-            if state == "downloading" and job.cancelled and not force:
+            if job.cancelled:
                 return
-            percent = max(percent, job.percent)
-            job.percent = percent
-            job.last_event = self._clock()
-            self._status = OtaStatus(state, percent, int(code), reason, redact(job.url), job.md5, job.size, job.offset)
-        event = Event("upgrade", {"state": state, "percent": percent, "code": int(code), "reason": reason}, time.time())
+            data = self._transition(job, "downloading", percent, OtaCode.OK, "")
+        self._send(data)
+
+    def _emit(self, job: _Job, state: str, percent: int, *, code: int = 0, reason: str = "") -> None:
+        """The event of a transition, whatever became of the job meanwhile."""
+        with self._lock:
+            data = self._transition(job, state, percent, code, reason)
+        self._send(data)
+
+    def _transition(self, job: _Job, state: str, percent: int, code: int, reason: str) -> Dict[str, Any]:
+        """Make ``state`` the status (called under the lock); returns the event's data."""
+        percent = max(percent, job.percent)
+        job.percent = percent
+        job.last_event = self._clock()
+        self._status = OtaStatus(state, percent, int(code), reason, redact(job.url), job.md5, job.size, job.offset)
+        return {"state": state, "percent": percent, "code": int(code), "reason": reason}
+
+    def _send(self, data: Dict[str, Any]) -> None:
+        """Publish one ``upgrade`` event; a failing subscriber is logged, never raised."""
         try:
-            self._publish(event)
+            self._publish(Event("upgrade", data, time.time()))
         except Exception as exc:  # noqa: BLE001 - a broken subscriber must not stop the upgrade
             log.warning("upgrade: event subscriber failed (%s)", type(exc).__name__)
 
@@ -702,7 +717,7 @@ class OtaManager:
         self._drop_job_file()
         if state == "fail":
             log.warning("upgrade: %s failed (%d): %s", redact(job.url), int(code), reason)
-        self._emit(job, state, 100 if state == "done" else job.percent, code=code, reason=reason, force=True)
+        self._emit(job, state, 100 if state == "done" else job.percent, code=code, reason=reason)
 
 
 def _unlink(path: Path) -> None:
