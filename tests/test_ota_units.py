@@ -195,10 +195,10 @@ def test_constructor_checks_its_limits(tmp_path: Path) -> None:
     ],
 )
 def test_image_names_come_from_the_md5_and_a_plain_extension(path: str, name: str) -> None:
-    from iotvideo_signaling.ota import _IMAGE, _image_name
+    from iotvideo_signaling._ota_job import IMAGE, image_name
 
-    assert _image_name(f"https://fw.example.com{path}?{SECRET}", MD5) == name
-    assert _IMAGE.fullmatch(name) and _IMAGE.fullmatch(name + ".part")
+    assert image_name(f"https://fw.example.com{path}?{SECRET}", MD5) == name
+    assert IMAGE.fullmatch(name) and IMAGE.fullmatch(name + ".part")
 
 
 # -- request(): one job at a time ------------------------------------------------------------

@@ -16,18 +16,17 @@ to ``submit``; it never blocks on the network. A job's states (:attr:`OtaStatus.
 Every state but ``confirming`` (not one of Tencent's) is announced by one ``upgrade``
 :class:`~iotvideo_signaling.events.Event`, made in ``_transition`` together with the status.
 
-The network is ``_ota_transfer``'s: HTTPS, redirects, ``Range``, the deadlines, stall detection,
-retries with backoff and the byte cap per job (its docstring tells how). The worker opens the
+The job's record and files are ``_ota_job``'s; the network is ``_ota_transfer``'s: HTTPS,
+redirects, ``Range``, the deadlines, stall detection, retries with backoff and the byte cap per
+job (their docstrings tell how). The worker opens the
 ``.part`` file, checks the disk space, calls ``Downloader.fetch`` with the job and its ``Hooks``,
 then checks size and MD5 and moves the image into place.
 
-Durability: ``<download_dir>/.ota-job.json`` (atomic writes, mode 0600: it holds the signed URL,
-which a resume after a restart needs) records the job and the *durable* offset: the ``.part``
-file is fsynced before an offset covering it is written (``_ota_transfer.checkpoint``), so after
-a crash its first ``offset`` bytes are good; they are re-hashed on resume and the rest is fetched
-with ``Range``. Before the installer runs the record switches to the ``installing`` phase with
-the version that was running; ``resume()`` after the restart reports ``done`` only if the running
-version changed.
+Durability: the job file ``<download_dir>/.ota-job.json`` records the job and the offset up to
+which its ``.part`` file is known to be on disk (``_ota_job`` tells how the two are kept in
+step), so after a restart the download goes on from there. Before the installer runs the record
+switches to the ``installing`` phase with the version that was running; ``resume()`` after the
+restart reports ``done`` only if the running version changed.
 :meth:`~OtaManager.cancel` and the worker's switch to ``installing`` both decide under the
 manager's lock: a cancel that comes first stops the job (-5 ``cancelled``, image removed, the
 installer never called) even when the download is complete; once the switch is made, cancel()
@@ -44,44 +43,26 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple, Union, cast
-from urllib.parse import urlsplit
+from typing import Any, Callable, Dict, Optional, Union, cast
 
-from ._ota_transfer import (
-    Downloader,
-    Fatal,
-    Hooks,
-    KiB,
-    MiB,
-    OtaCode,
-    PartFile,
-    Stopped,
-    checkpoint,
-    redact,
-    url_problem,
-)
+from ._ota_base import Fatal, KiB, MiB, OtaCode, Stopped, redact, url_problem
+from ._ota_job import JOB_FILE, Job, JobFile, PartFile, checkpoint, job_key, remove_other_images, unlink
+from ._ota_transfer import Downloader, Hooks
 from .errors import RequestError, ResultCode
 from .events import Event, Publish
 from .protocol import MD5_REASON, is_md5
-from .state import atomic_write_json, fsync_dir, read_json
+from .state import fsync_dir
 
 __all__ = ["JOB_FILE", "OtaCode", "OtaManager", "OtaStatus"]
 
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-#: Name of the job file inside ``download_dir``.
-JOB_FILE = ".ota-job.json"
-
-_IMAGE = re.compile(r"firmware-[0-9a-f]{32}(\.tar)?(\.[A-Za-z0-9]{1,8})?(\.part)?")
-_EXTENSION = re.compile(r"(\.tar)?\.[A-Za-z0-9]{1,8}$")
 
 
 @dataclass(frozen=True)
@@ -108,95 +89,6 @@ class OtaStatus:
     md5: str = ""
     size: int = 0
     received: int = 0
-
-
-# -- job names -------------------------------------------------------------------------------
-
-
-def _job_key(url: str, md5: str) -> Tuple[str, str]:
-    """What makes two requests "the same job": the URL without query or fragment, and the MD5."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.lower()}{parts.path or '/'}", md5
-
-
-def _image_name(url: str, md5: str) -> str:
-    """``firmware-<md5><ext>``, ``ext`` being the URL's own (installers may look at it: ``.raucb``,
-    ``.swu``, ``.tar.gz``) when it is short and plain, else ``.bin``."""
-    base = urlsplit(url).path.rsplit("/", 1)[-1]
-    match = _EXTENSION.search(base)
-    ext = match.group(0) if match and match.start() > 0 else ".bin"
-    return f"firmware-{md5}{'.bin' if ext.lower() == '.part' else ext}"
-
-
-# -- the job ---------------------------------------------------------------------------------
-
-
-class _Job:
-    """One upgrade job. Fields other than the flags are touched by the worker only."""
-
-    def __init__(self, url: str, md5: str, size: int) -> None:
-        self.url = url
-        self.md5 = md5
-        self.size = size
-        self.key = _job_key(url, md5)
-        self.name = _image_name(url, md5)
-        self.phase = "downloading"  # or "installing" (the pending-confirm record)
-        self.resume_from = 0  # durable offset read from the job file, re-hashed by the worker
-        self.durable = 0
-        self.offset = 0
-        self.etag: Optional[str] = None
-        self.last_modified: Optional[str] = None
-        self.use_range = True
-        self.version_before: Optional[str] = None
-        self.cancelled = False
-        self.running = False
-        self.wake = threading.Event()
-        self.percent = 0
-        self.last_event = float("-inf")
-
-    def record(self) -> Dict[str, Any]:
-        return {
-            "format": 1,
-            "phase": self.phase,
-            "url": self.url,
-            "md5": self.md5,
-            "size": self.size,
-            "offset": self.durable,
-            "etag": self.etag,
-            "last_modified": self.last_modified,
-            "use_range": self.use_range,
-            "version_before": self.version_before,
-        }
-
-    @classmethod
-    def from_record(cls, record: Any, max_size: int) -> _Job:
-        """Rebuild a job from the job file; ValueError when anything in it is off."""
-        if not isinstance(record, dict) or record.get("format") != 1:
-            raise ValueError("unknown job file format")
-        url, md5, size, offset = record.get("url"), record.get("md5"), record.get("size"), record.get("offset")
-        if not isinstance(url, str) or url_problem(url) is not None:
-            raise ValueError("bad url")
-        if not isinstance(md5, str) or not is_md5(md5):
-            raise ValueError("bad md5")
-        if type(size) is not int or not 0 < size <= max_size:
-            raise ValueError("bad size")
-        if type(offset) is not int or not 0 <= offset <= size:
-            raise ValueError("bad offset")
-        job = cls(url, md5.lower(), size)
-        job.phase = record.get("phase", "")
-        if job.phase not in ("downloading", "installing"):
-            raise ValueError("bad phase")
-        job.resume_from = job.durable = job.offset = offset
-        job.percent = offset * 100 // size
-        for name in ("etag", "last_modified", "version_before"):
-            value = record.get(name)
-            if value is not None and not isinstance(value, str):
-                raise ValueError(f"bad {name}")
-            setattr(job, name, value)
-        job.use_range = record.get("use_range") is not False
-        if job.phase == "installing" and job.version_before is None:
-            raise ValueError("installing without version_before")
-        return job
 
 
 # -- the manager -----------------------------------------------------------------------------
@@ -269,7 +161,8 @@ class OtaManager:
         if retries < 0 or max_redirects < 0 or timeout <= 0 or header_timeout <= 0 or stall_window <= 0:
             raise ValueError("retries and max_redirects must be >= 0, the timeouts and stall_window > 0")
         self._dir = Path(download_dir)
-        self.job_path = self._dir / JOB_FILE
+        self._job_file = JobFile(self._dir)
+        self.job_path = self._job_file.path
         self._install = install
         self._current_version = current_version
         self._publish = publish
@@ -295,8 +188,7 @@ class OtaManager:
             max_redirects=max_redirects,
         )
         self._lock = threading.Lock()  # guards _job, _status, _interrupt, _closed and the job flags
-        self._file_lock = threading.Lock()  # serialises job file writes
-        self._job: Optional[_Job] = None
+        self._job: Optional[Job] = None
         self._status = OtaStatus()
         self._interrupt: Optional[Callable[[], None]] = None  # shuts the transfer's connection down
         self._closed = False
@@ -320,7 +212,7 @@ class OtaManager:
         if problem is not None:
             raise RequestError(problem)
         url, md5, size = cast(str, url), cast(str, md5).lower(), cast(int, file_size)
-        key = _job_key(url, md5)
+        key = job_key(url, md5)
         with self._lock:
             if self._closed:
                 raise RequestError("the device is shutting down", code=ResultCode.DEVICE_ERROR)
@@ -332,16 +224,16 @@ class OtaManager:
                 if refresh:
                     current.url = url
             else:
-                job = self._job = _Job(url, md5, size)
+                job = self._job = Job(url, md5, size)
                 self._status = OtaStatus("downloading", url=redact(url), md5=md5, size=size)
         if current is not None:
             log.info("upgrade: %s requested again; acknowledged", redact(url))
             if refresh:
-                self._save_or_warn(current)
+                self._job_file.save_or_warn(current)
             return
         try:
             self._dir.mkdir(parents=True, exist_ok=True)
-            self._save(job)
+            self._job_file.save(job)
         except OSError:
             self._rollback(job)
             raise RequestError("cannot store the upgrade job", code=ResultCode.DEVICE_ERROR) from None
@@ -363,16 +255,8 @@ class OtaManager:
         with self._lock:
             if self._closed or self._job is not None:
                 return
-        record = read_json(self.job_path)
-        if record is None:
-            if self.job_path.exists():  # unreadable or corrupt (read_json logged why)
-                self._drop_job_file()
-            return
-        try:
-            job = _Job.from_record(record, self.max_firmware_size)
-        except ValueError as exc:
-            log.warning("upgrade: discarding an unusable job file (%s)", exc)
-            self._drop_job_file()
+        job = self._job_file.load(self.max_firmware_size)
+        if job is None:
             return
         if job.phase == "installing":
             self._confirm(job)
@@ -414,12 +298,12 @@ class OtaManager:
             job.wake.set()
             running, interrupt = job.running, self._interrupt
         log.info("upgrade: cancelling %s", redact(job.url))
-        self._drop_job_file()
+        self._job_file.remove()
         if running:
             if interrupt is not None:
                 interrupt()  # the worker cleans up and publishes the failure
         else:
-            _unlink(self._dir / (job.name + ".part"))
+            unlink(self._dir / (job.name + ".part"))
             self._finish(job, "fail", OtaCode.INSTALL_FAILED, "cancelled")
         return True
 
@@ -465,7 +349,7 @@ class OtaManager:
 
     # -- the worker ----------------------------------------------------------------------------
 
-    def _run(self, job: _Job) -> None:
+    def _run(self, job: Job) -> None:
         with self._lock:
             if self._closed or job.cancelled or self._job is not job:
                 return
@@ -489,9 +373,9 @@ class OtaManager:
                 job.running = False
             self._idle.set()
 
-    def _download(self, job: _Job) -> str:
+    def _download(self, job: Job) -> str:
         """Fetch, verify and move the image into place; returns its path."""
-        self._cleanup(job)
+        remove_other_images(self._dir, job.name)
         self._emit(job, "downloading", job.percent)
         part_path = self._dir / (job.name + ".part")
         sink = PartFile(part_path)
@@ -515,15 +399,15 @@ class OtaManager:
         except Stopped:
             if job.cancelled:
                 sink.close()
-                _unlink(part_path)
+                unlink(part_path)
             else:
                 if adopted:
-                    checkpoint(job, sink, lambda: self._save_or_warn(job))
+                    checkpoint(job, sink, lambda: self._job_file.save_or_warn(job))
                 sink.close()
             raise
         except BaseException:
             sink.close()
-            _unlink(part_path)
+            unlink(part_path)
             raise
         sink.close()
         final = self._dir / job.name
@@ -532,12 +416,12 @@ class OtaManager:
         log.info("upgrade: %s verified (%d bytes)", job.name, job.size)
         return str(final)
 
-    def _install_image(self, job: _Job, path: str) -> None:
+    def _install_image(self, job: Job, path: str) -> None:
         """Record the pending install, run the installer, and confirm if the version changed."""
         try:
             before = self._current_version()
         except Exception:  # noqa: BLE001 - a broken hook must not leave the job hanging
-            _unlink(Path(path))
+            unlink(Path(path))
             if job.cancelled:  # keep cancel()'s word: the failure reads "cancelled"
                 raise Stopped from None
             raise Fatal(OtaCode.INSTALL_FAILED, "cannot read the running version") from None
@@ -547,16 +431,16 @@ class OtaManager:
                 job.version_before = before
                 job.phase = "installing"
         if cancelled:
-            _unlink(Path(path))
+            unlink(Path(path))
             raise Stopped
-        self._save_or_warn(job)
+        self._job_file.save_or_warn(job)
         self._emit(job, "burning", 100)
         log.info("upgrade: installing %s (running %s)", job.name, before)
         try:
             self._install(path, job.md5, job.size)
         except Exception as exc:  # noqa: BLE001 - any installer failure is -5
             log.warning("upgrade: installer failed: %s", str(exc)[:200] or type(exc).__name__)
-            _unlink(Path(path))
+            unlink(Path(path))
             raise Fatal(OtaCode.INSTALL_FAILED, "install failed") from None
         after = self._read_version()
         if after is not None and after != before:
@@ -567,7 +451,7 @@ class OtaManager:
             self._status = replace(self._status, state="confirming", reason="waiting for a restart")
         log.info("upgrade: installed; the version is confirmed after the restart")
 
-    def _confirm(self, job: _Job) -> None:
+    def _confirm(self, job: Job) -> None:
         """resume() found a job that reached the installer: did the new firmware start?"""
         now = self._read_version()
         if now is not None and now != job.version_before:
@@ -575,7 +459,7 @@ class OtaManager:
             self._finish(job, "done", OtaCode.OK, "")
         else:
             log.warning("upgrade: still running %s after the install", job.version_before)
-            _unlink(self._dir / job.name)
+            unlink(self._dir / job.name)
             self._finish(job, "fail", OtaCode.INSTALL_FAILED, "the new firmware did not start")
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -587,26 +471,26 @@ class OtaManager:
             log.warning("upgrade: cannot read the running version (%s)", type(exc).__name__)
             return None
 
-    def _hooks(self, job: _Job) -> Hooks:
+    def _hooks(self, job: Job) -> Hooks:
         """What the transfer of ``job`` may ask of the manager."""
         return Hooks(
             stopping=lambda: self._stopping(job),
-            record=lambda: self._save_or_warn(job),
+            record=lambda: self._job_file.save_or_warn(job),
             progress=lambda offset: self._progress(job, offset),
             wait=lambda delay: self._wait(job, delay),
             set_interrupt=lambda interrupt: self._set_interrupt(job, interrupt),
         )
 
-    def _stopping(self, job: _Job) -> bool:
+    def _stopping(self, job: Job) -> bool:
         return self._stop.is_set() or job.cancelled
 
-    def _wait(self, job: _Job, delay: float) -> None:
+    def _wait(self, job: Job, delay: float) -> None:
         if self._sleep is None:
             job.wake.wait(delay)
         else:
             self._sleep(delay)
 
-    def _set_interrupt(self, job: _Job, interrupt: Optional[Callable[[], None]]) -> None:
+    def _set_interrupt(self, job: Job, interrupt: Optional[Callable[[], None]]) -> None:
         """Keep the transfer's way to cut its connection; use it at once if a stop came first.
 
         close() and cancel() set their flag and read the interrupt under the lock, and this
@@ -618,7 +502,7 @@ class OtaManager:
         if stopped and interrupt is not None:
             interrupt()
 
-    def _check_space(self, job: _Job, have: int) -> None:
+    def _check_space(self, job: Job, have: int) -> None:
         try:
             free = shutil.disk_usage(self._dir).free
         except OSError:
@@ -626,61 +510,28 @@ class OtaManager:
         if job.size - have > free:
             raise Fatal(OtaCode.INSTALL_FAILED, "not enough disk space")
 
-    def _cleanup(self, job: _Job) -> None:
-        """Remove images and partial files of earlier jobs (only names this module creates)."""
-        keep = {job.name, job.name + ".part"}
-        try:
-            names = os.listdir(self._dir)
-        except OSError:
-            return
-        for name in names:
-            if name not in keep and _IMAGE.fullmatch(name):
-                _unlink(self._dir / name)
-
-    def _save(self, job: _Job) -> None:
-        """Write the job file (nothing once the job is cancelled); raises OSError."""
-        with self._file_lock:
-            if not job.cancelled:
-                atomic_write_json(self.job_path, job.record())
-
-    def _save_or_warn(self, job: _Job) -> None:
-        """:meth:`_save` for a job that goes on either way: a failure is only logged."""
-        try:
-            self._save(job)
-        except OSError:
-            log.warning("upgrade: cannot update the job file")
-
-    def _drop_job_file(self) -> None:
-        with self._file_lock:
-            _unlink(self.job_path)
-
     def _cancel_recorded(self) -> bool:
         """cancel() with no job in memory: forget a recorded download (called under the lock)."""
-        record = read_json(self.job_path)
-        if not isinstance(record, dict) or record.get("phase") != "downloading":
+        if not self._job_file.forget_download():
             return False
-        self._drop_job_file()
-        md5, url = record.get("md5"), record.get("url")
-        if isinstance(md5, str) and isinstance(url, str) and is_md5(md5):
-            _unlink(self._dir / (_image_name(url, md5.lower()) + ".part"))
         log.info("upgrade: cancelled the recorded job")
         return True
 
-    def _rollback(self, job: _Job) -> None:
+    def _rollback(self, job: Job) -> None:
         with self._lock:
             if self._job is job:
                 self._job = None
                 self._status = OtaStatus()
-        self._drop_job_file()
+        self._job_file.remove()
 
-    def _progress(self, job: _Job, offset: int) -> None:
+    def _progress(self, job: Job, offset: int) -> None:
         """A ``downloading`` event if the percentage grew (at most one per interval) or as heartbeat."""
         since = self._clock() - job.last_event
         percent = offset * 100 // job.size
         if (percent > job.percent and since >= self._interval) or since >= self._heartbeat:
             self._emit_progress(job, percent)
 
-    def _emit_progress(self, job: _Job, percent: int) -> None:
+    def _emit_progress(self, job: Job, percent: int) -> None:
         """A ``downloading`` event, unless the job is cancelled (its ``fail`` event is coming)."""
         with self._lock:
             if job.cancelled:
@@ -688,13 +539,13 @@ class OtaManager:
             data = self._transition(job, "downloading", percent, OtaCode.OK, "")
         self._send(data)
 
-    def _emit(self, job: _Job, state: str, percent: int, *, code: int = 0, reason: str = "") -> None:
+    def _emit(self, job: Job, state: str, percent: int, *, code: int = 0, reason: str = "") -> None:
         """The event of a transition, whatever became of the job meanwhile."""
         with self._lock:
             data = self._transition(job, state, percent, code, reason)
         self._send(data)
 
-    def _transition(self, job: _Job, state: str, percent: int, code: int, reason: str) -> Dict[str, Any]:
+    def _transition(self, job: Job, state: str, percent: int, code: int, reason: str) -> Dict[str, Any]:
         """Make ``state`` the status (called under the lock); returns the event's data."""
         percent = max(percent, job.percent)
         job.percent = percent
@@ -709,21 +560,12 @@ class OtaManager:
         except Exception as exc:  # noqa: BLE001 - a broken subscriber must not stop the upgrade
             log.warning("upgrade: event subscriber failed (%s)", type(exc).__name__)
 
-    def _finish(self, job: _Job, state: str, code: OtaCode, reason: str) -> None:
+    def _finish(self, job: Job, state: str, code: OtaCode, reason: str) -> None:
         """End a job: done or fail. Drops the job file; the event goes out last."""
         with self._lock:
             if self._job is job:
                 self._job = None
-        self._drop_job_file()
+        self._job_file.remove()
         if state == "fail":
             log.warning("upgrade: %s failed (%d): %s", redact(job.url), int(code), reason)
         self._emit(job, state, 100 if state == "done" else job.percent, code=code, reason=reason)
-
-
-def _unlink(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        log.warning("upgrade: cannot remove %s (%s)", path.name, type(exc).__name__)
