@@ -374,6 +374,25 @@ def test_resume_continues_a_download_in_the_background(tmp_path: Path) -> None:
     assert events.events == []  # the worker publishes when it runs
 
 
+def test_events_carry_the_injected_wall_clock(tmp_path: Path) -> None:
+    """A complete partial file needs no network: downloading, burning and done, each stamped by
+    ``wall_clock`` (the monotonic ``clock`` only paces the progress events)."""
+    (tmp_path / "source").mkdir()
+    body, md5 = make_body(tmp_path / "source", "V2.0.0", 4096)
+    (tmp_path / f"firmware-{md5}.bin.part").write_bytes(body)
+    _write_record(tmp_path, md5=md5, size=len(body), offset=len(body))
+    readings = iter([1_700_000_000.0, 1_700_000_001.5, 1_700_000_003.0])
+    manager, events, _ = _manager(
+        tmp_path, submit=lambda job: job(), wall_clock=lambda: next(readings), clock=lambda: 7.0
+    )
+    manager.resume()
+    assert [(event.data["state"], event.time) for event in events.events] == [
+        ("downloading", 1_700_000_000.0),
+        ("burning", 1_700_000_001.5),
+        ("done", 1_700_000_003.0),
+    ]
+
+
 @pytest.mark.parametrize(
     "content",
     [

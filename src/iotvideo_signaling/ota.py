@@ -109,6 +109,7 @@ class OtaManager:
         ca_file: CA bundle that verifies the download server (replaces the system store).
         max_firmware_size: largest accepted ``fileSize``.
         clock: monotonic clock for rate limits and stall detection.
+        wall_clock: seconds since the epoch, the ``time`` of the published events.
         sleep: waits between retries; None waits on an event that :meth:`close` and
             :meth:`cancel` interrupt.
         chunk_size: largest read from the network.
@@ -142,6 +143,7 @@ class OtaManager:
         ca_file: Optional[PathLike] = None,
         max_firmware_size: int = 128 * MiB,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         sleep: Optional[Callable[[float], None]] = None,
         chunk_size: int = 64 * KiB,
         fsync_every: int = 4 * MiB,
@@ -169,6 +171,7 @@ class OtaManager:
         self._submit = submit
         self.max_firmware_size = max_firmware_size
         self._clock = clock
+        self._wall_clock = wall_clock
         self._sleep = sleep
         self._chunk = chunk_size
         self._interval = progress_interval
@@ -555,8 +558,9 @@ class OtaManager:
 
     def _send(self, data: Dict[str, Any]) -> None:
         """Publish one ``upgrade`` event; a failing subscriber is logged, never raised."""
+        event = Event("upgrade", data, self._wall_clock())
         try:
-            self._publish(Event("upgrade", data, time.time()))
+            self._publish(event)
         except Exception as exc:  # noqa: BLE001 - a broken subscriber must not stop the upgrade
             log.warning("upgrade: event subscriber failed (%s)", type(exc).__name__)
 
