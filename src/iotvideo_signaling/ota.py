@@ -2,15 +2,18 @@
 
 Theory of operation
 -------------------
-:class:`OtaManager` owns the job's lifecycle and runs at most one job. :meth:`~OtaManager.request`
-validates the panel's ``upgrade`` fields, records the job in the job file and hands the slow work
-to ``submit``; it never blocks on the network. A job's states (:attr:`OtaStatus.state`)::
+:class:`OtaManager` owns the job's lifecycle and runs at most one job. Constructing it touches
+neither the disk nor threads; :meth:`~OtaManager.start`, called once before serving requests,
+picks up what the job file of the last process holds, and :meth:`~OtaManager.close` stops the
+worker (``with OtaManager(...) as ota:`` does both). :meth:`~OtaManager.request` validates the
+panel's ``upgrade`` fields, records the job in the job file and hands the slow work to
+``submit``; it never blocks on the network. A job's states (:attr:`OtaStatus.state`)::
 
     idle ──request()──► downloading ──all bytes, size and MD5 ok──► burning ──version changed──► done
                           │    ▲                                     │   │
-                          │    └── resume() at start-up              │   └── installer returned, same
+                          │    └── start() after a restart           │   └── installer returned, same
                           ▼                                          ▼       version: confirming ──┐
-                        fail (-1 … -5)                            fail (-5)      resume() at start-up:
+                        fail (-1 … -5)                            fail (-5)  start() after the restart:
                                                                                  done, or fail (-5) ◄┘
 
 Every state but ``confirming`` (not one of Tencent's) is announced by one ``upgrade``
@@ -25,7 +28,7 @@ then checks size and MD5 and moves the image into place.
 Durability: the job file ``<download_dir>/.ota-job.json`` records the job and the offset up to
 which its ``.part`` file is known to be on disk (``_ota_job`` tells how the two are kept in
 step), so after a restart the download goes on from there. Before the installer runs the record
-switches to the ``installing`` phase with the version that was running; ``resume()`` after the
+switches to the ``installing`` phase with the version that was running; ``start()`` after the
 restart reports ``done`` only if the running version changed.
 :meth:`~OtaManager.cancel` and the worker's switch to ``installing`` both decide under the
 manager's lock: a cancel that comes first stops the job (-5 ``cancelled``, image removed, the
@@ -97,15 +100,19 @@ class OtaStatus:
 class OtaManager:
     """Runs firmware upgrades: one job at a time, in the background, resumable.
 
+    The constructor does no I/O and starts nothing. Call :meth:`start` once before serving
+    requests and :meth:`close` at the end, or use the manager as a context manager.
+
     Args:
         download_dir: where the partial download, the verified image and the job file live.
         install: ``install(path, md5, size)`` installs a verified image; raises on failure; may
-            block (it runs in the worker). E.g. a :class:`~iotvideo_signaling.installer.CommandInstaller`, or
+            block (it runs in the worker). E.g. a
+            :class:`~iotvideo_signaling.installer.CommandInstaller`, or
             ``lambda p, m, s: hardware.install_firmware(p, md5=m, size=s)``.
         current_version: returns the running firmware version.
         publish: receives the ``upgrade`` events.
         submit: runs a job function in the background (a worker pool's submit); called from
-            :meth:`request` and :meth:`resume`.
+            :meth:`request` and :meth:`start`.
         ca_file: CA bundle that verifies the download server (replaces the system store).
         max_firmware_size: largest accepted ``fileSize``.
         clock: monotonic clock for rate limits and stall detection.
@@ -190,16 +197,66 @@ class OtaManager:
             stall_window=stall_window,
             max_redirects=max_redirects,
         )
-        self._lock = threading.Lock()  # guards _job, _status, _interrupt, _closed and the job flags
+        self._lock = threading.Lock()  # guards _job, _status, _interrupt, _started, _closed, the job flags
         self._job: Optional[Job] = None
         self._status = OtaStatus()
         self._interrupt: Optional[Callable[[], None]] = None  # shuts the transfer's connection down
+        self._started = False
         self._closed = False
         self._stop = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
 
     # -- public API ----------------------------------------------------------------------------
+
+    def __enter__(self) -> OtaManager:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Continue an unfinished download, or confirm a pending install, from the job file.
+
+        Call once before serving requests; later calls, and calls after :meth:`close`, do
+        nothing. A download continues in the background from the durable offset of the job
+        file (its bytes are re-hashed first). A job that reached the installer is decided now:
+        ``done`` if the running version differs from the one before the install, else ``fail``
+        (-5).
+        """
+        with self._lock:
+            if self._started or self._closed:
+                return
+            self._started = True
+            if self._job is not None:  # request() came first: the job file is that job's
+                return
+        job = self._job_file.load(self.max_firmware_size)
+        if job is None:
+            return
+        if job.phase == "installing":
+            self._confirm(job)
+            return
+        with self._lock:
+            if self._closed or self._job is not None:
+                return
+            self._job = job
+            self._status = OtaStatus(
+                "downloading", job.percent, url=redact(job.url), md5=job.md5, size=job.size, received=job.durable
+            )
+        log.info("upgrade: resuming %s at byte %d of %d", redact(job.url), job.durable, job.size)
+        try:
+            self._submit(lambda: self._run(job))
+        except Exception:  # noqa: BLE001 - any refusal of the pool
+            log.error("upgrade: cannot resume the download; it stays recorded for the next start")
+            with self._lock:
+                if self._job is job:
+                    self._job = None
+                    self._status = OtaStatus()
+
+    def resume(self) -> None:
+        """The former name of :meth:`start`, kept only while ``Device`` still calls it."""
+        self.start()
 
     def request(self, url: object, md5: object, file_size: object) -> None:
         """Accept an upgrade job and start it in the background; returns at once.
@@ -247,44 +304,10 @@ class OtaManager:
             self._rollback(job)
             raise RequestError("cannot start the upgrade", code=ResultCode.DEVICE_ERROR) from None
 
-    def resume(self) -> None:
-        """At start-up: continue an unfinished download, or confirm a pending install.
-
-        Call once before serving requests. A download continues in the background from the
-        durable offset of the job file (its bytes are re-hashed first). A job that reached the
-        installer is decided now: ``done`` if the running version differs from the one before
-        the install, else ``fail`` (-5).
-        """
-        with self._lock:
-            if self._closed or self._job is not None:
-                return
-        job = self._job_file.load(self.max_firmware_size)
-        if job is None:
-            return
-        if job.phase == "installing":
-            self._confirm(job)
-            return
-        with self._lock:
-            if self._closed or self._job is not None:
-                return
-            self._job = job
-            self._status = OtaStatus(
-                "downloading", job.percent, url=redact(job.url), md5=job.md5, size=job.size, received=job.durable
-            )
-        log.info("upgrade: resuming %s at byte %d of %d", redact(job.url), job.durable, job.size)
-        try:
-            self._submit(lambda: self._run(job))
-        except Exception:  # noqa: BLE001 - any refusal of the pool
-            log.error("upgrade: cannot resume the download; it stays recorded for the next start")
-            with self._lock:
-                if self._job is job:
-                    self._job = None
-                    self._status = OtaStatus()
-
     def cancel(self) -> bool:
         """Cancel a job that has not reached the installer; it will not be resumed.
 
-        Works on a recorded job that :meth:`resume` has not picked up yet as well. A job whose
+        Works on a recorded job that :meth:`start` has not picked up yet as well. A job whose
         download is complete is still cancelled (its image is removed) unless the worker has
         switched it to ``installing``: from then on the install goes ahead and is recorded.
 
@@ -455,7 +478,7 @@ class OtaManager:
         log.info("upgrade: installed; the version is confirmed after the restart")
 
     def _confirm(self, job: Job) -> None:
-        """resume() found a job that reached the installer: did the new firmware start?"""
+        """start() found a job that reached the installer: did the new firmware start?"""
         now = self._read_version()
         if now is not None and now != job.version_before:
             log.info("upgrade: confirmed, running %s (was %s)", now, job.version_before)
