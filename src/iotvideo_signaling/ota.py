@@ -21,9 +21,9 @@ Every state but ``confirming`` (not one of Tencent's) is announced by one ``upgr
 
 The job's record and files are ``_ota_job``'s; the network is ``_ota_transfer``'s: HTTPS,
 redirects, ``Range``, the deadlines, stall detection, retries with backoff and the byte cap per
-job (their docstrings tell how). The worker opens the
-``.part`` file, checks the disk space, calls ``Downloader.fetch`` with the job and its ``Hooks``,
-then checks size and MD5 and moves the image into place.
+job (their docstrings tell how). The worker opens the ``.part`` file, checks the disk space,
+calls ``Downloader.fetch`` with the job and its ``Hooks``, then checks size and MD5 and moves the
+image into place.
 
 Durability: the job file ``<download_dir>/.ota-job.json`` records the job and the offset up to
 which its ``.part`` file is known to be on disk (``_ota_job`` tells how the two are kept in
