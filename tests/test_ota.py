@@ -399,7 +399,7 @@ def test_resume_with_a_short_partial_file_starts_over(env: Env) -> None:
     _record_job(env, server.url(), 500_000)  # the job file claims more than the partial file holds
     (env.download_dir / f"firmware-{env.image.md5}.bin.part").write_bytes(env.image.body[:1000])
     rig = env.rig()
-    rig.manager.resume()
+    rig.manager.start()
     rig.submit.join()
     assert rig.events.states[-1] == "done"
     [seen] = server.requests
@@ -411,7 +411,7 @@ def test_resume_of_a_complete_partial_file_needs_no_network(env: Env) -> None:
     (env.download_dir / f"firmware-{env.image.md5}.bin.part").write_bytes(env.image.body)
     _record_job(env, f"https://127.0.0.1:1/fw/camera.bin?{SECRET}", env.image.size)  # nothing listens there
     rig = env.rig()
-    rig.manager.resume()
+    rig.manager.start()
     rig.submit.join()
     assert rig.events.states == ["downloading", "burning", "done"]
     assert rig.firmware.calls[0].actual_md5 == env.image.md5
@@ -472,7 +472,7 @@ def test_close_stops_promptly_and_resume_continues(env: Env) -> None:
     assert rig.events.states[-1] == "downloading"
 
     again = env.rig(firmware=rig.firmware)
-    again.manager.resume()
+    again.manager.start()
     again.submit.join()
     assert again.events.states[-1] == "done"
     assert server.requests[-1].headers["range"] == "bytes=300000-"
@@ -504,7 +504,7 @@ def test_cancel_during_download(env: Env) -> None:
     assert rig.events.last["state"] == "fail" and rig.events.last["reason"] == "cancelled"
     assert rig.files() == []
     again = env.rig()
-    again.manager.resume()
+    again.manager.start()
     assert again.submit.threads == [] and again.events.events == []
 
 
@@ -657,7 +657,7 @@ def test_cancel_after_the_download_before_the_install_stops_the_job(env: Env) ->
     _assert_failed(rig, OtaCode.INSTALL_FAILED)  # no installer call, no image, no job file
     assert rig.firmware.version == "V1.0.0"
     again = env.rig(firmware=rig.firmware)
-    again.manager.resume()
+    again.manager.start()
     assert again.submit.threads == [] and again.events.events == []
 
 
@@ -677,7 +677,7 @@ def test_cancel_once_installing_has_begun_is_refused_and_the_install_recorded(en
     assert json.loads((env.download_dir / JOB_FILE).read_text())["phase"] == "installing"
     firmware.version = "V2.0.0"  # the reboot
     again = env.rig(firmware=firmware)
-    again.manager.resume()
+    again.manager.start()
     assert again.events.states == ["done"]
 
 
@@ -699,7 +699,7 @@ def test_killed_process_resumes_from_the_job_file(env: Env) -> None:
     assert part.read_bytes()[:offset] == env.image.body[:offset]
 
     rig = env.rig()
-    rig.manager.resume()
+    rig.manager.start()
     rig.submit.join()
     assert rig.events.events[0].data == {
         "state": "downloading",
@@ -768,7 +768,7 @@ def test_pending_install_is_confirmed_after_restart(env: Env) -> None:
 
     firmware.version = "V2.0.0"  # the reboot
     again = env.rig(firmware=firmware)
-    again.manager.resume()
+    again.manager.start()
     assert again.events.states == ["done"]
     assert not (env.download_dir / JOB_FILE).exists()
 

@@ -21,16 +21,9 @@ from hypothesis import strategies as st
 from iotvideo_signaling._simfirmware import MAGIC, make_image, read_image_version
 from iotvideo_signaling.errors import RequestError, ResultCode
 from iotvideo_signaling.events import Event
-from iotvideo_signaling.ota import (
-    JOB_FILE,
-    CommandInstaller,
-    InstallError,
-    OtaCode,
-    OtaManager,
-    OtaReporter,
-    ota_report_payload,
-    ota_version_payload,
-)
+from iotvideo_signaling.installer import CommandInstaller, InstallError
+from iotvideo_signaling.ota import JOB_FILE, OtaCode, OtaManager
+from iotvideo_signaling.ota_report import OtaReporter, ota_report_payload, ota_version_payload
 from ota_helpers import SECRET, EventLog, FakeFirmware, make_body
 
 URL = f"https://fw.example.com/camera/v2.bin?Expires=1700000000&{SECRET}"
@@ -88,6 +81,75 @@ def test_importing_ota_loads_no_network_or_asyncio_modules() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[] []"
+
+
+# -- the lifecycle ---------------------------------------------------------------------------
+
+_CONSTRUCT = """
+import json, os, sys, threading
+from iotvideo_signaling.ota import OtaManager
+
+download_dir = sys.argv[1]
+seen = []
+def audit(event, args):
+    if event.split(".")[0] in ("open", "os", "shutil", "socket", "subprocess", "tempfile"):
+        seen.append(event)
+sys.addaudithook(audit)
+real_stat, real_start = os.stat, threading.Thread.start
+def stat(path, *args, **kwargs):
+    seen.append("os.stat")
+    return real_stat(path, *args, **kwargs)
+def start(thread):
+    seen.append("thread")
+    real_start(thread)
+os.stat, threading.Thread.start = stat, start
+calls = []
+threads = threading.active_count()
+OtaManager(
+    download_dir=download_dir, install=lambda *args: calls.append("install"),
+    current_version=lambda: calls.append("version") or "V1", publish=calls.append, submit=calls.append,
+    ca_file=os.path.join(download_dir, "ca.pem"),
+)
+os.stat, threading.Thread.start = real_stat, real_start
+print(json.dumps([seen, calls, threading.active_count() - threads]))
+"""
+
+
+def test_constructing_a_manager_does_no_io_and_starts_no_thread(tmp_path: Path) -> None:
+    download_dir = tmp_path / "missing" / "ota"
+    result = subprocess.run(
+        [sys.executable, "-c", _CONSTRUCT, str(download_dir)], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) == [[], [], 0]  # no file event, no stat, no hook called, no thread
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_context_manager_starts_and_closes(tmp_path: Path) -> None:
+    _write_record(tmp_path, phase="installing", offset=1000, version_before="V1.0.0")
+    manager, events, _ = _manager(tmp_path, firmware=FakeFirmware("V2.0.0"))
+    with manager as entered:
+        assert entered is manager
+        assert events.states == ["done"]  # start() decided the pending install
+    with pytest.raises(RequestError, match="shutting down"):
+        manager.request(URL, MD5, 1000)
+
+
+def test_start_acts_once(tmp_path: Path) -> None:
+    submit = QueuedSubmit()
+    manager, _, _ = _manager(tmp_path, submit=submit)
+    manager.start()  # nothing recorded
+    _write_record(tmp_path)
+    manager.start()
+    assert submit.jobs == [] and manager.status().state == "idle"
+
+
+def test_start_after_close_does_nothing(tmp_path: Path) -> None:
+    _write_record(tmp_path, offset=500)
+    submit = QueuedSubmit()
+    manager, _, _ = _manager(tmp_path, submit=submit)
+    manager.close()
+    manager.start()
+    assert submit.jobs == [] and _record(tmp_path)["offset"] == 500  # kept for the next process
 
 
 # -- request(): validation -------------------------------------------------------------------
@@ -202,10 +264,10 @@ def test_constructor_checks_its_limits(tmp_path: Path) -> None:
     ],
 )
 def test_image_names_come_from_the_md5_and_a_plain_extension(path: str, name: str) -> None:
-    from iotvideo_signaling.ota import _IMAGE, _image_name
+    from iotvideo_signaling._ota_job import IMAGE, image_name
 
-    assert _image_name(f"https://fw.example.com{path}?{SECRET}", MD5) == name
-    assert _IMAGE.fullmatch(name) and _IMAGE.fullmatch(name + ".part")
+    assert image_name(f"https://fw.example.com{path}?{SECRET}", MD5) == name
+    assert IMAGE.fullmatch(name) and IMAGE.fullmatch(name + ".part")
 
 
 # -- request(): one job at a time ------------------------------------------------------------
@@ -291,7 +353,7 @@ def test_cancel_a_queued_job(tmp_path: Path) -> None:
     assert manager.status().state == "downloading"
 
 
-def test_cancel_a_recorded_job_before_resume(tmp_path: Path) -> None:
+def test_cancel_a_recorded_job_before_start(tmp_path: Path) -> None:
     first, _, _ = _manager(tmp_path)
     first.request(URL, MD5, 1000)
     (tmp_path / f"firmware-{MD5}.bin.part").write_bytes(b"x" * 100)
@@ -299,7 +361,7 @@ def test_cancel_a_recorded_job_before_resume(tmp_path: Path) -> None:
     after_restart, events, _ = _manager(tmp_path, submit=submit)
     assert after_restart.cancel() is True
     assert os.listdir(tmp_path) == []
-    after_restart.resume()
+    after_restart.start()
     assert submit.jobs == [] and events.events == []
 
 
@@ -308,7 +370,7 @@ def test_nothing_to_cancel(tmp_path: Path) -> None:
     assert manager.cancel() is False
 
 
-# -- resume() ------------------------------------------------------------------------------
+# -- start() -------------------------------------------------------------------------------
 
 
 def _write_record(directory: Path, **fields: Any) -> None:
@@ -332,13 +394,13 @@ def _write_record(directory: Path, **fields: Any) -> None:
     ("running", "state", "code", "reason"),
     [("V2.0.0", "done", OtaCode.OK, ""), ("V1.0.0", "fail", OtaCode.INSTALL_FAILED, "the new firmware did not start")],
 )
-def test_resume_decides_a_pending_install(tmp_path: Path, running: str, state: str, code: OtaCode, reason: str) -> None:
+def test_start_decides_a_pending_install(tmp_path: Path, running: str, state: str, code: OtaCode, reason: str) -> None:
     _write_record(tmp_path, phase="installing", offset=1000, version_before="V1.0.0")
     image = tmp_path / f"firmware-{MD5}.bin"
     image.write_bytes(b"\0" * 1000)
     submit = QueuedSubmit()
     manager, events, _ = _manager(tmp_path, firmware=FakeFirmware(running), submit=submit)
-    manager.resume()
+    manager.start()
     assert [dict(event.data) for event in events.events] == [
         {"state": state, "percent": 100, "code": code, "reason": reason}
     ]
@@ -348,7 +410,7 @@ def test_resume_decides_a_pending_install(tmp_path: Path, running: str, state: s
     assert manager.status().state == state
 
 
-def test_resume_with_unreadable_version_is_a_failure(tmp_path: Path) -> None:
+def test_start_with_unreadable_version_is_a_failure(tmp_path: Path) -> None:
     _write_record(tmp_path, phase="installing", offset=1000, version_before="V1.0.0")
 
     def no_version() -> str:
@@ -362,16 +424,16 @@ def test_resume_with_unreadable_version_is_a_failure(tmp_path: Path) -> None:
         publish=events,
         submit=QueuedSubmit(),
     )
-    manager.resume()
+    manager.start()
     assert events.last["state"] == "fail" and events.last["code"] == OtaCode.INSTALL_FAILED
 
 
-def test_resume_continues_a_download_in_the_background(tmp_path: Path) -> None:
+def test_start_continues_a_download_in_the_background(tmp_path: Path) -> None:
     _write_record(tmp_path, offset=500, etag='"e"')
     submit = QueuedSubmit()
     manager, events, _ = _manager(tmp_path, submit=submit)
-    manager.resume()
-    manager.resume()  # twice: still one job
+    manager.start()
+    manager.start()  # twice: still one job
     assert len(submit.jobs) == 1
     status = manager.status()
     assert (status.state, status.percent, status.received) == ("downloading", 50, 500)
@@ -379,6 +441,25 @@ def test_resume_continues_a_download_in_the_background(tmp_path: Path) -> None:
     with pytest.raises(RequestError):
         manager.request("https://fw.example.com/other.bin", MD5, 1000)
     assert events.events == []  # the worker publishes when it runs
+
+
+def test_events_carry_the_injected_wall_clock(tmp_path: Path) -> None:
+    """A complete partial file needs no network: downloading, burning and done, each stamped by
+    ``wall_clock`` (the monotonic ``clock`` only paces the progress events)."""
+    (tmp_path / "source").mkdir()
+    body, md5 = make_body(tmp_path / "source", "V2.0.0", 4096)
+    (tmp_path / f"firmware-{md5}.bin.part").write_bytes(body)
+    _write_record(tmp_path, md5=md5, size=len(body), offset=len(body))
+    readings = iter([1_700_000_000.0, 1_700_000_001.5, 1_700_000_003.0])
+    manager, events, _ = _manager(
+        tmp_path, submit=lambda job: job(), wall_clock=lambda: next(readings), clock=lambda: 7.0
+    )
+    manager.start()
+    assert [(event.data["state"], event.time) for event in events.events] == [
+        ("downloading", 1_700_000_000.0),
+        ("burning", 1_700_000_001.5),
+        ("done", 1_700_000_003.0),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -398,11 +479,11 @@ def test_resume_continues_a_download_in_the_background(tmp_path: Path) -> None:
     ],
     ids=["corrupt", "array", "format", "http", "offset", "no-version", "too-big"],
 )
-def test_resume_discards_an_unusable_job_file(tmp_path: Path, content: bytes) -> None:
+def test_start_discards_an_unusable_job_file(tmp_path: Path, content: bytes) -> None:
     (tmp_path / JOB_FILE).write_bytes(content)
     submit = QueuedSubmit()
     manager, events, _ = _manager(tmp_path, submit=submit)
-    manager.resume()
+    manager.start()
     assert submit.jobs == [] and events.events == []
     assert not (tmp_path / JOB_FILE).exists()
 
@@ -414,7 +495,7 @@ def test_a_broken_subscriber_does_not_break_the_manager(tmp_path: Path, caplog: 
     _write_record(tmp_path, phase="installing", offset=1000, version_before="V1.0.0")
     manager, _, _ = _manager(tmp_path, firmware=FakeFirmware("V2.0.0"), publish=broken)
     with caplog.at_level(logging.WARNING):
-        manager.resume()
+        manager.start()
     assert manager.status().state == "done"
     assert "subscriber failed" in caplog.text
 
@@ -601,7 +682,7 @@ def test_a_stop_during_the_resume_rehash_keeps_the_recorded_offset(tmp_path: Pat
     _write_record(tmp_path, offset=500)
     submit = QueuedSubmit()
     manager, _, _ = _manager(tmp_path, submit=submit)
-    manager.resume()
+    manager.start()
     [job] = submit.jobs
     (tmp_path / f"firmware-{manager.status().md5}.bin.part").write_bytes(b"\0" * 500)
     manager._stop.set()  # what close() sets, arriving while the worker re-hashes

@@ -5,13 +5,13 @@ Theory of operation
 :class:`~iotvideo_signaling.ota.OtaManager` owns the job (validation, the job file, events,
 verification, the installer); this module owns the transfer. The manager builds one
 :class:`Downloader` (settings and the TLS context) and, for each run of a job, opens the
-:class:`PartFile` and calls :meth:`Downloader.fetch`, which makes attempts until the file holds
-``size`` bytes. Its whole view of the manager is the job (:class:`Resource`: what to fetch, plus
-the fields the transfer keeps up to date for the job file and the status) and :class:`Hooks`
-(stop?, write the job record, progress, wait, and where to find the live connection).
-``fetch`` returns when the file is complete, or raises :class:`Fatal` (the job fails with an
-:class:`OtaCode`) or :class:`Stopped` (``Hooks.stopping`` turned true); it never reads the job
-file, publishes events or checks the MD5.
+``.part`` file (``_ota_job.PartFile``) and calls :meth:`Downloader.fetch`, which makes attempts
+until the file holds ``size`` bytes. Its whole view of the manager is the job (:class:`Resource`:
+what to fetch, plus the fields the transfer keeps up to date for the job file and the status)
+and :class:`Hooks` (stop?, write the job record, progress, wait, and where to find the live
+connection). ``fetch`` returns when the file is complete, or raises ``Fatal`` (the job fails
+with an ``OtaCode``) or ``Stopped`` (``Hooks.stopping`` turned true), both from ``_ota_base``;
+it never reads the job file, publishes events or checks the MD5.
 
 HTTP: one GET per attempt on a fresh ``http.client.HTTPSConnection`` (certificate and host name
 always verified, TLS >= 1.2), ``Accept-Encoding: identity``, redirects followed by hand (https
@@ -32,23 +32,24 @@ over (a server that ignores ``Range`` and drops every transfer at the same point
 bytes and earns nothing). However the retries go, a job that received more than 3 x ``size`` +
 1 MiB over the network in one process fails (-1 ``too much data received``).
 
-Durability: :func:`checkpoint` fsyncs the ``.part`` file *before* it sets ``Resource.durable``
-and calls ``Hooks.record``, so the offset the job file holds never covers bytes that are not on
-disk. It runs every ``fsync_every`` bytes, after a failed attempt and whenever the file starts
-over. Signed query strings never reach logs: URLs are logged through :func:`redact`.
+Durability: the transfer calls ``_ota_job.checkpoint`` (fsync the ``.part`` file, *then* set
+``Resource.durable`` and call ``Hooks.record``) every ``fsync_every`` bytes, after a failed
+attempt and whenever the file starts over. Signed query strings never reach logs: URLs are
+logged through ``_ota_base.redact``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import enum
 import logging
 import os
 import re
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Protocol, Tuple
 from urllib.parse import urljoin, urlsplit
+
+from ._ota_base import Fatal, MiB, OtaCode, Stopped, redact, url_problem
+from ._ota_job import PartFile, checkpoint
 
 if TYPE_CHECKING:
     import http.client
@@ -59,35 +60,11 @@ if TYPE_CHECKING:
 # The upgrade logs under one name, whichever of its modules speaks.
 log = logging.getLogger("iotvideo_signaling.ota")
 
-KiB = 1024
-MiB = 1024 * KiB
-MAX_URL = 2048
-
 _CONTENT_RANGE = re.compile(r"bytes +([0-9]{1,20})-([0-9]{1,20})/([0-9]{1,20})")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PROGRESS_RESETS_RETRIES = 1 * MiB  # growth beyond the furthest offset at the last reset that resets it again
 _RECEIVE_FACTOR = 3  # a job fails once it received more than this many times its size ...
 _RECEIVE_SLACK = 1 * MiB  # ... plus this
-
-
-class OtaCode(enum.IntEnum):
-    """Tencent's OTA result codes, as carried by ``fail`` events and ``$ota/report``."""
-
-    OK = 0
-    TIMEOUT = -1
-    NOT_FOUND = -2
-    DENIED = -3
-    MISMATCH = -4
-    INSTALL_FAILED = -5
-
-
-class Fatal(Exception):
-    """The job fails with ``code``; no retry helps."""
-
-    def __init__(self, code: OtaCode, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 class Retry(Exception):
@@ -97,10 +74,6 @@ class Retry(Exception):
         super().__init__(reason)
         self.code = code
         self.reason = reason
-
-
-class Stopped(Exception):
-    """close() or cancel() interrupted the job."""
 
 
 # -- the interface with the manager ----------------------------------------------------------
@@ -139,40 +112,7 @@ class Hooks(NamedTuple):
     """Keep the function that shuts down the connection in use (None: no connection)."""
 
 
-# -- URLs ------------------------------------------------------------------------------------
-
-
-def url_problem(url: str, name: str = "'url'") -> Optional[str]:
-    """Why ``url`` is not an acceptable download URL (a reason that never echoes it), or None."""
-    if len(url) > MAX_URL:
-        return f"{name} is longer than {MAX_URL} characters"
-    if not (url.isascii() and url.isprintable()) or " " in url:
-        return f"{name} must be ASCII without spaces or control characters"
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return f"{name} is not a valid URL"
-    if parts.scheme != "https":
-        return f"{name} must be an https URL"
-    if not parts.hostname:
-        return f"{name} has no host"
-    if parts.username is not None or parts.password is not None:
-        return f"{name} must not carry credentials"
-    return None
-
-
-def redact(url: str) -> str:
-    """``scheme://host[:port]/path`` of ``url``: what logs and status may show."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<invalid URL>"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{parts.scheme}://{host}{port}{parts.path}"[:200]
+# -- requests --------------------------------------------------------------------------------
 
 
 def _target(parts: SplitResult) -> str:
@@ -189,91 +129,6 @@ def _if_range(job: Resource) -> Optional[str]:
 def _receive_budget(size: int) -> int:
     """Most bytes one job may receive over the network (in one process) before it fails."""
     return _RECEIVE_FACTOR * size + _RECEIVE_SLACK
-
-
-# -- the partial file ------------------------------------------------------------------------
-
-
-class _Digest(Protocol):
-    def update(self, data: bytes, /) -> None: ...
-    def hexdigest(self) -> str: ...
-
-
-class PartFile:
-    """The growing ``.part`` file and the MD5 of what it holds."""
-
-    def __init__(self, path: Path) -> None:
-        import hashlib  # noqa: PLC0415 - lazy: keep `import iotvideo_signaling` light
-
-        self._new_digest: Callable[[], _Digest] = lambda: hashlib.md5(usedforsecurity=False)
-        self.path = path
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise Fatal(OtaCode.INSTALL_FAILED, "cannot write the firmware file") from exc
-        self.handle = os.fdopen(fd, "r+b")
-        self.digest: _Digest = self._new_digest()
-        self.offset = 0
-        self.durable = 0
-        self.received = 0  # bytes received over the network, ever
-
-    def adopt(self, durable: int, chunk: int, stopping: Callable[[], bool]) -> None:
-        """Continue a file from a previous process: keep and re-hash its first ``durable`` bytes."""
-        if durable <= 0 or os.fstat(self.handle.fileno()).st_size < durable:
-            self.restart()
-            return
-        self.handle.truncate(durable)
-        self.handle.seek(0)
-        left = durable
-        while left:
-            if stopping():
-                raise Stopped
-            data = self.handle.read(min(chunk, left))
-            if not data:
-                self.restart()
-                return
-            self.digest.update(data)
-            left -= len(data)
-        self.offset = self.durable = durable
-
-    def restart(self) -> None:
-        """Drop everything and start from byte 0."""
-        self.handle.seek(0)
-        self.handle.truncate(0)
-        self.digest = self._new_digest()
-        self.offset = self.durable = 0
-
-    def write(self, data: bytes) -> None:
-        try:
-            self.handle.write(data)
-        except OSError as exc:
-            raise Fatal(OtaCode.INSTALL_FAILED, "cannot write the firmware file") from exc
-        self.digest.update(data)
-        self.offset += len(data)
-        self.received += len(data)
-
-    def sync(self) -> None:
-        """Flush and fsync: afterwards ``durable == offset``."""
-        if self.durable != self.offset:
-            self.handle.flush()
-            os.fsync(self.handle.fileno())
-            self.durable = self.offset
-
-    def close(self) -> None:
-        self.handle.close()
-
-
-def checkpoint(job: Resource, sink: PartFile, record: Callable[[], None]) -> None:
-    """fsync the data, then record the offset it covers (nothing when both are current)."""
-    if sink.durable == sink.offset and job.durable == sink.durable:
-        return
-    try:
-        sink.sync()
-    except OSError:
-        log.warning("upgrade: fsync of the partial file failed")
-        return
-    job.durable = sink.durable
-    record()
 
 
 # -- the transfer ----------------------------------------------------------------------------

@@ -2,32 +2,34 @@
 
 Theory of operation
 -------------------
-:class:`OtaManager` owns the job's lifecycle and runs at most one job. :meth:`~OtaManager.request`
-validates the panel's ``upgrade`` fields, records the job in the job file and hands the slow work
-to ``submit``; it never blocks on the network. A job's states (:attr:`OtaStatus.state`)::
+:class:`OtaManager` owns the job's lifecycle and runs at most one job. Constructing it touches
+neither the disk nor threads; :meth:`~OtaManager.start`, called once before serving requests,
+picks up what the job file of the last process holds, and :meth:`~OtaManager.close` stops the
+worker (``with OtaManager(...) as ota:`` does both). :meth:`~OtaManager.request` validates the
+panel's ``upgrade`` fields, records the job in the job file and hands the slow work to
+``submit``; it never blocks on the network. A job's states (:attr:`OtaStatus.state`)::
 
     idle ──request()──► downloading ──all bytes, size and MD5 ok──► burning ──version changed──► done
                           │    ▲                                     │   │
-                          │    └── resume() at start-up              │   └── installer returned, same
+                          │    └── start() after a restart           │   └── installer returned, same
                           ▼                                          ▼       version: confirming ──┐
-                        fail (-1 … -5)                            fail (-5)      resume() at start-up:
+                        fail (-1 … -5)                            fail (-5)  start() after the restart:
                                                                                  done, or fail (-5) ◄┘
 
-Every transition publishes one ``upgrade`` :class:`~iotvideo_signaling.events.Event` (except
-``confirming``, which is not one of Tencent's states) and goes through ``_emit``/``_finish``.
+Every state but ``confirming`` (not one of Tencent's) is announced by one ``upgrade``
+:class:`~iotvideo_signaling.events.Event`, made in ``_transition`` together with the status.
 
-The network is ``_ota_transfer``'s: HTTPS, redirects, ``Range``, the deadlines, stall detection,
-retries with backoff and the byte cap per job (its docstring tells how). The worker opens the
-``.part`` file, checks the disk space, calls ``Downloader.fetch`` with the job and its ``Hooks``,
-then checks size and MD5 and moves the image into place.
+The job's record and files are ``_ota_job``'s; the network is ``_ota_transfer``'s: HTTPS,
+redirects, ``Range``, the deadlines, stall detection, retries with backoff and the byte cap per
+job (their docstrings tell how). The worker opens the ``.part`` file, checks the disk space,
+calls ``Downloader.fetch`` with the job and its ``Hooks``, then checks size and MD5 and moves the
+image into place.
 
-Durability: ``<download_dir>/.ota-job.json`` (atomic writes, mode 0600: it holds the signed URL,
-which a resume after a restart needs) records the job and the *durable* offset: the ``.part``
-file is fsynced before an offset covering it is written (``_ota_transfer.checkpoint``), so after
-a crash its first ``offset`` bytes are good; they are re-hashed on resume and the rest is fetched
-with ``Range``. Before the installer runs the record switches to the ``installing`` phase with
-the version that was running; ``resume()`` after the restart reports ``done`` only if the running
-version changed.
+Durability: the job file ``<download_dir>/.ota-job.json`` records the job and the offset up to
+which its ``.part`` file is known to be on disk (``_ota_job`` tells how the two are kept in
+step), so after a restart the download goes on from there. Before the installer runs the record
+switches to the ``installing`` phase with the version that was running; ``start()`` after the
+restart reports ``done`` only if the running version changed.
 :meth:`~OtaManager.cancel` and the worker's switch to ``installing`` both decide under the
 manager's lock: a cancel that comes first stops the job (-5 ``cancelled``, image removed, the
 installer never called) even when the download is complete; once the switch is made, cancel()
@@ -44,54 +46,26 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple, Union, cast
-from urllib.parse import urlsplit
+from typing import Any, Callable, Dict, Optional, Union, cast
 
-from ._ota_transfer import (
-    Downloader,
-    Fatal,
-    Hooks,
-    KiB,
-    MiB,
-    OtaCode,
-    PartFile,
-    Stopped,
-    checkpoint,
-    redact,
-    url_problem,
-)
+from ._ota_base import Fatal, KiB, MiB, OtaCode, Stopped, redact, url_problem
+from ._ota_job import JOB_FILE, Job, JobFile, PartFile, checkpoint, job_key, remove_other_images, unlink
+from ._ota_transfer import Downloader, Hooks
 from .errors import RequestError, ResultCode
 from .events import Event, Publish
 from .protocol import MD5_REASON, is_md5
-from .state import atomic_write_json, fsync_dir, read_json
+from .state import fsync_dir
 
-__all__ = [
-    "JOB_FILE",
-    "CommandInstaller",
-    "InstallError",
-    "OtaCode",
-    "OtaManager",
-    "OtaReporter",
-    "OtaStatus",
-    "ota_report_payload",
-    "ota_version_payload",
-]
+__all__ = ["JOB_FILE", "OtaCode", "OtaManager", "OtaStatus"]
 
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-#: Name of the job file inside ``download_dir``.
-JOB_FILE = ".ota-job.json"
-
-_IMAGE = re.compile(r"firmware-[0-9a-f]{32}(\.tar)?(\.[A-Za-z0-9]{1,8})?(\.part)?")
-_EXTENSION = re.compile(r"(\.tar)?\.[A-Za-z0-9]{1,8}$")
 
 
 @dataclass(frozen=True)
@@ -120,113 +94,29 @@ class OtaStatus:
     received: int = 0
 
 
-# -- job names -------------------------------------------------------------------------------
-
-
-def _job_key(url: str, md5: str) -> Tuple[str, str]:
-    """What makes two requests "the same job": the URL without query or fragment, and the MD5."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.lower()}{parts.path or '/'}", md5
-
-
-def _image_name(url: str, md5: str) -> str:
-    """``firmware-<md5><ext>``, ``ext`` being the URL's own (installers may look at it: ``.raucb``,
-    ``.swu``, ``.tar.gz``) when it is short and plain, else ``.bin``."""
-    base = urlsplit(url).path.rsplit("/", 1)[-1]
-    match = _EXTENSION.search(base)
-    ext = match.group(0) if match and match.start() > 0 else ".bin"
-    return f"firmware-{md5}{'.bin' if ext.lower() == '.part' else ext}"
-
-
-# -- the job ---------------------------------------------------------------------------------
-
-
-class _Job:
-    """One upgrade job. Fields other than the flags are touched by the worker only."""
-
-    def __init__(self, url: str, md5: str, size: int) -> None:
-        self.url = url
-        self.md5 = md5
-        self.size = size
-        self.key = _job_key(url, md5)
-        self.name = _image_name(url, md5)
-        self.phase = "downloading"  # or "installing" (the pending-confirm record)
-        self.resume_from = 0  # durable offset read from the job file, re-hashed by the worker
-        self.durable = 0
-        self.offset = 0
-        self.etag: Optional[str] = None
-        self.last_modified: Optional[str] = None
-        self.use_range = True
-        self.version_before: Optional[str] = None
-        self.cancelled = False
-        self.running = False
-        self.wake = threading.Event()
-        self.percent = 0
-        self.last_event = float("-inf")
-
-    def record(self) -> Dict[str, Any]:
-        return {
-            "format": 1,
-            "phase": self.phase,
-            "url": self.url,
-            "md5": self.md5,
-            "size": self.size,
-            "offset": self.durable,
-            "etag": self.etag,
-            "last_modified": self.last_modified,
-            "use_range": self.use_range,
-            "version_before": self.version_before,
-        }
-
-    @classmethod
-    def from_record(cls, record: Any, max_size: int) -> _Job:
-        """Rebuild a job from the job file; ValueError when anything in it is off."""
-        if not isinstance(record, dict) or record.get("format") != 1:
-            raise ValueError("unknown job file format")
-        url, md5, size, offset = record.get("url"), record.get("md5"), record.get("size"), record.get("offset")
-        if not isinstance(url, str) or url_problem(url) is not None:
-            raise ValueError("bad url")
-        if not isinstance(md5, str) or not is_md5(md5):
-            raise ValueError("bad md5")
-        if type(size) is not int or not 0 < size <= max_size:
-            raise ValueError("bad size")
-        if type(offset) is not int or not 0 <= offset <= size:
-            raise ValueError("bad offset")
-        job = cls(url, md5.lower(), size)
-        job.phase = record.get("phase", "")
-        if job.phase not in ("downloading", "installing"):
-            raise ValueError("bad phase")
-        job.resume_from = job.durable = job.offset = offset
-        job.percent = offset * 100 // size
-        for name in ("etag", "last_modified", "version_before"):
-            value = record.get(name)
-            if value is not None and not isinstance(value, str):
-                raise ValueError(f"bad {name}")
-            setattr(job, name, value)
-        job.use_range = record.get("use_range") is not False
-        if job.phase == "installing" and job.version_before is None:
-            raise ValueError("installing without version_before")
-        return job
-
-
 # -- the manager -----------------------------------------------------------------------------
 
 
 class OtaManager:
     """Runs firmware upgrades: one job at a time, in the background, resumable.
 
+    The constructor does no I/O and starts nothing. Call :meth:`start` once before serving
+    requests and :meth:`close` at the end, or use the manager as a context manager.
+
     Args:
         download_dir: where the partial download, the verified image and the job file live.
         install: ``install(path, md5, size)`` installs a verified image; raises on failure; may
-            block (it runs in the worker). E.g. a :class:`CommandInstaller`, or
+            block (it runs in the worker). E.g. a
+            :class:`~iotvideo_signaling.installer.CommandInstaller`, or
             ``lambda p, m, s: hardware.install_firmware(p, md5=m, size=s)``.
         current_version: returns the running firmware version.
         publish: receives the ``upgrade`` events.
         submit: runs a job function in the background (a worker pool's submit); called from
-            :meth:`request` and :meth:`resume`.
+            :meth:`request` and :meth:`start`.
         ca_file: CA bundle that verifies the download server (replaces the system store).
         max_firmware_size: largest accepted ``fileSize``.
         clock: monotonic clock for rate limits and stall detection.
+        wall_clock: seconds since the epoch, the ``time`` of the published events.
         sleep: waits between retries; None waits on an event that :meth:`close` and
             :meth:`cancel` interrupt.
         chunk_size: largest read from the network.
@@ -260,6 +150,7 @@ class OtaManager:
         ca_file: Optional[PathLike] = None,
         max_firmware_size: int = 128 * MiB,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         sleep: Optional[Callable[[float], None]] = None,
         chunk_size: int = 64 * KiB,
         fsync_every: int = 4 * MiB,
@@ -279,13 +170,15 @@ class OtaManager:
         if retries < 0 or max_redirects < 0 or timeout <= 0 or header_timeout <= 0 or stall_window <= 0:
             raise ValueError("retries and max_redirects must be >= 0, the timeouts and stall_window > 0")
         self._dir = Path(download_dir)
-        self.job_path = self._dir / JOB_FILE
+        self._job_file = JobFile(self._dir)
+        self.job_path = self._job_file.path
         self._install = install
         self._current_version = current_version
         self._publish = publish
         self._submit = submit
         self.max_firmware_size = max_firmware_size
         self._clock = clock
+        self._wall_clock = wall_clock
         self._sleep = sleep
         self._chunk = chunk_size
         self._interval = progress_interval
@@ -304,11 +197,11 @@ class OtaManager:
             stall_window=stall_window,
             max_redirects=max_redirects,
         )
-        self._lock = threading.Lock()  # guards _job, _status, _interrupt, _closed and the job flags
-        self._file_lock = threading.Lock()  # serialises job file writes
-        self._job: Optional[_Job] = None
+        self._lock = threading.Lock()  # guards _job, _status, _interrupt, _started, _closed, the job flags
+        self._job: Optional[Job] = None
         self._status = OtaStatus()
         self._interrupt: Optional[Callable[[], None]] = None  # shuts the transfer's connection down
+        self._started = False
         self._closed = False
         self._stop = threading.Event()
         self._idle = threading.Event()
@@ -316,73 +209,30 @@ class OtaManager:
 
     # -- public API ----------------------------------------------------------------------------
 
-    def request(self, url: object, md5: object, file_size: object) -> None:
-        """Accept an upgrade job and start it in the background; returns at once.
+    def __enter__(self) -> OtaManager:
+        self.start()
+        return self
 
-        The same job again (same URL without query, same MD5) is acknowledged; while it is
-        still downloading its fresh URL (a new signature) is used for later attempts.
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
-        Raises:
-            RequestError: code 4 for an invalid parameter, 5 when another upgrade is running,
-                7 when the job cannot be stored or started.
-        """
-        problem = self._problem(url, md5, file_size)
-        if problem is not None:
-            raise RequestError(problem)
-        url, md5, size = cast(str, url), cast(str, md5).lower(), cast(int, file_size)
-        key = _job_key(url, md5)
-        with self._lock:
-            if self._closed:
-                raise RequestError("the device is shutting down", code=ResultCode.DEVICE_ERROR)
-            current = self._job
-            if current is not None:
-                if current.key != key or current.cancelled:
-                    raise RequestError("an upgrade is already running", code=ResultCode.BUSY)
-                refresh = current.phase == "downloading" and current.url != url
-                if refresh:
-                    current.url = url
-            else:
-                job = self._job = _Job(url, md5, size)
-                self._status = OtaStatus("downloading", url=redact(url), md5=md5, size=size)
-        if current is not None:
-            log.info("upgrade: %s requested again; acknowledged", redact(url))
-            if refresh:
-                self._persist(current)
-            return
-        try:
-            self._dir.mkdir(parents=True, exist_ok=True)
-            self._persist(job, strict=True)
-        except OSError:
-            self._rollback(job)
-            raise RequestError("cannot store the upgrade job", code=ResultCode.DEVICE_ERROR) from None
-        log.info("upgrade: accepted %s (%d bytes, md5 %s)", redact(url), size, md5)
-        try:
-            self._submit(lambda: self._run(job))
-        except Exception:  # noqa: BLE001 - any refusal of the pool
-            self._rollback(job)
-            raise RequestError("cannot start the upgrade", code=ResultCode.DEVICE_ERROR) from None
+    def start(self) -> None:
+        """Continue an unfinished download, or confirm a pending install, from the job file.
 
-    def resume(self) -> None:
-        """At start-up: continue an unfinished download, or confirm a pending install.
-
-        Call once before serving requests. A download continues in the background from the
-        durable offset of the job file (its bytes are re-hashed first). A job that reached the
-        installer is decided now: ``done`` if the running version differs from the one before
-        the install, else ``fail`` (-5).
+        Call once before serving requests; later calls, and calls after :meth:`close`, do
+        nothing. A download continues in the background from the durable offset of the job
+        file (its bytes are re-hashed first). A job that reached the installer is decided now:
+        ``done`` if the running version differs from the one before the install, else ``fail``
+        (-5).
         """
         with self._lock:
-            if self._closed or self._job is not None:
+            if self._started or self._closed:
                 return
-        record = read_json(self.job_path)
-        if record is None:
-            if self.job_path.exists():  # unreadable or corrupt (read_json logged why)
-                self._drop_job_file()
-            return
-        try:
-            job = _Job.from_record(record, self.max_firmware_size)
-        except ValueError as exc:
-            log.warning("upgrade: discarding an unusable job file (%s)", exc)
-            self._drop_job_file()
+            self._started = True
+            if self._job is not None:  # request() came first: the job file is that job's
+                return
+        job = self._job_file.load(self.max_firmware_size)
+        if job is None:
             return
         if job.phase == "installing":
             self._confirm(job)
@@ -404,10 +254,60 @@ class OtaManager:
                     self._job = None
                     self._status = OtaStatus()
 
+    def resume(self) -> None:
+        """The former name of :meth:`start`, kept only while ``Device`` still calls it."""
+        self.start()
+
+    def request(self, url: object, md5: object, file_size: object) -> None:
+        """Accept an upgrade job and start it in the background; returns at once.
+
+        The same job again (same URL without query, same MD5) is acknowledged; while it is
+        still downloading its fresh URL (a new signature) is used for later attempts.
+
+        Raises:
+            RequestError: code 4 for an invalid parameter, 5 when another upgrade is running,
+                7 when the job cannot be stored or started.
+        """
+        problem = self._problem(url, md5, file_size)
+        if problem is not None:
+            raise RequestError(problem)
+        url, md5, size = cast(str, url), cast(str, md5).lower(), cast(int, file_size)
+        key = job_key(url, md5)
+        with self._lock:
+            if self._closed:
+                raise RequestError("the device is shutting down", code=ResultCode.DEVICE_ERROR)
+            current = self._job
+            if current is not None:
+                if current.key != key or current.cancelled:
+                    raise RequestError("an upgrade is already running", code=ResultCode.BUSY)
+                refresh = current.phase == "downloading" and current.url != url
+                if refresh:
+                    current.url = url
+            else:
+                job = self._job = Job(url, md5, size)
+                self._status = OtaStatus("downloading", url=redact(url), md5=md5, size=size)
+        if current is not None:
+            log.info("upgrade: %s requested again; acknowledged", redact(url))
+            if refresh:
+                self._job_file.save_or_warn(current)
+            return
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            self._job_file.save(job)
+        except OSError:
+            self._rollback(job)
+            raise RequestError("cannot store the upgrade job", code=ResultCode.DEVICE_ERROR) from None
+        log.info("upgrade: accepted %s (%d bytes, md5 %s)", redact(url), size, md5)
+        try:
+            self._submit(lambda: self._run(job))
+        except Exception:  # noqa: BLE001 - any refusal of the pool
+            self._rollback(job)
+            raise RequestError("cannot start the upgrade", code=ResultCode.DEVICE_ERROR) from None
+
     def cancel(self) -> bool:
         """Cancel a job that has not reached the installer; it will not be resumed.
 
-        Works on a recorded job that :meth:`resume` has not picked up yet as well. A job whose
+        Works on a recorded job that :meth:`start` has not picked up yet as well. A job whose
         download is complete is still cancelled (its image is removed) unless the worker has
         switched it to ``installing``: from then on the install goes ahead and is recorded.
 
@@ -424,12 +324,12 @@ class OtaManager:
             job.wake.set()
             running, interrupt = job.running, self._interrupt
         log.info("upgrade: cancelling %s", redact(job.url))
-        self._drop_job_file()
+        self._job_file.remove()
         if running:
             if interrupt is not None:
                 interrupt()  # the worker cleans up and publishes the failure
         else:
-            _unlink(self._dir / (job.name + ".part"))
+            unlink(self._dir / (job.name + ".part"))
             self._finish(job, "fail", OtaCode.INSTALL_FAILED, "cancelled")
         return True
 
@@ -475,7 +375,7 @@ class OtaManager:
 
     # -- the worker ----------------------------------------------------------------------------
 
-    def _run(self, job: _Job) -> None:
+    def _run(self, job: Job) -> None:
         with self._lock:
             if self._closed or job.cancelled or self._job is not job:
                 return
@@ -499,10 +399,10 @@ class OtaManager:
                 job.running = False
             self._idle.set()
 
-    def _download(self, job: _Job) -> str:
+    def _download(self, job: Job) -> str:
         """Fetch, verify and move the image into place; returns its path."""
-        self._cleanup(job)
-        self._emit(job, "downloading", job.percent, force=True)
+        remove_other_images(self._dir, job.name)
+        self._emit(job, "downloading", job.percent)
         part_path = self._dir / (job.name + ".part")
         sink = PartFile(part_path)
         adopted = False  # a stop while the kept prefix is re-hashed must not record offset 0
@@ -525,15 +425,15 @@ class OtaManager:
         except Stopped:
             if job.cancelled:
                 sink.close()
-                _unlink(part_path)
+                unlink(part_path)
             else:
                 if adopted:
-                    checkpoint(job, sink, lambda: self._persist(job))
+                    checkpoint(job, sink, lambda: self._job_file.save_or_warn(job))
                 sink.close()
             raise
         except BaseException:
             sink.close()
-            _unlink(part_path)
+            unlink(part_path)
             raise
         sink.close()
         final = self._dir / job.name
@@ -542,12 +442,12 @@ class OtaManager:
         log.info("upgrade: %s verified (%d bytes)", job.name, job.size)
         return str(final)
 
-    def _install_image(self, job: _Job, path: str) -> None:
+    def _install_image(self, job: Job, path: str) -> None:
         """Record the pending install, run the installer, and confirm if the version changed."""
         try:
             before = self._current_version()
         except Exception:  # noqa: BLE001 - a broken hook must not leave the job hanging
-            _unlink(Path(path))
+            unlink(Path(path))
             if job.cancelled:  # keep cancel()'s word: the failure reads "cancelled"
                 raise Stopped from None
             raise Fatal(OtaCode.INSTALL_FAILED, "cannot read the running version") from None
@@ -557,16 +457,16 @@ class OtaManager:
                 job.version_before = before
                 job.phase = "installing"
         if cancelled:
-            _unlink(Path(path))
+            unlink(Path(path))
             raise Stopped
-        self._persist(job)
+        self._job_file.save_or_warn(job)
         self._emit(job, "burning", 100)
         log.info("upgrade: installing %s (running %s)", job.name, before)
         try:
             self._install(path, job.md5, job.size)
         except Exception as exc:  # noqa: BLE001 - any installer failure is -5
             log.warning("upgrade: installer failed: %s", str(exc)[:200] or type(exc).__name__)
-            _unlink(Path(path))
+            unlink(Path(path))
             raise Fatal(OtaCode.INSTALL_FAILED, "install failed") from None
         after = self._read_version()
         if after is not None and after != before:
@@ -577,15 +477,15 @@ class OtaManager:
             self._status = replace(self._status, state="confirming", reason="waiting for a restart")
         log.info("upgrade: installed; the version is confirmed after the restart")
 
-    def _confirm(self, job: _Job) -> None:
-        """resume() found a job that reached the installer: did the new firmware start?"""
+    def _confirm(self, job: Job) -> None:
+        """start() found a job that reached the installer: did the new firmware start?"""
         now = self._read_version()
         if now is not None and now != job.version_before:
             log.info("upgrade: confirmed, running %s (was %s)", now, job.version_before)
             self._finish(job, "done", OtaCode.OK, "")
         else:
             log.warning("upgrade: still running %s after the install", job.version_before)
-            _unlink(self._dir / job.name)
+            unlink(self._dir / job.name)
             self._finish(job, "fail", OtaCode.INSTALL_FAILED, "the new firmware did not start")
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -597,26 +497,26 @@ class OtaManager:
             log.warning("upgrade: cannot read the running version (%s)", type(exc).__name__)
             return None
 
-    def _hooks(self, job: _Job) -> Hooks:
+    def _hooks(self, job: Job) -> Hooks:
         """What the transfer of ``job`` may ask of the manager."""
         return Hooks(
             stopping=lambda: self._stopping(job),
-            record=lambda: self._persist(job),
+            record=lambda: self._job_file.save_or_warn(job),
             progress=lambda offset: self._progress(job, offset),
             wait=lambda delay: self._wait(job, delay),
             set_interrupt=lambda interrupt: self._set_interrupt(job, interrupt),
         )
 
-    def _stopping(self, job: _Job) -> bool:
+    def _stopping(self, job: Job) -> bool:
         return self._stop.is_set() or job.cancelled
 
-    def _wait(self, job: _Job, delay: float) -> None:
+    def _wait(self, job: Job, delay: float) -> None:
         if self._sleep is None:
             job.wake.wait(delay)
         else:
             self._sleep(delay)
 
-    def _set_interrupt(self, job: _Job, interrupt: Optional[Callable[[], None]]) -> None:
+    def _set_interrupt(self, job: Job, interrupt: Optional[Callable[[], None]]) -> None:
         """Keep the transfer's way to cut its connection; use it at once if a stop came first.
 
         close() and cancel() set their flag and read the interrupt under the lock, and this
@@ -628,7 +528,7 @@ class OtaManager:
         if stopped and interrupt is not None:
             interrupt()
 
-    def _check_space(self, job: _Job, have: int) -> None:
+    def _check_space(self, job: Job, have: int) -> None:
         try:
             free = shutil.disk_usage(self._dir).free
         except OSError:
@@ -636,94 +536,63 @@ class OtaManager:
         if job.size - have > free:
             raise Fatal(OtaCode.INSTALL_FAILED, "not enough disk space")
 
-    def _cleanup(self, job: _Job) -> None:
-        """Remove images and partial files of earlier jobs (only names this module creates)."""
-        keep = {job.name, job.name + ".part"}
-        try:
-            names = os.listdir(self._dir)
-        except OSError:
-            return
-        for name in names:
-            if name not in keep and _IMAGE.fullmatch(name):
-                _unlink(self._dir / name)
-
-    def _persist(self, job: _Job, *, strict: bool = False) -> None:
-        with self._file_lock:
-            if job.cancelled:
-                return
-            try:
-                atomic_write_json(self.job_path, job.record())
-            except OSError:
-                if strict:
-                    raise
-                log.warning("upgrade: cannot update the job file")
-
-    def _drop_job_file(self) -> None:
-        with self._file_lock:
-            _unlink(self.job_path)
-
     def _cancel_recorded(self) -> bool:
         """cancel() with no job in memory: forget a recorded download (called under the lock)."""
-        record = read_json(self.job_path)
-        if not isinstance(record, dict) or record.get("phase") != "downloading":
+        if not self._job_file.forget_download():
             return False
-        self._drop_job_file()
-        md5, url = record.get("md5"), record.get("url")
-        if isinstance(md5, str) and isinstance(url, str) and is_md5(md5):
-            _unlink(self._dir / (_image_name(url, md5.lower()) + ".part"))
         log.info("upgrade: cancelled the recorded job")
         return True
 
-    def _rollback(self, job: _Job) -> None:
+    def _rollback(self, job: Job) -> None:
         with self._lock:
             if self._job is job:
                 self._job = None
                 self._status = OtaStatus()
-        self._drop_job_file()
+        self._job_file.remove()
 
-    def _progress(self, job: _Job, offset: int) -> None:
+    def _progress(self, job: Job, offset: int) -> None:
         """A ``downloading`` event if the percentage grew (at most one per interval) or as heartbeat."""
         since = self._clock() - job.last_event
         percent = offset * 100 // job.size
         if (percent > job.percent and since >= self._interval) or since >= self._heartbeat:
-            self._emit(job, "downloading", percent)
+            self._emit_progress(job, percent)
 
-    def _emit(
-        self, job: _Job, state: str, percent: int, *, code: int = 0, reason: str = "", force: bool = False
-    ) -> None:
+    def _emit_progress(self, job: Job, percent: int) -> None:
+        """A ``downloading`` event, unless the job is cancelled (its ``fail`` event is coming)."""
         with self._lock:
-            if state == "downloading" and job.cancelled and not force:
+            if job.cancelled:
                 return
-            percent = max(percent, job.percent)
-            job.percent = percent
-            job.last_event = self._clock()
-            self._status = OtaStatus(state, percent, int(code), reason, redact(job.url), job.md5, job.size, job.offset)
-        event = Event("upgrade", {"state": state, "percent": percent, "code": int(code), "reason": reason}, time.time())
+            data = self._transition(job, "downloading", percent, OtaCode.OK, "")
+        self._send(data)
+
+    def _emit(self, job: Job, state: str, percent: int, *, code: int = 0, reason: str = "") -> None:
+        """The event of a transition, whatever became of the job meanwhile."""
+        with self._lock:
+            data = self._transition(job, state, percent, code, reason)
+        self._send(data)
+
+    def _transition(self, job: Job, state: str, percent: int, code: int, reason: str) -> Dict[str, Any]:
+        """Make ``state`` the status (called under the lock); returns the event's data."""
+        percent = max(percent, job.percent)
+        job.percent = percent
+        job.last_event = self._clock()
+        self._status = OtaStatus(state, percent, int(code), reason, redact(job.url), job.md5, job.size, job.offset)
+        return {"state": state, "percent": percent, "code": int(code), "reason": reason}
+
+    def _send(self, data: Dict[str, Any]) -> None:
+        """Publish one ``upgrade`` event; a failing subscriber is logged, never raised."""
+        event = Event("upgrade", data, self._wall_clock())
         try:
             self._publish(event)
         except Exception as exc:  # noqa: BLE001 - a broken subscriber must not stop the upgrade
             log.warning("upgrade: event subscriber failed (%s)", type(exc).__name__)
 
-    def _finish(self, job: _Job, state: str, code: OtaCode, reason: str) -> None:
+    def _finish(self, job: Job, state: str, code: OtaCode, reason: str) -> None:
         """End a job: done or fail. Drops the job file; the event goes out last."""
         with self._lock:
             if self._job is job:
                 self._job = None
-        self._drop_job_file()
+        self._job_file.remove()
         if state == "fail":
             log.warning("upgrade: %s failed (%d): %s", redact(job.url), int(code), reason)
-        self._emit(job, state, 100 if state == "done" else job.percent, code=code, reason=reason, force=True)
-
-
-def _unlink(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        log.warning("upgrade: cannot remove %s (%s)", path.name, type(exc).__name__)
-
-
-# The installer and the IoT Explorer reporter live in their own modules; importable from here too.
-from .installer import CommandInstaller, InstallError  # noqa: E402
-from .ota_report import OtaReporter, ota_report_payload, ota_version_payload  # noqa: E402
+        self._emit(job, state, 100 if state == "done" else job.percent, code=code, reason=reason)
