@@ -254,10 +254,6 @@ class OtaManager:
                     self._job = None
                     self._status = OtaStatus()
 
-    def resume(self) -> None:
-        """The former name of :meth:`start`, kept only while ``Device`` still calls it."""
-        self.start()
-
     def request(self, url: object, md5: object, file_size: object) -> None:
         """Accept an upgrade job and start it in the background; returns at once.
 
