@@ -14,8 +14,8 @@ import pytest
 
 from iotvideo_signaling import Device, DeviceConfig, Event, Hardware, SimulatedHardware
 from iotvideo_signaling.device import MAX_REPLY_SIZE
-from iotvideo_signaling.jobs import MAX_QUEUED_JOBS, WorkerPool
 from iotvideo_signaling.inner import MAX_FILES, MAX_RECORD_SPANS
+from iotvideo_signaling.jobs import MAX_QUEUED_JOBS, WorkerPool
 
 
 def ask(device: Device, body: dict[str, Any], visitor: str | None = None) -> dict[str, Any]:
@@ -210,8 +210,6 @@ def test_an_oversized_str_is_refused_before_it_is_encoded(backend: ModuleType) -
      {"ptz_move_cap_s": float("nan")}, {"default_role": "admin"}, {"sharer_denied_topics": "upgrade"}],
 )
 def test_a_device_config_that_cannot_work_is_refused(tmp_path: Path, bad: dict[str, Any]) -> None:
-    from iotvideo_signaling import DeviceConfig
-
     with pytest.raises(ValueError, match=next(iter(bad))):
         Device(SimulatedHardware(tmp_path), config=DeviceConfig(**bad))
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
+from typing import Callable
 
 import pytest
 
@@ -11,6 +13,13 @@ from iotvideo_signaling import RequestError, ResultCode
 from iotvideo_signaling.jobs import InlineJobs, WorkerPool
 
 WAIT = 10.0
+
+
+def hold(gate: threading.Event) -> Callable[[], None]:
+    def run() -> None:
+        gate.wait(WAIT)
+
+    return run
 
 
 def test_nothing_starts_before_the_first_job() -> None:
@@ -25,7 +34,7 @@ def test_a_full_pool_refuses_with_busy() -> None:
     pool = WorkerPool(1, max_queued=3)
     try:
         for _ in range(3):
-            pool.submit(lambda: gate.wait(WAIT) and None)
+            pool.submit(hold(gate))
         with pytest.raises(RequestError) as caught:
             pool.submit(lambda: None)
         assert caught.value.code == ResultCode.BUSY
@@ -65,7 +74,7 @@ def test_a_job_submitted_to_a_free_worker_runs_even_if_close_follows_at_once() -
     for _ in range(50):
         pool = WorkerPool(2)
         ran: list[str] = []
-        pool.submit(lambda: ran.append("first"), on_drop=lambda: ran.append("dropped"))
+        pool.submit(functools.partial(ran.append, "first"), on_drop=functools.partial(ran.append, "dropped"))
         assert pool.close(WAIT)
         assert ran == ["first"]
 
@@ -100,7 +109,7 @@ def test_a_pool_that_cannot_start_a_worker_refuses(monkeypatch: pytest.MonkeyPat
 def test_close_gives_up_waiting_after_its_timeout() -> None:
     gate = threading.Event()
     pool = WorkerPool(1)
-    pool.submit(lambda: gate.wait(WAIT) and None)
+    pool.submit(hold(gate))
     try:
         assert pool.close(0.05) is False
     finally:

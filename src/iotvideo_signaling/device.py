@@ -151,7 +151,7 @@ class Device:
 
     def _started(self) -> None:
         """Start on first use; a closed Device stays closed (its requests are answered all the same)."""
-        if self._phase != _RUNNING and self._phase != _CLOSED:
+        if self._phase not in (_RUNNING, _CLOSED):
             self.start()
 
     def close(self, timeout: float | None = None) -> None:
