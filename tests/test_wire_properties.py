@@ -309,14 +309,6 @@ def _outcome(call: Callable[..., Any], raw: Raw, max_size: int) -> tuple[Any, ..
 def _assert_same(py: ModuleType, c: ModuleType, raw: Raw, max_size: int = 16384) -> None:
     assert _outcome(c.parse_command, raw, max_size) == _outcome(py.parse_command, raw, max_size)
     assert _outcome(c.decode_command, raw, max_size) == _outcome(py.decode_command, raw, max_size)
-    assert _outcome(_positional(c.decode_request), raw, max_size) == _outcome(
-        _positional(py.decode_request), raw, max_size
-    )
-
-
-def _positional(call: Callable[..., Any]) -> Callable[..., Any]:
-    """``decode_request`` takes ``max_size`` by position only."""
-    return lambda raw, *, max_size: call(raw, max_size)
 
 
 @given(wire_noise, max_sizes)
