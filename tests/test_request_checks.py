@@ -20,8 +20,14 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from iotvideo_signaling import Field, Request, RequestError, ResultCode, WireError
-from iotvideo_signaling._command import MAX_MESSAGE_ID_LEN, MAX_SAFE_INT, MISSING
-from iotvideo_signaling.protocol import MAX_TOPIC_ECHO, EnvelopeError, parse_request
+from iotvideo_signaling.protocol import (
+    MAX_MESSAGE_ID_LEN,
+    MAX_SAFE_INT,
+    MAX_TOPIC_ECHO,
+    MISSING,
+    EnvelopeError,
+    parse_request,
+)
 
 ABSENT: Any = object()  # a key left out of the generated payload
 
