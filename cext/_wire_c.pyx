@@ -42,10 +42,6 @@ cdef enum Name:
     NAME_CMD
 
 
-cdef inline bint _is_ws(unsigned char c) noexcept nogil:
-    return c == 0x20 or c == 0x09 or c == 0x0D or c == 0x0A
-
-
 cdef inline int _hexval(unsigned char c) noexcept nogil:
     if 0x30 <= c <= 0x39:
         return c - 0x30
@@ -128,7 +124,7 @@ cdef inline Py_ssize_t _json_end(const unsigned char* p, Py_ssize_t i, Py_ssize_
 
 
 cdef inline Py_ssize_t _skip_ws(const unsigned char* p, Py_ssize_t i, Py_ssize_t end) noexcept nogil:
-    while i < end and _is_ws(p[i]):
+    while i < end and (p[i] == 0x20 or p[i] == 0x09 or p[i] == 0x0D or p[i] == 0x0A):
         i += 1
     return i
 
@@ -264,13 +260,11 @@ cdef tuple _scan(object owner, const unsigned char* p, Py_ssize_t size, Py_ssize
 cdef tuple _parse(object raw, Py_ssize_t max_size, Py_ssize_t* payload_at):
     cdef Py_buffer view
     cdef tuple result
-    if PyBytes_Check(raw):
-        return _scan(raw, <const unsigned char*>PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw),
-                     max_size, payload_at)
     if PyUnicode_Check(raw):
         if len(<str>raw) > max_size:  # every character takes at least one byte: refuse before encoding
             raise WireError(f"command exceeds {max_size} bytes", max_size)
         raw = (<str>raw).encode("utf-8", "surrogatepass")
+    if PyBytes_Check(raw):
         return _scan(raw, <const unsigned char*>PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw),
                      max_size, payload_at)
     if not isinstance(raw, (bytearray, memoryview)):
