@@ -6,13 +6,10 @@ Why it is written this way:
   checked against ``end`` by hand (a C pointer has no IndexError).
 * The three protocol names and the two actions are recognised on the raw bytes, so a typical
   command creates no temporary strings; only extra parameters and escaped text are decoded.
-* ``orjson.loads`` is called from here (the fused entries). The lenient retry and the error text
-  live in ``_lenient.py``: they run only after strict decoding failed.
-* ``decode_request`` also checks the envelope (``_command.envelope``, the reference) on the
-  decoded dict, so the request layer's hot path makes no Python call before its dispatch.
+* ``orjson.loads`` is called from here (the fused ``decode_command``). The lenient retry and the
+  error text live in ``_lenient.py``: they run only after strict decoding failed.
 """
 
-from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -22,7 +19,7 @@ from libc.string cimport memchr, memcmp
 
 import orjson
 
-from ._command import MAX_MESSAGE_ID_LEN, MAX_SAFE_INT, MISSING, Command, Request
+from ._command import Command
 from ._lenient import retry_or_raise
 from .errors import WireError
 
@@ -32,10 +29,6 @@ cdef extern from "Python.h":
 cdef object _loads = orjson.loads
 cdef object _JSONDecodeError = orjson.JSONDecodeError
 cdef type _Command = Command
-cdef type _Request = Request
-cdef object _MISSING = MISSING
-cdef long long _MAX_SAFE_INT = MAX_SAFE_INT
-cdef Py_ssize_t _MAX_MESSAGE_ID_LEN = MAX_MESSAGE_ID_LEN
 cdef str _USER_DEFINE = "user_define"
 cdef str _INNER_DEFINE = "inner_define"
 cdef tuple _NO_PARAMS = ()
@@ -47,10 +40,6 @@ cdef enum Name:
     NAME_ACTION
     NAME_CHANNEL
     NAME_CMD
-
-
-cdef inline bint _is_ws(unsigned char c) noexcept nogil:
-    return c == 0x20 or c == 0x09 or c == 0x0D or c == 0x0A
 
 
 cdef inline int _hexval(unsigned char c) noexcept nogil:
@@ -135,7 +124,7 @@ cdef inline Py_ssize_t _json_end(const unsigned char* p, Py_ssize_t i, Py_ssize_
 
 
 cdef inline Py_ssize_t _skip_ws(const unsigned char* p, Py_ssize_t i, Py_ssize_t end) noexcept nogil:
-    while i < end and _is_ws(p[i]):
+    while i < end and (p[i] == 0x20 or p[i] == 0x09 or p[i] == 0x0D or p[i] == 0x0A):
         i += 1
     return i
 
@@ -271,13 +260,11 @@ cdef tuple _scan(object owner, const unsigned char* p, Py_ssize_t size, Py_ssize
 cdef tuple _parse(object raw, Py_ssize_t max_size, Py_ssize_t* payload_at):
     cdef Py_buffer view
     cdef tuple result
-    if PyBytes_Check(raw):
-        return _scan(raw, <const unsigned char*>PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw),
-                     max_size, payload_at)
     if PyUnicode_Check(raw):
         if len(<str>raw) > max_size:  # every character takes at least one byte: refuse before encoding
             raise WireError(f"command exceeds {max_size} bytes", max_size)
         raw = (<str>raw).encode("utf-8", "surrogatepass")
+    if PyBytes_Check(raw):
         return _scan(raw, <const unsigned char*>PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw),
                      max_size, payload_at)
     if not isinstance(raw, (bytearray, memoryview)):
@@ -292,6 +279,19 @@ cdef tuple _parse(object raw, Py_ssize_t max_size, Py_ssize_t* payload_at):
     return result
 
 
+cdef inline object _named(type cls, tuple items):
+    """``cls(*items)`` for a NamedTuple class: ``tuple.__new__`` without the method call."""
+    cdef tuple args = (items,)
+    return PyTuple_Type.tp_new(cls, <PyObject*>args, NULL)
+
+
+cdef object _decode(object payload, Py_ssize_t offset):
+    try:
+        return _loads(payload)
+    except _JSONDecodeError as exc:
+        return retry_or_raise(payload, offset, exc)
+
+
 def parse_command(raw, /, *, Py_ssize_t max_size=DEFAULT_MAX_SIZE):
     """Parse one command string (PROTOCOL.md §2); see ``_wire_py.parse_command``."""
     cdef Py_ssize_t payload_at
@@ -300,103 +300,11 @@ def parse_command(raw, /, *, Py_ssize_t max_size=DEFAULT_MAX_SIZE):
 
 def loads(payload, Py_ssize_t offset=0):
     """Decode a JSON payload with orjson, leniently; see ``_wire_py.loads``."""
-    try:
-        return _loads(payload)
-    except _JSONDecodeError as exc:
-        return retry_or_raise(payload, offset, exc)
-
-
-cdef inline object _named(type cls, tuple items):
-    """``cls(*items)`` for a NamedTuple class: ``tuple.__new__`` without the method call."""
-    cdef tuple args = (items,)
-    return PyTuple_Type.tp_new(cls, <PyObject*>args, NULL)
-
-
-cdef object _decode(object payload, Py_ssize_t payload_at):
-    """The decoded JSON ``payload`` (None for a token, which has none)."""
-    if payload is None:
-        return None
-    try:
-        return _loads(payload)
-    except _JSONDecodeError as exc:
-        return retry_or_raise(payload, payload_at, exc)
-
-
-cdef object _envelope(object value):
-    """``_command.envelope``: the Request of a well-formed envelope, else None."""
-    cdef object topic, message_id, data
-    cdef long long number
-    cdef int overflow = 0
-    if type(value) is not dict:
-        return None
-    topic = (<dict>value).get("topic")
-    if type(topic) is not str or len(<str>topic) == 0:
-        return None
-    message_id = (<dict>value).get("message_id", _MISSING)
-    if type(message_id) is int:
-        number = PyLong_AsLongLongAndOverflow(message_id, &overflow)
-        if overflow != 0 or number > _MAX_SAFE_INT or number < -_MAX_SAFE_INT:
-            return None
-    elif type(message_id) is str:
-        if len(<str>message_id) > _MAX_MESSAGE_ID_LEN:
-            return None
-    elif message_id is not _MISSING:
-        return None
-    data = (<dict>value).get("data", _MISSING)
-    if data is _MISSING:
-        data = {}
-    elif type(data) is not dict:
-        return None
-    return _named(_Request, (topic, message_id, value, data))
+    return _decode(payload, offset)
 
 
 def decode_command(raw, /, *, Py_ssize_t max_size=DEFAULT_MAX_SIZE):
     """Parse a command string and decode its JSON payload; see ``_wire_py.decode_command``."""
     cdef Py_ssize_t payload_at
     cdef tuple parts = _parse(raw, max_size, &payload_at)
-    return _named(_Command, parts), _decode(parts[3], payload_at)
-
-
-def decode_request(raw, Py_ssize_t max_size=DEFAULT_MAX_SIZE, /):
-    """The Request of a well-formed ``user_define`` command, else ``decode_command``'s pair;
-    see ``_wire_py.decode_request``."""
-    cdef Py_ssize_t payload_at
-    cdef tuple parts = _parse(raw, max_size, &payload_at)
-    value = _decode(parts[3], payload_at)
-    if parts[0] is _USER_DEFINE and value is not None:
-        request = _envelope(value)
-        if request is not None:
-            return request
-    return _named(_Command, parts), value
-
-
-def read_field(field, request, /):
-    """``protocol.Field.read(request)`` (the reference): a valid value is returned here, without
-    a Python call; anything else goes to ``field.check(value)``, which returns or raises."""
-    cdef tuple spec, req
-    cdef object name, data, body, kind, choices, max_len, minimum
-    if not (isinstance(field, tuple) and len(<tuple>field) == 6 and isinstance(request, tuple)
-            and len(<tuple>request) == 4):
-        return field.read(request)
-    spec = <tuple>field
-    req = <tuple>request
-    name = spec[0]
-    body = req[2]
-    data = req[3]
-    if type(data) is not dict or type(body) is not dict:
-        return field.read(request)
-    value = (<dict>data).get(name, _MISSING)
-    if value is _MISSING:
-        value = (<dict>body).get(name, _MISSING)
-    kind = spec[1]
-    if type(value) is kind:
-        choices = spec[2]
-        if choices is not None:
-            if value in choices:
-                return value
-        else:
-            max_len = spec[4]
-            minimum = spec[5]
-            if (max_len is None or len(value) <= max_len) and (minimum is None or value >= minimum):
-                return value
-    return field.check(value)
+    return _named(_Command, parts), None if parts[3] is None else _decode(parts[3], payload_at)

@@ -13,8 +13,8 @@ import iotvideo_signaling
 from iotvideo_signaling import _wire, _wire_py
 from iotvideo_signaling._wire import env_flag
 
+#: Every function of the kernel; ``test_wire_properties.py`` checks each against the twin.
 _ENTRY_POINTS = ("parse_command", "decode_command", "loads")
-
 
 
 def test_backend_fixture_covers_both_legs(request: pytest.FixtureRequest, backend: ModuleType) -> None:
@@ -34,6 +34,18 @@ def test_c_leg_is_compiled(c_backend: ModuleType) -> None:
         function = getattr(c_backend, name)
         assert not inspect.isfunction(function), f"{name} is a Python function"
         assert function is not getattr(_wire_py, name)
+
+
+def test_the_kernel_has_no_entry_point_beyond_the_differential_tests(c_backend: ModuleType) -> None:
+    """A new function in either backend must join ``_ENTRY_POINTS`` and the differential tests."""
+    own = {
+        name
+        for name, value in vars(c_backend).items()
+        if callable(value) and not name.startswith("_") and getattr(value, "__module__", None) == c_backend.__name__
+    }
+    assert own == set(_ENTRY_POINTS)
+    assert set(_wire_py.__all__) - {"Buffer"} == set(_ENTRY_POINTS)
+    assert set(_wire.__all__) - {"env_flag", "implementation"} == set(_ENTRY_POINTS)
 
 
 def test_selector_uses_the_c_backend_unless_disabled() -> None:

@@ -4,7 +4,9 @@
     percent-encoded, parameters in any order) parse back to exactly what was constructed.
 (b) Arbitrary input gives a :class:`Command` or a :class:`WireError`, never anything else.
 (c) The C and Python backends agree on every input: same result, or same error code, reason and
-    offset (arbitrary bytes, arbitrary text, and mutated valid commands).
+    offset. Every kernel entry point (``parse_command``, ``decode_command``, ``loads``), with its
+    limit or offset given and left out, on bytes, bytearray, memoryview and str (arbitrary bytes,
+    arbitrary text, mutated valid commands, the panel's framing, JSON-like payloads).
 
 Example counts come from the settings profile (``tests/conftest.py``).
 """
@@ -296,9 +298,9 @@ def test_arbitrary_text_gives_a_command_or_a_wire_error(backend: ModuleType, raw
 # --- (c) differential: C against Python -----------------------------------------------------------
 
 
-def _outcome(call: Callable[..., Any], raw: Raw, max_size: int) -> tuple[Any, ...]:
+def _outcome(call: Callable[..., Any], *args: Any, **options: Any) -> tuple[Any, ...]:
     try:
-        result = call(raw, max_size=max_size)
+        result = call(*args, **options)
     except WireError as exc:
         return ("WireError", exc.code, exc.reason, exc.offset)
     except Exception as exc:  # anything else is a bug too, but it must at least be the same bug
@@ -306,32 +308,45 @@ def _outcome(call: Callable[..., Any], raw: Raw, max_size: int) -> tuple[Any, ..
     return ("ok", result, repr(result))
 
 
-def _assert_same(py: ModuleType, c: ModuleType, raw: Raw, max_size: int = 16384) -> None:
-    assert _outcome(c.parse_command, raw, max_size) == _outcome(py.parse_command, raw, max_size)
-    assert _outcome(c.decode_command, raw, max_size) == _outcome(py.decode_command, raw, max_size)
-    assert _outcome(_positional(c.decode_request), raw, max_size) == _outcome(
-        _positional(py.decode_request), raw, max_size
-    )
+def _buffers(raw: Raw) -> list[Any]:
+    """``raw`` in each type a caller may pass: as is and, for bytes, as a bytearray and as a
+    contiguous and a strided memoryview."""
+    if isinstance(raw, str):
+        return [raw]
+    strided = memoryview(bytes(byte for value in raw for byte in (value, 0)))[::2]
+    return [raw, bytearray(raw), memoryview(raw), strided]
 
 
-def _positional(call: Callable[..., Any]) -> Callable[..., Any]:
-    """``decode_request`` takes ``max_size`` by position only."""
-    return lambda raw, *, max_size: call(raw, max_size)
+def _assert_same(py: ModuleType, c: ModuleType, raw: Raw, max_size: Optional[int] = None) -> None:
+    """``parse_command`` and ``decode_command`` agree on ``raw`` in every buffer type
+    (``max_size`` None: the default limit, the argument left out)."""
+    options = {} if max_size is None else {"max_size": max_size}
+    for buffer in _buffers(raw):
+        for name in ("parse_command", "decode_command"):
+            got = _outcome(getattr(c, name), buffer, **options)
+            assert got == _outcome(getattr(py, name), buffer, **options), (name, type(buffer))
 
 
-@given(wire_noise, max_sizes)
+#: ``max_size`` left out, typical limits, and values a C ``Py_ssize_t`` must refuse alike.
+limits = st.one_of(st.none(), max_sizes, st.sampled_from([-1, 2**63 - 1, 2**63, -(2**63) - 1, True]))
+
+
+@given(wire_noise, limits)
 @example(b"action=user_define&cmd=x&v=" + b"%41+%e2%82%ac" * 100 + b"%4", 16384)
-@example(b"c%6Dd=%5B%22" + b"%FF\xff" * 100 + b"&action=inner%5Fdefine&channel=%34", 16384)
+@example(b"c%6Dd=%5B%22" + b"%FF\xff" * 100 + b"&action=inner%5Fdefine&channel=%34", None)
 @example(b'{"a":1}\0\r\n', 9)
+@example(b"action=user_define&cmd=x", 2**63)
 def test_backends_agree_on_arbitrary_bytes(
-    py_backend: ModuleType, c_backend: ModuleType, raw: bytes, max_size: int
+    py_backend: ModuleType, c_backend: ModuleType, raw: bytes, max_size: Optional[int]
 ) -> None:
     _assert_same(py_backend, c_backend, raw, max_size)
 
 
-@given(text_noise)
-def test_backends_agree_on_arbitrary_text(py_backend: ModuleType, c_backend: ModuleType, raw: str) -> None:
-    _assert_same(py_backend, c_backend, raw)
+@given(text_noise, limits)
+def test_backends_agree_on_arbitrary_text(
+    py_backend: ModuleType, c_backend: ModuleType, raw: str, max_size: Optional[int]
+) -> None:
+    _assert_same(py_backend, c_backend, raw, max_size)
 
 
 SEEDS = [
@@ -402,3 +417,24 @@ def test_backends_agree_on_the_panels_framing(
     raw = head + tail + suffix
     _assert_same(py_backend, c_backend, raw)
     _assert_same(py_backend, c_backend, raw.replace(b"&cmd=", b"&cmd= ", 1))  # not the panel's: general scan
+
+
+json_noise = st.one_of(panel_tails, wire_noise, text_noise)
+#: ``offset`` left out, any C ``Py_ssize_t`` (negative: a percent-decoded payload), and beyond.
+offsets = st.one_of(
+    st.none(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.sampled_from([0, -1, 2**63, -(2**63) - 1, True]),
+)
+
+
+@given(json_noise, offsets)
+@example(b'{"a":[1,],}', None)
+@example(b'{"a":1', 30)
+@example("[1,]", ~12)
+def test_backends_agree_on_loads(
+    py_backend: ModuleType, c_backend: ModuleType, payload: Raw, offset: Optional[int]
+) -> None:
+    args = () if offset is None else (offset,)
+    for buffer in _buffers(payload):
+        assert _outcome(c_backend.loads, buffer, *args) == _outcome(py_backend.loads, buffer, *args), type(buffer)

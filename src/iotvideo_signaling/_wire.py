@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-__all__ = ["decode_command", "decode_request", "env_flag", "implementation", "loads", "parse_command", "read_field"]
+__all__ = ["decode_command", "env_flag", "implementation", "loads", "parse_command"]
 
 
 def env_flag(name: str) -> bool:
@@ -21,15 +21,15 @@ NO_EXTENSIONS = env_flag("IOTVIDEO_SIGNALING_NO_EXTENSIONS")
 
 implementation: str
 if TYPE_CHECKING or NO_EXTENSIONS:
-    from ._wire_py import decode_command, decode_request, loads, parse_command, read_field
+    from ._wire_py import decode_command, loads, parse_command
 
     implementation = "python"
 else:
     try:
-        from ._wire_c import decode_command, decode_request, loads, parse_command, read_field
+        from ._wire_c import decode_command, loads, parse_command
 
         implementation = "c"
     except ImportError:  # pragma: no cover - depends on the build
-        from ._wire_py import decode_command, decode_request, loads, parse_command, read_field
+        from ._wire_py import decode_command, loads, parse_command
 
         implementation = "python"

@@ -30,11 +30,11 @@ from typing import Any, Union
 
 import orjson
 
-from ._command import Command, Request, envelope
+from ._command import Command
 from ._lenient import retry_or_raise
 from .errors import WireError
 
-__all__ = ["Buffer", "decode_command", "decode_request", "loads", "parse_command", "read_field"]
+__all__ = ["Buffer", "decode_command", "loads", "parse_command"]
 
 Buffer = Union[bytes, bytearray, memoryview, str]
 
@@ -263,31 +263,3 @@ def decode_command(raw: Buffer, /, *, max_size: int = DEFAULT_MAX_SIZE) -> tuple
         return command, None
     return command, loads(command.payload, payload_at)
 
-
-def decode_request(raw: Buffer, max_size: int = DEFAULT_MAX_SIZE, /) -> Request | tuple[Command, Any]:
-    """The :class:`Request` of a well-formed ``user_define`` command, else :func:`decode_command`'s pair.
-
-    The request layer's entry: one call decodes the command and checks the envelope of its
-    payload (``_command.envelope``). The result is a :class:`Request` when the action is
-    ``user_define`` and the envelope is well-formed; otherwise it is the plain tuple
-    ``(command, value)`` (an ``inner_define`` command, a ``cmd`` token, or an envelope to explain),
-    so ``type(result) is tuple`` tells the two apart.
-
-    Raises:
-        WireError, TypeError: as :func:`decode_command`.
-    """
-    command, value = decode_command(raw, max_size=max_size)
-    if command.action == "user_define" and value is not None:
-        request = envelope(value)
-        if request is not None:
-            return request
-    return command, value
-
-
-def read_field(field: Any, request: Request, /) -> Any:
-    """``field.read(request)``: the validated value of a ``protocol.Field`` in ``request``.
-
-    The compiled twin answers a valid value without a Python call (the request layer reads
-    a field or three per request); ``protocol.Field.read`` is the reference of both.
-    """
-    return field.read(request)

@@ -10,7 +10,6 @@ from typing import Any, NamedTuple, Optional, Tuple
 
 import orjson
 
-from ._command import MAX_MESSAGE_ID_LEN, MAX_SAFE_INT, MISSING, Request, envelope
 from .errors import MAX_REASON, RequestError, ResultCode
 
 __all__ = [
@@ -21,8 +20,59 @@ __all__ = [
     "Request",
 ]
 
+#: ``message_id`` limits (PROTOCOL.md §3): an integer within +-(2**53-1), or a string this long.
+MAX_SAFE_INT = 2**53 - 1
+MAX_MESSAGE_ID_LEN = 128
+
 MAX_TOPIC_ECHO = 64  # the longest topic an error reply echoes as confirmation_topic
 _ECHO = 32  # characters of input a reason may quote (well under the 64-byte limit)
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+#: ``Request.message_id`` when the request had none (the reply then has none either).
+MISSING: Any = _Missing()
+
+
+class Request(NamedTuple):
+    """A decoded ``user_define`` request (a tuple underneath: cheap to build, immutable).
+
+    Attributes:
+        topic: the request's topic, exactly as sent.
+        message_id: an int or str to echo, or :data:`MISSING`.
+        body: the whole decoded JSON object.
+        data: the ``data`` object, or an empty dict.
+    """
+
+    topic: str
+    message_id: Any
+    body: Mapping[str, Any]
+    data: Mapping[str, Any]
+
+    def get(self, name: str) -> Any:
+        """A field from ``data``, else from the top level, else :data:`MISSING`."""
+        value = self.data.get(name, MISSING)
+        if value is MISSING:
+            value = self.body.get(name, MISSING)
+        return value
+
+    def fields(self, spec: "Tuple[Field, ...]") -> "dict[str, Any]":
+        """Validate the fields of ``spec`` (:class:`Field`); raise RequestError (code 4) on the first bad one."""
+        found = {}
+        for f in spec:
+            found[f.name] = f.read(self)
+        return found
+
+
+_new_request = tuple.__new__
 
 
 def short(value: object) -> str:
@@ -139,18 +189,36 @@ NO_FIELDS: Mapping[str, Any] = {}
 
 
 def parse_request(value: Any) -> Request:
-    """Check the envelope of a decoded payload (PROTOCOL.md §3).
+    """The :class:`Request` of a decoded payload whose envelope is well-formed (PROTOCOL.md §3).
+
+    Well-formed: a JSON object with a non-empty string ``topic``, a ``message_id`` that is
+    absent, an integer within +-:data:`MAX_SAFE_INT` or a string of at most
+    :data:`MAX_MESSAGE_ID_LEN` characters, and a ``data`` that is absent or an object.
 
     Raises:
         EnvelopeError: not an object, bad ``topic``, ``message_id`` or ``data`` (code 4).
     """
-    request = envelope(value)
-    if request is None:
-        raise _diagnose(value)
-    return request
+    if type(value) is dict:
+        topic = value.get("topic")
+        message_id = value.get("message_id", MISSING)
+        data = value.get("data", MISSING)
+        if (
+            type(topic) is str
+            and topic
+            and (
+                message_id is MISSING
+                or (type(message_id) is int and -MAX_SAFE_INT <= message_id <= MAX_SAFE_INT)
+                or (type(message_id) is str and len(message_id) <= MAX_MESSAGE_ID_LEN)
+            )
+            and (data is MISSING or type(data) is dict)
+        ):
+            return _new_request(Request, (topic, message_id, value, {} if data is MISSING else data))
+    raise _diagnose(value)
 
 
 def _diagnose(value: Any) -> EnvelopeError:
+    """Why ``value`` is not a well-formed envelope: its first fault in the order a reply needs
+    (``message_id`` first, so that a later error can echo a valid one; then ``topic``, ``data``)."""
     if type(value) is not dict:
         return EnvelopeError("the payload must be a JSON object")
     topic = value.get("topic")
