@@ -4,8 +4,8 @@ Parse what the panel sends, answer it correctly, and drive the camera's hardware
 
     from iotvideo_signaling import Device, SimulatedHardware
 
-    device = Device(SimulatedHardware("/var/lib/camera"))
-    reply = device.handle(b'action=user_define&channel=0&cmd={"topic":"get_status","message_id":1}')
+    with Device(SimulatedHardware("/var/lib/camera")) as device:  # start(): PTZ stop, OTA resume
+        reply = device.handle(b'action=user_define&channel=0&cmd={"topic":"get_status","message_id":1}')
 """
 
 from __future__ import annotations
@@ -19,17 +19,21 @@ from .device import Device, DeviceConfig, TokenHandler, TopicHandler
 from .errors import RequestError, ResultCode, SignalingError, WireError
 from .events import Event
 from .hardware import Hardware
+from .jobs import InlineJobs, WorkerPool
 from .protocol import MISSING, Field, Request
+from .sessions import Admission
 
 if TYPE_CHECKING:
     from .installer import CommandInstaller, InstallError
+    from .ota import OtaStatus
     from .ota_report import OtaReporter
-    from .ptz import PtzRefused, PtzReport
-    from .scheduling import ManualClock, Scheduler, ThreadScheduler
+    from .ptz import PtzRefused
+    from .scheduling import ManualClock
     from .simulator import SimulatedHardware
 
 __all__ = [
     "MISSING",
+    "Admission",
     "Command",
     "CommandInstaller",
     "Device",
@@ -37,21 +41,21 @@ __all__ = [
     "Event",
     "Field",
     "Hardware",
+    "InlineJobs",
     "InstallError",
     "ManualClock",
     "OtaReporter",
+    "OtaStatus",
     "PtzRefused",
-    "PtzReport",
     "Request",
     "RequestError",
     "ResultCode",
-    "Scheduler",
     "SignalingError",
     "SimulatedHardware",
-    "ThreadScheduler",
     "TokenHandler",
     "TopicHandler",
     "WireError",
+    "WorkerPool",
     "implementation",
     "parse_command",
 ]
@@ -64,12 +68,10 @@ _LAZY = {
     "SimulatedHardware": "simulator",
     "ManualClock": "scheduling",
     "PtzRefused": "ptz",
-    "PtzReport": "ptz",
-    "Scheduler": "scheduling",
-    "ThreadScheduler": "scheduling",
     "CommandInstaller": "installer",
     "InstallError": "installer",
     "OtaReporter": "ota_report",
+    "OtaStatus": "ota",
 }
 
 
