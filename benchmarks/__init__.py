@@ -1,5 +1,7 @@
-"""Benchmarks of iotvideo-signaling: corpus, contenders, robust timing, stdlib reference, report.
+"""Benchmarks of iotvideo-signaling: corpus, contenders, robust timing, stdlib reference, report, check.
 
 Run ``pytest benchmarks --benchmark-only`` for pytest-benchmark tables, ``python -m benchmarks.report``
-for the README table. ``test_ratios.py`` asserts the speed ratios in the normal test suite.
+for the README tables, and ``python -m benchmarks.report --check`` to check the performance budget
+(it exits 1 when a target is missed). The tests under ``benchmarks/`` check that the contenders
+agree and that the report runs; they assert no time and no ratio.
 """

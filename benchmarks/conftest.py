@@ -5,7 +5,8 @@ benchmark tests only call each function once (pytest-benchmark's ``--benchmark-d
 normal suite stays fast; timing is on whenever an option asks for results: ``--benchmark-only``,
 ``--benchmark-enable``, ``--benchmark-json``, ``--benchmark-save``, ``--benchmark-autosave``,
 ``--benchmark-compare``, ``--benchmark-histogram`` or ``--benchmark-cprofile``.
-``test_ratios.py`` and ``test_device_ratios.py`` do not use pytest-benchmark and always measure.
+Those tables are for reading: no test here asserts a time or a ratio (``python -m
+benchmarks.report --check`` does, in its own CI step).
 """
 
 from __future__ import annotations

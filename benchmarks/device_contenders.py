@@ -1,9 +1,11 @@
 """What the device benchmarks compare, and how background work is measured fairly.
 
 Three contenders answer the seed corpus (:data:`DEVICE_CORPUS`: the panel's nine requests in the
-compact form its ``JSON.stringify`` sends) on :class:`~benchmarks.null_hardware.NullHardware`:
+compact form its ``JSON.stringify`` sends) on a do-nothing camera
+(:class:`~benchmarks.null_hardware.NullCamera`):
 
-* ``handle``: :meth:`iotvideo_signaling.Device.handle`, default configuration, ``visitor=None``;
+* ``handle``: :meth:`iotvideo_signaling.Device.handle`, default configuration, ``visitor=None``,
+  on :class:`NullHardware` (the same hooks, with the library's base class);
 * ``floor``: :class:`benchmarks.floor.Floor` (C fused decode + dict dispatch + ``orjson.dumps``,
   no validation);
 * ``stdlib``: :class:`benchmarks.stdlib_device.StdlibDevice` (``urllib.parse`` + ``json``).
@@ -13,20 +15,17 @@ Background work
 ``sd_format`` and ``bind_status`` hand a job to a worker pool and reply at once. Timing them with
 a real pool in a tight loop measures the scheduler, not the handling: the do-nothing jobs race the
 loop, so ``sd_format`` answers "5 busy" (a different, cheaper path) whenever the previous format is
-still queued, ``bind_status`` piles up thousands of queued jobs per timed block, and the worker
-thread competes for the GIL with the timed thread. So the **asserted measurement is the
-synchronous path**: every contender submits its jobs to an
-:class:`~benchmarks.null_hardware.InlineExecutor`, which runs the job at once in the calling
-thread. Each message's time therefore includes submitting and running its job (the hook does
-nothing) and no thread hand-off; all three contenders submit the same jobs the same way, every
-``sd_format`` takes the full path (busy flag set, job run, flag cleared) and gets "0". The Device
-has no public way to take an executor, so :func:`make_device` puts the inline one where the Device
-keeps its pool (``Device._executor``, created lazily) and checks that it took effect.
+still queued, ``bind_status`` fills the queue, and the worker thread competes for the GIL with the
+timed thread. So the **measured path is the synchronous one**: the Device gets the library's
+:class:`~iotvideo_signaling.jobs.InlineJobs` through its public ``jobs`` argument, the floor and
+the stdlib reference an :class:`~benchmarks.null_hardware.InlineExecutor`; each runs the job at
+once in the calling thread. Each message's time therefore includes submitting and running its
+job (the hook does nothing) and no thread hand-off; every ``sd_format`` takes the full path (busy
+flag set, job run, flag cleared) and gets "0".
 
-What the thread hand-off costs is reported separately (:func:`measure_pooled`, not asserted): each
+What the thread hand-off costs is reported separately (:func:`measure_pooled`, not checked): each
 contender with a real one-thread pool, one call at a time, timed from the call to its reply (what
-the panel waits for), the pool drained untimed before the next call. That cost is the same for
-every contender (``ThreadPoolExecutor.submit``), so it narrows every ratio on those two topics.
+the panel waits for), the pool drained untimed before the next call.
 """
 
 from __future__ import annotations
@@ -35,27 +34,29 @@ import gc
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from types import ModuleType
-from typing import Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import orjson
 
-from iotvideo_signaling import Device, DeviceConfig
+from iotvideo_signaling import Device, DeviceConfig, Hardware
+from iotvideo_signaling.jobs import InlineJobs, Jobs, WorkerPool
 
 from . import timing
 from .contenders import Contender
 from .corpus import CORPUS, PANEL_REQUEST_EXAMPLES, Entry
 from .floor import Floor
-from .null_hardware import InlineExecutor, NullHardware
+from .null_hardware import InlineExecutor, NullCamera
 from .stdlib_device import StdlibDevice
 
 __all__ = [
     "BACKGROUND_TOPICS",
     "DEVICE_CORPUS",
     "LABELS",
+    "NullHardware",
     "Pooled",
     "device_contenders",
     "make_device",
@@ -75,41 +76,59 @@ LABELS = {
 _SD_FORMAT = next(entry.raw for entry in DEVICE_CORPUS if entry.name == "sd_format")
 
 
-def make_device(hardware: NullHardware, download_dir: str, *, inline: bool = True, workers: int = 2) -> Device:
-    """A Device on ``hardware``, default configuration except ``download_dir`` and ``workers``.
+class NullHardware(NullCamera, Hardware):
+    """:class:`NullCamera` as a :class:`~iotvideo_signaling.Hardware`, with the hooks of the other commands."""
 
-    With ``inline``, its background jobs run at submission (see the module docstring). The
-    caller owns ``download_dir`` (the OTA manager's; without one the Device would leave a fresh
-    temporary directory behind).
+    def ptz_speed(self) -> tuple[float, float]:
+        return (600.0, 300.0)
+
+    def install_firmware(self, path: str, *, md5: str, size: int) -> None:
+        pass
+
+    def record_index(self, start: int, end: int) -> list[tuple[int, int]]:
+        return []
+
+    def month_record(self, year: int, month: int) -> int:
+        return 0
+
+    def file_list(self, start: int, end: int, file_type: int) -> list[dict[str, Any]]:
+        return []
+
+    def playback(self, action: str, params: Mapping[str, str]) -> Optional[int]:
+        return 0 if action == "progress" else None
+
+
+def make_device(hardware: Hardware, download_dir: str, *, jobs: Jobs) -> Device:
+    """A Device on ``hardware`` with background ``jobs``, default configuration but ``download_dir``.
+
+    The caller owns ``download_dir`` (the OTA manager's; without one the Device would leave a
+    fresh temporary directory behind) and closes ``jobs`` after the Device.
 
     Raises:
-        RuntimeError: the inline executor did not take effect (the Device changed how it keeps
-            its pool); the benchmarks would otherwise time a real pool without saying so.
+        RuntimeError: with :class:`InlineJobs`, two SD formats in a row did not both succeed: the
+            Device does not run its jobs where it was told to, and the benchmarks would time
+            something else without saying so.
     """
-    device = Device(hardware, config=DeviceConfig(download_dir=download_dir, workers=workers))
-    if not inline:
-        return device
-    if getattr(device, "_executor", "absent") is not None:
-        device.close()
-        raise RuntimeError("Device no longer keeps a lazily created pool in _executor; update make_device")
-    device._executor = InlineExecutor()
-    for _ in range(2):  # a job still queued would make the second one busy
-        reply = orjson.loads(device.handle(_SD_FORMAT))
-        if reply.get("result") != "0" or type(device._executor) is not InlineExecutor:
-            device.close()
-            raise RuntimeError(f"background jobs of the Device do not run inline: {reply}")
+    device = Device(hardware, config=DeviceConfig(download_dir=download_dir), jobs=jobs)
+    if isinstance(jobs, InlineJobs):
+        for _ in range(2):  # a job still queued would make the second one busy
+            reply = orjson.loads(device.handle(_SD_FORMAT))
+            if reply.get("result") != "0":
+                device.close()
+                raise RuntimeError(f"background jobs of the Device do not run inline: {reply}")
     return device
 
 
 @contextmanager
 def device_contenders(wire_c: ModuleType) -> Iterator[list[Contender]]:
-    """The three contenders on one shared :class:`NullHardware`, jobs inline; closed on exit."""
-    hardware = NullHardware()
+    """The three contenders, each on its own do-nothing camera, jobs inline; closed on exit."""
     with ExitStack() as stack:
-        device = make_device(hardware, stack.enter_context(tempfile.TemporaryDirectory()))
+        jobs = InlineJobs()
+        stack.callback(jobs.close)
+        device = make_device(NullHardware(), stack.enter_context(tempfile.TemporaryDirectory()), jobs=jobs)
         stack.callback(device.close)
-        floor = Floor(hardware, decode=wire_c.decode_command, executor=InlineExecutor())
-        reference = StdlibDevice(hardware, executor=InlineExecutor())
+        floor = Floor(NullCamera(), decode=wire_c.decode_command, executor=InlineExecutor())
+        reference = StdlibDevice(NullCamera(), executor=InlineExecutor())
         stack.callback(reference.close)
         yield [
             Contender("handle", "handle", LABELS["handle"], device.handle),
@@ -137,10 +156,10 @@ def _drain_executor(executor: ThreadPoolExecutor) -> Callable[[], None]:
     return drain
 
 
-def _drain_device(device: Device) -> Callable[[], None]:
+def _drain_jobs(jobs: Jobs) -> Callable[[], None]:
     def drain() -> None:  # one worker, FIFO: when this job has run, every earlier one has
         done = threading.Event()
-        device.submit(done.set)
+        jobs.submit(done.set)
         done.wait()
 
     return drain
@@ -149,17 +168,18 @@ def _drain_device(device: Device) -> Callable[[], None]:
 @contextmanager
 def pooled_contenders(wire_c: ModuleType) -> Iterator[list[Pooled]]:
     """The three contenders, each with a real one-thread pool; closed (pools joined) on exit."""
-    hardware = NullHardware()
     with ExitStack() as stack:
         download_dir = stack.enter_context(tempfile.TemporaryDirectory())
-        device = make_device(hardware, download_dir, inline=False, workers=1)
+        jobs = WorkerPool(1)
+        stack.callback(jobs.close)
+        device = make_device(NullHardware(), download_dir, jobs=jobs)
         stack.callback(device.close)
         floor_pool = stack.enter_context(ThreadPoolExecutor(1))
         reference_pool = stack.enter_context(ThreadPoolExecutor(1))
-        floor = Floor(hardware, decode=wire_c.decode_command, executor=floor_pool)
-        reference = StdlibDevice(hardware, executor=reference_pool)
+        floor = Floor(NullCamera(), decode=wire_c.decode_command, executor=floor_pool)
+        reference = StdlibDevice(NullCamera(), executor=reference_pool)
         yield [
-            Pooled("handle", device.handle, _drain_device(device)),
+            Pooled("handle", device.handle, _drain_jobs(jobs)),
             Pooled("floor", floor.handle, _drain_executor(floor_pool)),
             Pooled("stdlib", reference.handle, _drain_executor(reference_pool)),
         ]

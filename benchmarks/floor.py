@@ -20,7 +20,8 @@ reads its three fields and acknowledges: on the corpus the Device refuses the re
 is redacted), so neither side starts a job.
 
 On the panel's examples the floor's replies equal the Device's except for ``upgrade``, which the
-floor accepts and the Device refuses (``test_stdlib_device.py`` checks this).
+floor accepts and the Device refuses (``test_stdlib_device.py`` checks this). Like every
+contender it imports nothing from ``iotvideo_signaling``: it is handed the compiled decoder.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ from typing import Any, Callable, Optional
 
 import orjson
 
-from iotvideo_signaling import Command, Hardware
+from .null_hardware import NullCamera
 
 __all__ = ["Floor"]
 
-Decode = Callable[[bytes], "tuple[Command, Any]"]
+#: ``decode_command`` of the compiled wire module: raw bytes to ``(command, decoded payload)``.
+Decode = Callable[[bytes], "tuple[Any, Any]"]
 _PRESS = {"ptz_up_press": "up", "ptz_down_press": "down", "ptz_left_press": "left", "ptz_right_press": "right"}
 
 
@@ -42,12 +44,12 @@ class Floor:
     """``handle(raw) -> bytes`` with no validation; see the module docstring.
 
     Args:
-        hardware: the hooks to call.
+        hardware: the hooks to call (any object with the methods of :class:`NullCamera`).
         decode: the compiled ``decode_command``.
         executor: where background jobs go.
     """
 
-    def __init__(self, hardware: Hardware, /, *, decode: Decode, executor: Executor) -> None:
+    def __init__(self, hardware: NullCamera, /, *, decode: Decode, executor: Executor) -> None:
         self._hw = hardware
         self._decode = decode
         self._submit = executor.submit

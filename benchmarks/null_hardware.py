@@ -1,32 +1,30 @@
 """A camera that does nothing, and a worker "pool" that runs jobs on the spot: the device benchmarks' test bench.
 
-:class:`NullHardware` overrides every hook of :class:`~iotvideo_signaling.Hardware` with one that
-returns a fixed value or does nothing, so a device benchmark measures request handling and not
-a camera. Every topic is supported (no hook raises), PTZ has position feedback fixed at the
-centre of its limits, and the SD card is always present.
+:class:`NullCamera` has every hook the panel's nine topics call, each returning a fixed value or
+doing nothing, so a device benchmark measures request handling and not a camera. PTZ position
+feedback is fixed at the centre of its limits, so no press is ever blocked, and the SD card is
+always present. It is plain Python and imports nothing from ``iotvideo_signaling``: the floor and
+the stdlib reference use it as it is, and :meth:`Device.handle` gets the same hooks through
+:class:`benchmarks.device_contenders.NullHardware`, which adds the library's base class.
 
 :class:`InlineExecutor` is a :class:`~concurrent.futures.ThreadPoolExecutor` whose ``submit`` runs
-the job at once in the calling thread; see :mod:`benchmarks.device_contenders` for why the
-benchmarks measure the synchronous path and how the real pool is reported.
+the job at once in the calling thread, for the floor and the stdlib reference (the Device gets
+the library's own ``InlineJobs``); see :mod:`benchmarks.device_contenders` for why the benchmarks
+measure the synchronous path and how the real pool is reported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
-
-from iotvideo_signaling import Hardware
-from iotvideo_signaling.hardware import PtzLimits
+from typing import Any, Callable, Optional, TypeVar
 
 __all__ = [
     "FIRMWARE_VERSION",
     "PTZ_LIMITS",
     "PTZ_POSITION",
-    "PTZ_SPEED",
     "SIGNAL_STRENGTH",
     "InlineExecutor",
-    "NullHardware",
+    "NullCamera",
 ]
 
 T = TypeVar("T")
@@ -34,15 +32,13 @@ T = TypeVar("T")
 FIRMWARE_VERSION = "V1.04.11"
 SIGNAL_STRENGTH = 50
 #: ``(min_x, max_x, min_y, max_y)``.
-PTZ_LIMITS: PtzLimits = (0, 3600, 0, 900)
-#: Steps per second of the x and y axes.
-PTZ_SPEED = (600.0, 300.0)
-#: The fixed position feedback: the centre of :data:`PTZ_LIMITS`, so no press is ever blocked.
+PTZ_LIMITS = (0, 3600, 0, 900)
+#: The fixed position feedback: the centre of :data:`PTZ_LIMITS`.
 PTZ_POSITION = (1800, 450)
 
 
-class NullHardware(Hardware):
-    """Every hook overridden; each returns a fixed value or does nothing."""
+class NullCamera:
+    """The hooks of the nine panel topics, with the signatures of ``iotvideo_signaling.Hardware``."""
 
     def get_power(self) -> str:
         return "working"
@@ -74,29 +70,11 @@ class NullHardware(Hardware):
     def ptz_stop(self) -> None:
         pass
 
-    def ptz_position(self) -> tuple[int, int] | None:
+    def ptz_position(self) -> Optional[tuple[int, int]]:
         return PTZ_POSITION
 
-    def ptz_limits(self) -> PtzLimits:
+    def ptz_limits(self) -> tuple[int, int, int, int]:
         return PTZ_LIMITS
-
-    def ptz_speed(self) -> tuple[float, float]:
-        return PTZ_SPEED
-
-    def install_firmware(self, path: str, *, md5: str, size: int) -> None:
-        pass
-
-    def record_index(self, start: int, end: int) -> list[tuple[int, int]]:
-        return []
-
-    def month_record(self, year: int, month: int) -> int:
-        return 0
-
-    def file_list(self, start: int, end: int, file_type: int) -> list[dict[str, Any]]:
-        return []
-
-    def playback(self, action: str, params: Mapping[str, str]) -> int | None:
-        return 0 if action == "progress" else None
 
 
 def _done() -> Future[Any]:
@@ -114,7 +92,7 @@ class InlineExecutor(ThreadPoolExecutor):
     Every caller in the benchmarks ignores what ``submit`` returns, so it returns one shared,
     already completed future (result None) instead of paying for a new one per job: the job's
     own cost is what counts, not the bookkeeping of a pool that is not there. An exception from
-    the job propagates to the caller (the Device wraps its jobs in a guard that logs them).
+    the job propagates to the caller.
     """
 
     def __init__(self) -> None:

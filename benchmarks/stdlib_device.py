@@ -1,28 +1,20 @@
-"""The whole request handling done plainly with the standard library: the baseline of the device benchmarks.
+"""The nine panel topics answered plainly with the standard library: the baseline of the device benchmarks.
 
-What an integrator would write without this library, *if* they got it right (PROTOCOL.md §3-§6):
+What an integrator would write without this library, *if* they got it right (PROTOCOL.md §3-§5),
+importing nothing from ``iotvideo_signaling``: the wire layer of :mod:`benchmarks.stdlib_reference`
+(``urllib.parse`` + ``json``, correct on a raw ``&`` inside the JSON, the payload decoded once);
+the envelope checks (a JSON object, ``message_id`` an integer within ±(2**53-1) or a string of at
+most 128 characters, echoed with its type, a non-empty string ``topic``, ``data`` an object); each
+topic's fields from ``data`` first, then the top level (:data:`FIELDS`), and the upgrade checks
+(https URL without credentials, 32 hex digits of MD5, ``fileSize`` from 1 to the cap); the sharer
+policy, the standby rule of ``ptz``, one SD format at a time; the hooks of a
+:class:`~benchmarks.null_hardware.NullCamera`, background jobs on an executor; replies from plain
+``json.dumps``, keys in the protocol's order, a short ``reason`` in error replies.
 
-* the wire layer of :mod:`benchmarks.stdlib_reference` (``urllib.parse`` + ``json``, correct on a
-  raw ``&`` inside the JSON, trailing-comma retry); it decodes the payload while locating it, so
-  the payload is decoded once, as :meth:`iotvideo_signaling.Device.handle` does;
-* the envelope checks: a JSON object, a ``message_id`` that is an integer within ±(2**53-1) or a
-  string of at most 128 characters (echoed with its type, also in the error replies that follow),
-  a non-empty string ``topic``, a ``data`` object when present;
-* per-topic field validation (its own table, :data:`FIELDS`, with the rules of
-  ``iotvideo_signaling.protocol.FIELDS``: ``data`` first, then the top level) and the upgrade
-  checks of the OTA manager (https URL, 32 hex digits of MD5, ``fileSize`` from 1 to the size cap);
-* the sharer policy, the power state, and dispatch to the same :class:`~iotvideo_signaling.Hardware`
-  hooks; background jobs (SD format, prompt tone) go to an executor;
-* replies built with plain ``json.dumps`` (default arguments) of dicts in the order
-  ``confirmation_topic``, ``result``, the topic's fields, ``message_id``; error replies with
-  ``reason`` in place of the fields.
-
-On the benchmark corpus its replies parse to exactly what :meth:`Device.handle` returns
-(``test_stdlib_device.py`` checks). It is a baseline, not a second implementation: a valid
-``upgrade`` is acknowledged and not carried out (no downloader here), PTZ trusts the hardware's
-position feedback (no estimate, no move cap, no timers), only ``get_device_st`` of the
-``inner_define`` commands is answered (the others get ``406``), and error reasons are close to
-the library's but not guaranteed equal. Malformed commands answer ``1`` (``2`` for bad JSON).
+It is a baseline, not a second implementation: a valid ``upgrade`` is acknowledged and not carried
+out, PTZ trusts the camera's position feedback (no estimate, no move cap), and commands without a
+JSON payload (``cmd`` tokens, ``inner_define``) get error 3. ``test_stdlib_device.py`` checks that
+its result codes and fields agree with :meth:`Device.handle`'s.
 """
 
 from __future__ import annotations
@@ -31,411 +23,219 @@ import json
 import re
 import threading
 from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Any, Callable, Optional, Union
 from urllib.parse import urlsplit
 
-from iotvideo_signaling import Command, Hardware
-
 from . import stdlib_reference
+from .null_hardware import NullCamera
 
-__all__ = ["FIELDS", "FieldSpec", "StdlibDevice"]
+__all__ = ["FIELDS", "StdlibDevice"]
 
 MAX_SAFE_INT = 2**53 - 1
-MAX_MESSAGE_ID_LEN = 128
-MAX_TOPIC_ECHO = 64
-MAX_URL = 2048
-MAX_REASON = 200
-_MISSING: Any = object()
 _MD5 = re.compile(r"[0-9a-fA-F]{32}")
+_MISSING: Any = object()
+SHARER_DENIED = ("upgrade", "sd_format", "set_status")
+PRESS = {"ptz_up_press": "up", "ptz_down_press": "down", "ptz_left_press": "left", "ptz_right_press": "right"}
 
-
-class FieldSpec(NamedTuple):
-    """One request field: JSON type, allowed values, whether required, limits."""
-
-    name: str
-    kind: type = str
-    choices: Optional[tuple[str, ...]] = None
-    required: bool = True
-    max_len: Optional[int] = None
-    minimum: Optional[int] = None
-
-
-PTZ_COMMANDS = {
-    "ptz_up_press": "up",
-    "ptz_down_press": "down",
-    "ptz_left_press": "left",
-    "ptz_right_press": "right",
-    "ptz_release_pre": None,
-}
-LEGACY_PTZ = {"ptz_left": "left", "ptz_right": "right", "ptz_up": "up", "ptz_down": "down"}
-
-FIELDS: dict[str, tuple[FieldSpec, ...]] = {
-    "get_status": (FieldSpec("user", choices=("owner", "sharer"), required=False),),
-    "version": (),
-    "upgrade": (
-        FieldSpec("url", max_len=MAX_URL),
-        FieldSpec("md5", max_len=64),
-        FieldSpec("fileSize", int, minimum=1),
-    ),
-    "Mirror_flip": (FieldSpec("mode", choices=("normal", "flip")),),
-    "set_status": (FieldSpec("status", choices=("working", "standby")),),
-    "ptz": (FieldSpec("cmd", choices=tuple(PTZ_COMMANDS)),),
-    "sd_format": (),
-    "bind_status": (FieldSpec("status", choices=("success",)),),
-    "intercom": (),
-}
-
-SHARER_REASONS = {
-    "upgrade": "sharers may not upgrade the firmware",
-    "sd_format": "sharers may not format the SD card",
-    "set_status": "sharers may not switch the camera on or off",
+#: topic -> its fields: (name, type, allowed values or None, required).
+FIELDS: dict[str, tuple[tuple[str, type, Optional[tuple[str, ...]], bool], ...]] = {
+    "get_status": (("user", str, ("owner", "sharer"), False),),
+    "upgrade": (("url", str, None, True), ("md5", str, None, True), ("fileSize", int, None, True)),
+    "Mirror_flip": (("mode", str, ("normal", "flip"), True),),
+    "set_status": (("status", str, ("working", "standby"), True),),
+    "ptz": (("cmd", str, (*PRESS, "ptz_release_pre"), True),),
+    "bind_status": (("status", str, ("success",), True),),
 }
 
 
 class Refused(Exception):
-    """A request that gets an error reply with ``code`` and ``reason``."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-
-def _quote(value: object) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    if len(text) > 32:
-        text = text[:29] + "..."
-    while len(text.encode("utf-8", "replace")) > 60:
-        text = text[:-4] + "..."
-    return "'" + text + "'"
+    """``Refused(code, reason)``: a request that gets an error reply."""
 
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _dumps(body: Any) -> bytes:
-    # Plain json.dumps: with default arguments it reuses the json module's cached C encoder
-    # (custom separators would build a new encoder per call). ASCII output, same JSON value.
-    return json.dumps(body).encode()
+def _reply(topic: str, result: str, fields: Optional[dict[str, Any]], message_id: Any) -> bytes:
+    body: dict[str, Any] = {"confirmation_topic": topic, "result": result}
+    if fields:
+        body.update(fields)
+    if message_id is not _MISSING:
+        body["message_id"] = message_id
+    return json.dumps(body).encode()  # default arguments: the json module's cached C encoder
 
 
 def _error(topic: str, code: str, reason: str, message_id: Any = _MISSING) -> bytes:
-    body: dict[str, Any] = {"confirmation_topic": topic, "result": code, "reason": reason[:MAX_REASON]}
-    if message_id is not _MISSING:
-        body["message_id"] = message_id
-    return _dumps(body)
-
-
-def _read(spec: FieldSpec, body: dict[str, Any], data: dict[str, Any]) -> Any:
-    """The value of one field, from ``data`` first, else the top level; Refused("4") if invalid."""
-    value = data.get(spec.name, _MISSING)
-    if value is _MISSING:
-        value = body.get(spec.name, _MISSING)
-    name = spec.name
-    if value is _MISSING:
-        if spec.required:
-            raise Refused("4", f"missing '{name}'")
-        return None
-    is_kind = _is_int(value) if spec.kind is int else isinstance(value, spec.kind)
-    if spec.choices is not None:
-        if is_kind and value in spec.choices:
-            return value
-        quoted = [f"'{c}'" for c in spec.choices]
-        text = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
-        raise Refused("4", f"'{name}' must be {text if len(text) < 120 else 'one of the documented values'}")
-    if not is_kind:
-        raise Refused("4", f"'{name}' must be {'a string' if spec.kind is str else 'an integer'}")
-    if spec.max_len is not None and len(value) > spec.max_len:
-        raise Refused("4", f"'{name}' is longer than {spec.max_len} characters")
-    if spec.minimum is not None and value < spec.minimum:
-        raise Refused("4", f"'{name}' must be at least {spec.minimum}")
-    return value
-
-
-def _url_problem(url: str) -> Optional[str]:
-    if not url.isascii() or any(c <= " " or c == "\x7f" for c in url):
-        return "'url' must be ASCII without spaces or control characters"
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return "'url' is not a valid URL"
-    if parts.scheme != "https":
-        return "'url' must be an https URL"
-    if not parts.hostname:
-        return "'url' has no host"
-    if parts.username is not None or parts.password is not None:
-        return "'url' must not carry credentials"
-    return None
-
-
-Handler = Callable[[dict[str, Any], dict[str, Any], Optional[str]], Optional[dict[str, Any]]]
+    return _reply(topic, code, {"reason": reason}, message_id)
 
 
 class StdlibDevice:
-    """The stdlib baseline of :class:`iotvideo_signaling.Device`: ``handle(raw, visitor=None) -> bytes``.
+    """``handle(raw, visitor=None) -> bytes`` for the nine panel topics.
 
     Args:
-        hardware: the hooks to call.
+        camera: the hooks to call.
         executor: runs the background jobs (None: a 2-thread pool started on first use).
-        max_size: longest accepted command in bytes.
-        max_connections: most streaming visitors (``get_device_st`` answers 405 beyond).
         max_firmware_size: largest accepted ``fileSize``.
-        default_role: the role of a visitor without a session.
-        sharer_denied_topics: topics a sharer gets error 6 for.
+
+    ``streaming`` (visitors with a live stream) and ``talker`` (the visitor using the intercom)
+    are for the integrator's stream and talk callbacks to keep up to date.
     """
 
     def __init__(
-        self,
-        hardware: Hardware,
-        /,
-        *,
-        executor: Optional[Executor] = None,
-        max_size: int = stdlib_reference.DEFAULT_MAX_SIZE,
-        max_connections: int = 32,
-        max_firmware_size: int = 128 * 1024 * 1024,
-        default_role: str = "owner",
-        sharer_denied_topics: tuple[str, ...] = ("upgrade", "sd_format", "set_status"),
+        self, camera: NullCamera, /, *, executor: Optional[Executor] = None, max_firmware_size: int = 128 << 20
     ) -> None:
-        self.hardware = hardware
-        self.max_size = max_size
-        self.max_connections = max_connections
+        self.camera = camera
         self.max_firmware_size = max_firmware_size
-        self.default_role = default_role
-        self.denied = frozenset(sharer_denied_topics)
-        self.sessions: dict[str, str] = {}
+        self.roles: dict[str, str] = {}
         self.streaming: set[str] = set()
         self.talker: Optional[str] = None
+        self.power = camera.get_power()
         self._executor = executor
         self._own_executor = executor is None
-        self._lock = threading.Lock()
-        self._formatting = False
-        self._ptz_direction: Optional[str] = None  # the move in progress
-        self._ptz_last: Optional[str] = None  # the last direction moved, for ``apex``
-        try:
-            power = hardware.get_power()
-        except NotImplementedError:
-            power = "working"
-        self.power = power if power in ("working", "standby") else "working"
-        self._topics: dict[str, Handler] = {
+        self._formatting = threading.Lock()  # held from an accepted format to the end of its job
+        self._ptz_moving: Optional[str] = None
+        self._ptz_last: Optional[str] = None
+        self._topics: dict[str, Callable[[dict[str, Any], Optional[str]], Optional[dict[str, Any]]]] = {
             "get_status": self._get_status,
-            "version": self._version,
+            "version": lambda fields, visitor: {"info": str(self.camera.firmware_version())},
             "upgrade": self._upgrade,
-            "Mirror_flip": self._mirror_flip,
+            "Mirror_flip": lambda fields, visitor: self.camera.set_flip(fields["mode"]),
             "set_status": self._set_status,
             "ptz": self._ptz,
             "sd_format": self._sd_format,
-            "bind_status": self._bind_status,
-            "intercom": self._intercom,
+            "bind_status": lambda fields, visitor: self._submit(self.camera.play_tone, "bind_success"),
+            "intercom": lambda fields, visitor: {"status": "unused" if self.talker is None else "using"},
         }
 
+    def open_session(self, visitor: str, role: str = "owner") -> None:
+        """A peer connected with ``role`` (``"owner"`` or ``"sharer"``)."""
+        self.roles[visitor] = role
+
     def close(self) -> None:
-        """Wait for background jobs of the executor this object started (if any)."""
+        """Wait for the jobs of the pool this object started, if any."""
         if self._own_executor and self._executor is not None:
             self._executor.shutdown(wait=True)
-
-    def open_session(self, visitor: str, role: Optional[str] = "owner") -> None:
-        """A peer connected with ``role`` (``"owner"``, ``"sharer"``, or None for the default)."""
-        self.sessions[visitor] = role or self.default_role
-
-    def role(self, visitor: Optional[str]) -> str:
-        """The role from the visitor's session, else the default role."""
-        return self.sessions.get(visitor, self.default_role) if visitor is not None else self.default_role
-
-    def submit(self, job: Callable[[], None]) -> None:
-        """Run ``job`` in the background."""
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(2)
-        self._executor.submit(job)
-
-    # -- the entry point -----------------------------------------------------------------
 
     def handle(self, raw: Union[bytes, str], /, *, visitor: Optional[str] = None) -> bytes:
         """Answer one command string with one JSON reply."""
         try:
-            command, value = stdlib_reference.decode_command(raw, max_size=self.max_size)
+            command, value = stdlib_reference.decode_command(raw)
         except json.JSONDecodeError:
             return _error("", "2", "invalid JSON")
         except (ValueError, TypeError):  # UnicodeDecodeError is a ValueError
             return _error("", "1", "malformed command")
-        if command.action == "inner_define":
-            return self._inner(command, visitor)
-        if command.payload is None:
-            return self._token(command)
-
+        if command.payload is None or command.action != "user_define":
+            return _error("", "3", "unknown command")
         if not isinstance(value, dict):
             return _error("", "4", "the payload must be a JSON object")
         topic = value.get("topic")
-        shown = topic if isinstance(topic, str) and len(topic) <= MAX_TOPIC_ECHO else ""
+        shown = topic if isinstance(topic, str) and len(topic) <= 64 else ""
         message_id = value.get("message_id", _MISSING)
-        if message_id is _MISSING:
-            pass
-        elif _is_int(message_id):
-            if not -MAX_SAFE_INT <= message_id <= MAX_SAFE_INT:
-                return _error(shown, "4", "'message_id' is out of range")
-        elif isinstance(message_id, str):
-            if len(message_id) > MAX_MESSAGE_ID_LEN:
-                return _error(shown, "4", f"'message_id' is longer than {MAX_MESSAGE_ID_LEN} characters")
-        else:
-            return _error(shown, "4", "'message_id' must be an integer or a string")
+        if not (
+            message_id is _MISSING
+            or (_is_int(message_id) and -MAX_SAFE_INT <= message_id <= MAX_SAFE_INT)
+            or (isinstance(message_id, str) and len(message_id) <= 128)
+        ):
+            return _error(shown, "4", "invalid 'message_id'")
         if not isinstance(topic, str) or not topic:
             return _error("", "4", "missing 'topic'", message_id)
         data = value.get("data", {})
         if not isinstance(data, dict):
             return _error(shown, "4", "'data' must be an object", message_id)
-
         handler = self._topics.get(topic)
         if handler is None:
-            return _error(shown, "3", f"unknown topic {_quote(topic)}", message_id)
-        if topic in self.denied and self.role(visitor) == "sharer":
-            return _error(topic, "6", SHARER_REASONS.get(topic, f"sharers may not use {_quote(topic)}"), message_id)
+            return _error(shown, "3", "unknown topic", message_id)
+        if topic in SHARER_DENIED and visitor is not None and self.roles.get(visitor) == "sharer":
+            return _error(topic, "6", "not permitted for sharers", message_id)
         try:
-            fields = handler(value, data, visitor)
+            fields = {}
+            for name, kind, choices, required in FIELDS.get(topic, ()):
+                found = data.get(name, value.get(name, _MISSING))
+                if found is _MISSING:
+                    if required:
+                        raise Refused("4", f"missing '{name}'")
+                    continue
+                typed = _is_int(found) if kind is int else isinstance(found, kind)
+                if not typed or (choices is not None and found not in choices):
+                    raise Refused("4", f"invalid '{name}'")
+                fields[name] = found
+            return _reply(topic, "0", handler(fields, visitor), message_id)
         except Refused as exc:
-            return _error(topic, exc.code, exc.reason, message_id)
+            code, reason = exc.args
+            return _error(topic, code, reason, message_id)
         except NotImplementedError:
             return _error(topic, "3", "not supported by this camera", message_id)
         except Exception:  # noqa: BLE001 - a failing hook is a device error
             return _error(topic, "7", "device error", message_id)
-        body: dict[str, Any] = {"confirmation_topic": topic, "result": "0"}
-        if fields:
-            body.update(fields)
-        if message_id is not _MISSING:
-            body["message_id"] = message_id
-        return _dumps(body)
 
-    def _token(self, command: Command) -> bytes:
-        token = command.cmd or ""
-        direction = LEGACY_PTZ.get(token)
-        if direction is None:
-            return _error("", "3", f"unknown command {_quote(token)}")
+    def _submit(self, job: Callable[..., None], *args: Any) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(2)
+        self._executor.submit(job, *args)
+
+    def _get_status(self, fields: dict[str, Any], visitor: Optional[str]) -> dict[str, Any]:
+        users = len(self.streaming) + (visitor not in self.streaming)
+        signal = max(0, min(100, int(self.camera.signal_strength())))
+        return {"status": self.power, "user_num": users, "signal_strength": signal}
+
+    def _upgrade(self, fields: dict[str, Any], visitor: Optional[str]) -> None:
+        url, md5, size = fields["url"], fields["md5"], fields["fileSize"]
+        if len(url) > 2048 or not url.isascii() or any(c <= " " or c == "\x7f" for c in url):
+            raise Refused("4", "invalid 'url'")
         try:
-            if self.power == "standby":
-                raise Refused("8", "camera is in standby")
-            fields = self._ptz_move(direction)
-        except Refused as exc:
-            return _error("ptz", exc.code, exc.reason)
-        except NotImplementedError:
-            return _error("ptz", "3", "not supported by this camera")
-        except Exception:  # noqa: BLE001
-            return _error("ptz", "7", "device error")
-        return _dumps({"confirmation_topic": "ptz", "result": "0", **fields})
-
-    # -- topics --------------------------------------------------------------------------
-
-    def _get_status(self, body: dict[str, Any], data: dict[str, Any], visitor: Optional[str]) -> dict[str, Any]:
-        _read(FIELDS["get_status"][0], body, data)
-        signal = int(self.hardware.signal_strength())
-        count = self._viewers(visitor)[0]
-        return {"status": self.power, "user_num": count, "signal_strength": max(0, min(100, signal))}
-
-    def _version(self, body: dict[str, Any], data: dict[str, Any], visitor: Optional[str]) -> dict[str, Any]:
-        return {"info": str(self.hardware.firmware_version())}
-
-    def _upgrade(self, body: dict[str, Any], data: dict[str, Any], visitor: Optional[str]) -> None:
-        url, md5, size = (_read(spec, body, data) for spec in FIELDS["upgrade"])
-        self._require("install_firmware")
-        problem = _url_problem(url)
-        if problem is not None:
-            raise Refused("4", problem)
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            raise Refused("4", "invalid 'url'") from None
+        if parts.scheme != "https" or not parts.hostname or parts.username is not None or parts.password is not None:
+            raise Refused("4", "'url' must be an https URL without credentials")
         if not _MD5.fullmatch(md5):
             raise Refused("4", "'md5' must be 32 hexadecimal digits")
-        if size > self.max_firmware_size:
-            raise Refused("4", f"'fileSize' must be an integer from 1 to {self.max_firmware_size}")
+        if not 1 <= size <= self.max_firmware_size:
+            raise Refused("4", "invalid 'fileSize'")
         # Accepted. A real camera would now download, verify and install in the background.
 
-    def _mirror_flip(self, body: dict[str, Any], data: dict[str, Any], visitor: Optional[str]) -> None:
-        self.hardware.set_flip(_read(FIELDS["Mirror_flip"][0], body, data))
+    def _set_status(self, fields: dict[str, Any], visitor: Optional[str]) -> None:
+        self.camera.set_power(fields["status"])
+        self.power = fields["status"]
+        if self.power == "standby" and self._ptz_moving is not None:
+            self.camera.ptz_stop()
+            self._ptz_moving = None
 
-    def _set_status(self, body: dict[str, Any], data: dict[str, Any], visitor: Optional[str]) -> None:
-        status = _read(FIELDS["set_status"][0], body, data)
-        self.hardware.set_power(status)
-        self.power = status
-        if status == "standby" and self._ptz_direction is not None:
-            self.hardware.ptz_stop()
-            self._ptz_direction = None
-
-    def _ptz(self, body: dict[str, Any], data: dict[str, Any], visitor: Optional[str]) -> dict[str, Any]:
-        cmd = _read(FIELDS["ptz"][0], body, data)
-        if self.power == "standby":
-            raise Refused("8", "camera is in standby")
-        self._require("ptz_start")
-        direction = PTZ_COMMANDS[cmd]
-        if direction is None:
-            if self._ptz_direction is not None:
-                self.hardware.ptz_stop()
-                self._ptz_direction = None
-            return self._ptz_report()
-        return self._ptz_move(direction)
-
-    def _sd_format(self, body: dict[str, Any], data: dict[str, Any], visitor: Optional[str]) -> None:
-        self._require("format_sd")
-        if not self.hardware.sd_card_present():
+    def _sd_format(self, fields: dict[str, Any], visitor: Optional[str]) -> None:
+        if not self.camera.sd_card_present():
             raise Refused("7", "no SD card")
-        with self._lock:
-            if self._formatting:
-                raise Refused("5", "the SD card is already being formatted")
-            self._formatting = True
+        if not self._formatting.acquire(blocking=False):
+            raise Refused("5", "the SD card is already being formatted")
         try:
-            self.submit(self._format_job)
-        except Exception:
-            with self._lock:
-                self._formatting = False
+            self._submit(self._format_job)
+        except BaseException:
+            self._formatting.release()
             raise
 
     def _format_job(self) -> None:
         try:
-            self.hardware.format_sd()
+            self.camera.format_sd()
         finally:
-            with self._lock:
-                self._formatting = False
+            self._formatting.release()
 
-    def _bind_status(self, body: dict[str, Any], data: dict[str, Any], visitor: Optional[str]) -> None:
-        _read(FIELDS["bind_status"][0], body, data)
-        self._require("play_tone")
-        self.submit(self._tone_job)
-
-    def _tone_job(self) -> None:
-        self.hardware.play_tone("bind_success")
-
-    def _intercom(self, body: dict[str, Any], data: dict[str, Any], visitor: Optional[str]) -> dict[str, Any]:
-        return {"status": "unused" if self.talker is None else "using"}
-
-    # -- helpers -------------------------------------------------------------------------
-
-    def _require(self, hook: str) -> None:
-        if getattr(type(self.hardware), hook) is getattr(Hardware, hook):
-            raise NotImplementedError(hook)
-
-    def _viewers(self, visitor: Optional[str]) -> tuple[int, bool]:
-        present = visitor in self.streaming
-        return len(self.streaming) + (0 if present else 1), present
-
-    def _ptz_move(self, direction: str) -> dict[str, Any]:
-        self._require("ptz_start")
-        if direction != self._ptz_direction and not self._ptz_blocked(direction):
-            if self._ptz_direction is not None:
-                self.hardware.ptz_stop()
-            self.hardware.ptz_start(direction)
-            self._ptz_direction = direction
-        self._ptz_last = direction
-        return self._ptz_report()
-
-    def _ptz_position(self) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
-        min_x, max_x, min_y, max_y = (int(v) for v in self.hardware.ptz_limits())
-        position = self.hardware.ptz_position()
-        x, y = ((min_x + max_x) // 2, (min_y + max_y) // 2) if position is None else position
-        return (min(max(round(x), min_x), max_x), min(max(round(y), min_y), max_y)), (min_x, max_x, min_y, max_y)
-
-    def _ptz_blocked(self, direction: str) -> bool:
-        (x, y), (min_x, max_x, min_y, max_y) = self._ptz_position()
-        left = {"right": max_x - x, "left": x - min_x, "up": max_y - y, "down": y - min_y}[direction]
-        return left <= 0
-
-    def _ptz_report(self) -> dict[str, Any]:
-        (x, y), (min_x, max_x, min_y, max_y) = self._ptz_position()
-        apex = self._ptz_last is not None and self._ptz_blocked(self._ptz_last)
+    def _ptz(self, fields: dict[str, Any], visitor: Optional[str]) -> dict[str, Any]:
+        if self.power == "standby":
+            raise Refused("8", "camera is in standby")
+        direction = PRESS.get(fields["cmd"])
+        if direction is None:
+            if self._ptz_moving is not None:
+                self.camera.ptz_stop()
+                self._ptz_moving = None
+        else:
+            if direction != self._ptz_moving and self._room(direction) > 0:
+                if self._ptz_moving is not None:
+                    self.camera.ptz_stop()
+                self.camera.ptz_start(direction)
+                self._ptz_moving = direction
+            self._ptz_last = direction
+        (x, y), (min_x, max_x, min_y, max_y) = self._position()
+        apex = self._ptz_last is not None and self._room(self._ptz_last) <= 0
         return {
             "apex": "yes" if apex else "no",
             "current_x": x,
@@ -446,30 +246,13 @@ class StdlibDevice:
             "min_y": min_y,
         }
 
-    # -- inner_define (only get_device_st) -------------------------------------------------
+    def _position(self) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+        min_x, max_x, min_y, max_y = (int(v) for v in self.camera.ptz_limits())
+        position = self.camera.ptz_position()
+        x, y = ((min_x + max_x) // 2, (min_y + max_y) // 2) if position is None else position
+        return (min(max(round(x), min_x), max_x), min(max(round(y), min_y), max_y)), (min_x, max_x, min_y, max_y)
 
-    def _inner(self, command: Command, visitor: Optional[str]) -> bytes:
-        if command.cmd != "get_device_st":
-            return _dumps({"status": "406"})
-        params: dict[str, str] = {}
-        for name, value in command.params:
-            params.setdefault(name, value)
-        kind = params.get("type")
-        if kind not in ("live", "voice", "playback") or params.get("quality", "standard") not in (
-            "standard",
-            "high",
-            "super",
-        ):
-            return _dumps([{"status": "404"}])
-        count, streaming = self._viewers(visitor)
-        if self.power == "standby":
-            status = "1"
-        elif not streaming and count > self.max_connections:
-            status = "405"
-        elif kind == "voice" and self.talker not in (None, visitor):
-            status = "1"
-        elif kind == "playback" and type(self.hardware).record_index is Hardware.record_index:
-            status = "406"
-        else:
-            status = "0"
-        return _dumps([{"status": status, "appConnectNum": str(count)}])
+    def _room(self, direction: str) -> int:
+        """Steps left before the end stop in ``direction``."""
+        (x, y), (min_x, max_x, min_y, max_y) = self._position()
+        return {"right": max_x - x, "left": x - min_x, "up": max_y - y, "down": y - min_y}[direction]

@@ -9,8 +9,9 @@ its ``+`` turn into spaces. So this reference first locates the raw JSON value w
 ``parse_qsl``.
 
 It follows PROTOCOL.md §2-§3 (bare payload, raw or percent-encoded JSON ``cmd``, WHATWG form
-decoding of everything else, the one lenient repair of trailing commas) and returns the library's
-:class:`~iotvideo_signaling.Command`, so results compare with ``==``. Errors are plain
+decoding of everything else, the one lenient repair of trailing commas) and returns its own
+:class:`Command`, with the fields of the library's (``test_corpus.py`` compares them one by one):
+like every contender it imports nothing from ``iotvideo_signaling``. Errors are plain
 :class:`ValueError`; their text and offsets are not the library's. On the benchmark corpus it
 produces exactly what the library does (``test_corpus.py`` checks); on pathological JSON the
 stdlib decoder is more permissive than orjson (integers beyond 64 bits, lone surrogate escapes,
@@ -21,12 +22,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 from urllib.parse import parse_qsl, unquote_plus
 
-from iotvideo_signaling import Command
-
-__all__ = ["DEFAULT_MAX_SIZE", "decode_command", "parse_command"]
+__all__ = ["DEFAULT_MAX_SIZE", "Command", "decode_command", "parse_command"]
 
 DEFAULT_MAX_SIZE = 16384
 _ACTIONS = ("user_define", "inner_define")
@@ -39,6 +38,16 @@ _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
 _TRAILING_COMMA = re.compile(r'("(?:[^"\\]|\\.)*(?:"|\\?\Z))|,(?=[ \t\r\n]*[\]}])', re.DOTALL)
 #: Marks the value of a raw JSON ``cmd`` that ``raw_decode`` rejected; decoded leniently later.
 _UNDECODED: Any = object()
+
+
+class Command(NamedTuple):
+    """One parsed command string (PROTOCOL.md §2): a JSON ``payload`` or a ``cmd`` token, not both."""
+
+    action: str
+    channel: int
+    cmd: Optional[str]
+    payload: Optional[bytes]
+    params: tuple[tuple[str, str], ...]
 
 
 def _reject_constant(name: str) -> Any:

@@ -56,7 +56,7 @@ def user_num(client: LineClient) -> int:
     return int(reply["user_num"])
 
 
-def wait_until(predicate: Any, timeout: float = 5.0) -> bool:
+def wait_until(predicate: Any, timeout: float = 20.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -500,21 +500,43 @@ def test_unix_socket_file_is_never_wider_than_its_owner_before_chmod(
 
 
 # -- limits: connections, idle and slow clients ----------------------------------------------------
+#
+# The suite also runs on ARM under emulation, many times slower than a workstation. A client "not
+# held up" by a misbehaving one must be answered within half the timeout that would otherwise have
+# released it; the timeouts are long enough for that half to hold five times the slowest reply
+# seen there. Waits for something that must happen are long: they only cost time on a failure.
 
-LIMITS_CONFIG = """
+#: Seconds without a complete line before the `limited` daemon closes a connection.
+IDLE_TIMEOUT = 2.0
+#: Seconds a client may leave its replies unread before the `slow_reader_served` daemon drops it.
+WRITE_TIMEOUT = 6.0
+#: Seconds a daemon may take to stop after SIGTERM or SIGINT (it drains for at most 2 s).
+STOP_WITHIN = 20.0
+
+LIMITS_CONFIG = f"""
 [server]
-idle_timeout = 1.0
-write_timeout = 1.0
-write_buffer_size = 65536
+idle_timeout = {IDLE_TIMEOUT}
 
 [device]
 max_connections = 3
+"""
+
+SLOW_READER_CONFIG = f"""
+[server]
+write_timeout = {WRITE_TIMEOUT}
+write_buffer_size = 65536
 """
 
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with running(tmp_path_factory.mktemp("limits"), "tcp://127.0.0.1:0", "ws://127.0.0.1:0", config=LIMITS_CONFIG) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def slow_reader_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with running(tmp_path_factory.mktemp("slow-reader"), "tcp://127.0.0.1:0", config=SLOW_READER_CONFIG) as s:
         yield s
 
 
@@ -543,16 +565,16 @@ def test_max_connections(limited: Served) -> None:
 
 
 def test_idle_client_is_closed(limited: Served) -> None:
-    with LineClient(limited.url("tcp"), timeout=4) as client:
+    with LineClient(limited.url("tcp"), timeout=IDLE_TIMEOUT + 10) as client:
         assert client.request(command("version", 1))["result"] == "0"
         started = time.monotonic()
         assert client.closed_by_server()
-        assert 0.8 < time.monotonic() - started < 3
+        assert IDLE_TIMEOUT / 2 < time.monotonic() - started < IDLE_TIMEOUT + 8
 
 
 def test_slowloris_is_closed_while_others_are_served(limited: Served) -> None:
     url = limited.url("tcp")
-    with LineClient(url, timeout=4) as slow, LineClient(url) as quick:
+    with LineClient(url, timeout=IDLE_TIMEOUT + 10) as slow, LineClient(url) as quick:
         dropped = threading.Event()
 
         def dribble() -> None:
@@ -570,26 +592,27 @@ def test_slowloris_is_closed_while_others_are_served(limited: Served) -> None:
         for i in range(20):
             started = time.monotonic()
             assert quick.request(command("version", i))["message_id"] == i
-            assert time.monotonic() - started < 0.5
+            assert time.monotonic() - started < IDLE_TIMEOUT / 2  # not held up until the dribbler is closed
             time.sleep(0.02)  # quick stays busy: only the dribbler is idle
-        thread.join(10)
+        thread.join(IDLE_TIMEOUT + 30)
         assert dropped.is_set()
     assert limited.wait_log("closed: idle timeout")
 
 
-def test_client_that_does_not_read_is_dropped(limited: Served) -> None:
-    url = limited.url("tcp")
+def test_client_that_does_not_read_is_dropped(slow_reader_served: Served) -> None:
+    url = slow_reader_served.url("tcp")
     with LineClient(url) as quick:
         before = user_num(quick)
         greedy, stop_flood = _flood_without_reading(url)
         try:
-            assert wait_until(lambda: user_num(quick) == before + 1, 2)
+            assert wait_until(lambda: user_num(quick) == before + 1)
             for i in range(10):
                 started = time.monotonic()
                 assert quick.request(command("version", i))["message_id"] == i
-                assert time.monotonic() - started < 0.5
-            assert wait_until(lambda: user_num(quick) == before, 6), "the greedy client was not dropped"
-            assert limited.wait_log("does not read its replies")
+                assert time.monotonic() - started < WRITE_TIMEOUT / 2  # not held up until the greedy one is dropped
+            dropped = wait_until(lambda: user_num(quick) == before, WRITE_TIMEOUT + 30)
+            assert dropped, "the greedy client was not dropped"
+            assert slow_reader_served.wait_log("does not read its replies")
         finally:
             stop_flood.set()
             greedy.close()
@@ -625,8 +648,8 @@ def test_sigterm_finishes_replies_flushes_state_and_exits_0(tmp_path: Path) -> N
             for i in range(50):
                 assert client.reply()["message_id"] == i
             assert client.closed_by_server()
-            assert server.process.wait(5) == 0
-            assert time.monotonic() - started < 5
+            assert server.process.wait(STOP_WITHIN) == 0
+            assert time.monotonic() - started < STOP_WITHIN  # the greedy client held nothing up
     finally:
         stop_flood.set()
         greedy.close()
@@ -646,7 +669,7 @@ def test_sigint_stops_cleanly_too(tmp_path: Path) -> None:
         assert client.request(command("version", 1))["result"] == "0"
         server.process.send_signal(signal.SIGINT)
         assert client.closed_by_server()
-    assert server.process.wait(5) == 0
+    assert server.process.wait(STOP_WITHIN) == 0
     server.stop()
 
 
@@ -674,11 +697,11 @@ def test_systemd_notify_ready_watchdog_stopping(tmp_path: Path) -> None:
         try:
             first = _recv_all(sock, "READY=1")
             assert any(m.startswith("READY=1\nSTATUS=listening on tcp://127.0.0.1:") for m in first), first
-            pings = _recv_all(sock, "never", timeout=0.5)
+            pings = _recv_all(sock, "never", timeout=1.0)  # a ping every 0.1 s is expected
             assert pings.count("WATCHDOG=1") >= 3, pings
             server.process.send_signal(signal.SIGTERM)
             assert any("STOPPING=1" in m for m in _recv_all(sock, "STOPPING=1"))
-            assert server.process.wait(5) == 0
+            assert server.process.wait(STOP_WITHIN) == 0
         finally:
             server.stop()
     path.unlink()
@@ -707,9 +730,9 @@ def test_load_16_connections_x_1000_pipelined(served: Served, tmp_path: Path) ->
     result: dict[str, Any] = asyncio.run(load.run_load(served.url("tcp"), connections=16, commands=1000))
     print("\n" + load.markdown(result))
     (tmp_path / "load.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    assert result["replies"] == 16_000  # and run_load checked every message_id and result
-    assert result["replies_per_s"] > 1000  # a sanity bound, not a benchmark
-    assert result["p99_ms"] < 5000
+    # run_load checked every message_id and result, each reply within its 30 s timeout; the speed
+    # printed above depends on the machine and its load, and is not asserted
+    assert result["replies"] == 16_000
 
 
 BOOT_HARDWARE = '''
