@@ -285,3 +285,73 @@ def test_close_reports_a_format_still_waiting_for_the_pool_as_failed(tmp_path: P
     formats = [dict(event.data) for event in events if event.kind == "sd_format"]
     assert formats == [{"state": "formatting"}, {"state": "failed", "reason": "device closed"}]
     assert hw.formats == 0
+
+
+class GatedHooks(SimulatedHardware):
+    """set_power and sd_card_present wait for the test: they stand for slow hardware."""
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(state_dir)
+        self.inside = threading.Event()
+        self.gate = threading.Event()
+
+    def _hold(self) -> None:
+        self.inside.set()
+        assert self.gate.wait(10)
+
+    def set_power(self, status: str) -> None:
+        self._hold()
+        super().set_power(status)
+
+    def sd_card_present(self) -> bool:
+        if not self.inside.is_set():  # the first call is the slow one
+            self._hold()
+        return True
+
+
+@pytest.mark.parametrize(
+    "slow", [{"topic": "set_status", "status": "standby"}, {"topic": "sd_format"}], ids=["set_power", "sd_card_present"]
+)
+def test_a_slow_hook_holds_up_no_other_topic(tmp_path: Path, slow: dict[str, Any]) -> None:
+    hw = GatedHooks(tmp_path)
+    with Device(hw) as device:
+        device.open_session("a")
+        stuck = threading.Thread(target=ask, args=(device, slow))
+        stuck.start()
+        try:
+            assert hw.inside.wait(10)
+            # the hook is running: every lock that guards state is free
+            answers: list[str] = []
+
+            def others() -> None:
+                for topic in ("get_status", "intercom", "version", "Mirror_flip", "bind_status"):
+                    body = {"topic": topic, "mode": "flip", "status": "success"}
+                    answers.append(ask(device, body)["result"])
+                device.start_stream("a")
+                device.close_session("a")
+                answers.append(ask(device, {"topic": "sd_format"})["result"])  # busy, or in the hook
+
+            other = threading.Thread(target=others)
+            other.start()
+            other.join(10)
+            assert not other.is_alive()
+            assert answers[:5] == ["0"] * 5
+        finally:
+            hw.gate.set()
+            stuck.join(10)
+        assert not stuck.is_alive()
+
+
+def test_a_hook_that_calls_back_into_its_own_switch_gets_an_error_not_a_deadlock(tmp_path: Path) -> None:
+    class Reentrant(SimulatedHardware):
+        device: Device
+
+        def set_power(self, status: str) -> None:
+            super().set_power(status)
+            reply = ask(self.device, {"topic": "set_status", "status": "working"})
+            assert reply["result"] == "7"
+
+    hw = Reentrant(tmp_path)
+    with Device(hw) as device:
+        hw.device = device
+        assert ask(device, {"topic": "set_status", "status": "standby"})["result"] == "0"
