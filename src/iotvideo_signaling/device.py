@@ -15,22 +15,31 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Callable, Union
 
 from ._command import Command
 from ._log import logger
 from ._wire import decode_command
 from .config import DeviceConfig
-from .errors import RequestError, ResultCode, WireError
+from .errors import ResultCode, WireError
 from .events import Event, EventBus
 from .hardware import Hardware
 from .inner import DEVICE_ERROR as INNER_DEVICE_ERROR
 from .inner import handle_inner
 from .jobs import MAX_QUEUED_JOBS, Jobs, WorkerPool
-from .protocol import MAX_TOPIC_ECHO, MISSING, EnvelopeError, Request, error_reply, parse_request, reply, short
-from .sessions import Admission, Sessions
-from .topics import LEGACY_PTZ, BuiltinTopics
+from .protocol import (
+    MAX_TOPIC_ECHO,
+    MISSING,
+    EnvelopeError,
+    error_reply,
+    failure_reply,
+    oversized_reply,
+    parse_request,
+    reply,
+    short,
+)
+from .sessions import Admission, Sessions, sharer_refusal
+from .topics import LEGACY_PTZ, BuiltinTopics, TokenHandler, TopicHandler, guard_reply_fields
 
 if TYPE_CHECKING:
     from .ota import OtaStatus
@@ -41,19 +50,9 @@ __all__ = ["MAX_REPLY_SIZE", "Device", "DeviceConfig", "TokenHandler", "TopicHan
 log = logger(__name__)
 
 Buffer = Union[bytes, bytearray, memoryview, str]
-#: A custom topic handler: ``(request, visitor) -> reply fields or None``; raise RequestError to refuse.
-TopicHandler = Callable[[Request, Optional[str]], Optional[Mapping[str, Any]]]
-#: A custom token handler: ``(command, visitor) -> reply fields or None``.
-TokenHandler = Callable[[Command, Optional[str]], Optional[Mapping[str, Any]]]
-
 #: The longest reply, unless ``max_message_size`` is larger; a longer one becomes error 7.
 MAX_REPLY_SIZE = 16384
 
-_SHARER_REASONS = {
-    "upgrade": "sharers may not upgrade the firmware",
-    "sd_format": "sharers may not format the SD card",
-    "set_status": "sharers may not switch the camera on or off",
-}
 _NEW, _STARTING, _RUNNING, _CLOSED = "new", "starting", "running", "closed"
 _DEFAULT_CONFIG = DeviceConfig()
 
@@ -219,13 +218,12 @@ class Device:
                 shown = topic if len(topic) <= MAX_TOPIC_ECHO else ""
                 return error_reply(shown, ResultCode.UNKNOWN, f"unknown topic {short(topic)}", message_id)
             if topic in self._denied and self._sessions.role(visitor) == "sharer":
-                reason = _SHARER_REASONS.get(topic, f"sharers may not use {short(topic)}")
-                return error_reply(topic, ResultCode.FORBIDDEN, reason, message_id)
+                return error_reply(topic, ResultCode.FORBIDDEN, sharer_refusal(topic), message_id)
             try:
                 out = reply(topic, message_id, handler(request, visitor))
             except Exception as exc:  # noqa: BLE001 - mapped to a result code
-                return _failed(topic, message_id, exc)
-            return out if len(out) <= self._max_reply else _too_large(topic, message_id)
+                return failure_reply(topic, message_id, exc)
+            return out if len(out) <= self._max_reply else oversized_reply(topic, message_id)
         except Exception:
             log.exception("unexpected failure while handling a command")
             return error_reply("", ResultCode.DEVICE_ERROR, "internal error")
@@ -239,8 +237,8 @@ class Device:
         try:
             out = reply(topic, MISSING, handler(command, visitor))
         except Exception as exc:  # noqa: BLE001 - mapped to a result code
-            return _failed(topic, MISSING, exc)
-        return out if len(out) <= self._max_reply else _too_large(topic, MISSING)
+            return failure_reply(topic, MISSING, exc)
+        return out if len(out) <= self._max_reply else oversized_reply(topic, MISSING)
 
     # -- extension points ------------------------------------------------------------------------
 
@@ -253,7 +251,7 @@ class Device:
 
         def register(handler: TopicHandler) -> TopicHandler:
             with self._lock:
-                self._topics[name] = _envelope_guard(handler)
+                self._topics[name] = guard_reply_fields(handler)
             return handler
 
         return register
@@ -263,7 +261,7 @@ class Device:
 
         def register(handler: TokenHandler) -> TokenHandler:
             with self._lock:
-                self._tokens[token] = _envelope_guard(handler)
+                self._tokens[token] = guard_reply_fields(handler)
             return handler
 
         return register
@@ -340,36 +338,6 @@ class Device:
         """
         self._started()
         return self._builtins.cancel_upgrade()
-
-
-_RESERVED = frozenset({"confirmation_topic", "result", "message_id"})
-
-
-def _envelope_guard(handler: Callable[[Any, str | None], Mapping[str, Any] | None]) -> Any:
-    """Wrap a vendor's handler so the fields it returns never replace the reply's envelope."""
-
-    def guarded(arg: Any, visitor: str | None) -> Mapping[str, Any] | None:
-        fields = handler(arg, visitor)
-        if fields and not _RESERVED.isdisjoint(fields):
-            fields = {k: v for k, v in fields.items() if k not in _RESERVED}
-        return fields
-
-    return guarded
-
-
-def _too_large(topic: str, message_id: Any) -> bytes:
-    log.warning("%s: the reply is longer than the reply limit; answering a device error instead", topic)
-    return error_reply(topic, ResultCode.DEVICE_ERROR, "reply too large", message_id)
-
-
-def _failed(topic: str, message_id: Any, exc: Exception) -> bytes:
-    """The error reply for what a handler raised: its own code, 3 for a missing hook, else 7."""
-    if isinstance(exc, RequestError):
-        return error_reply(topic, exc.code, exc.reason, message_id)
-    if isinstance(exc, NotImplementedError):
-        return error_reply(topic, ResultCode.UNKNOWN, "not supported by this camera", message_id)
-    log.warning("%s failed: %s", topic or "command", exc, exc_info=exc)
-    return error_reply(topic, ResultCode.DEVICE_ERROR, "device error", message_id)
 
 
 def _overrides(hardware: Hardware, hook: str) -> bool:

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple, Optional, Tuple
 
 import orjson
 
+from ._log import logger
 from .errors import MAX_REASON, RequestError, ResultCode
 
 __all__ = [
@@ -19,6 +20,8 @@ __all__ = [
     "Field",
     "Request",
 ]
+
+log = logger(__name__)
 
 #: ``message_id`` limits (PROTOCOL.md §3): an integer within +-(2**53-1), or a string this long.
 MAX_SAFE_INT = 2**53 - 1
@@ -254,3 +257,19 @@ def error_reply(topic: str, code: ResultCode, reason: str, message_id: Any = MIS
     if message_id is not MISSING:
         body["message_id"] = message_id
     return orjson.dumps(body)
+
+
+def failure_reply(topic: str, message_id: Any, exc: Exception) -> bytes:
+    """The error reply for what a handler raised: its own code, 3 for a missing hook, else 7."""
+    if isinstance(exc, RequestError):
+        return error_reply(topic, exc.code, exc.reason, message_id)
+    if isinstance(exc, NotImplementedError):
+        return error_reply(topic, ResultCode.UNKNOWN, "not supported by this camera", message_id)
+    log.warning("%s failed: %s", topic or "command", exc, exc_info=exc)
+    return error_reply(topic, ResultCode.DEVICE_ERROR, "device error", message_id)
+
+
+def oversized_reply(topic: str, message_id: Any) -> bytes:
+    """The error reply (7) that replaces a reply longer than the reply limit."""
+    log.warning("%s: the reply is longer than the reply limit; answering a device error instead", topic)
+    return error_reply(topic, ResultCode.DEVICE_ERROR, "reply too large", message_id)

@@ -12,12 +12,24 @@ import threading
 from typing import Callable, NamedTuple, Optional
 
 from .events import EventBus
+from .protocol import short
 
-__all__ = ["ROLES", "STREAM_KINDS", "Admission", "Sessions"]
+__all__ = ["ROLES", "STREAM_KINDS", "Admission", "Sessions", "sharer_refusal"]
 
 ROLES = ("owner", "sharer")
 #: What a visitor may ask to start: live view, talk-back, playback of recordings.
 STREAM_KINDS = ("live", "voice", "playback")
+
+_SHARER_REASONS = {
+    "upgrade": "sharers may not upgrade the firmware",
+    "sd_format": "sharers may not format the SD card",
+    "set_status": "sharers may not switch the camera on or off",
+}
+
+
+def sharer_refusal(topic: str) -> str:
+    """The reason a sharer is refused ``topic`` (one of ``DeviceConfig.sharer_denied_topics``)."""
+    return _SHARER_REASONS.get(topic, f"sharers may not use {short(topic)}")
 
 
 class Admission(NamedTuple):

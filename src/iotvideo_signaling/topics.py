@@ -15,6 +15,7 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from ._command import Command
 from ._log import logger
 from ._turn import Turn
 from .config import DeviceConfig
@@ -25,18 +26,19 @@ from .protocol import FIELDS, MD5_REASON, Request, is_md5
 from .sessions import Sessions
 
 if TYPE_CHECKING:
-    from ._command import Command
     from .jobs import Jobs
     from .ota import OtaManager, OtaStatus
     from .ptz import PtzController
     from .scheduling import Scheduler
 
-__all__ = ["LEGACY_PTZ", "TOPIC_HOOKS", "BuiltinTopics", "Handler"]
+__all__ = ["LEGACY_PTZ", "TOPIC_HOOKS", "BuiltinTopics", "TokenHandler", "TopicHandler", "guard_reply_fields"]
 
 log = logger(__name__)
 
-#: A topic handler: ``(request, visitor) -> reply fields or None``.
-Handler = Callable[[Request, Optional[str]], Optional[Mapping[str, Any]]]
+#: A topic handler: ``(request, visitor) -> reply fields or None``; raise RequestError to refuse.
+TopicHandler = Callable[[Request, Optional[str]], Optional[Mapping[str, Any]]]
+#: A ``cmd`` token handler: ``(command, visitor) -> reply fields or None``.
+TokenHandler = Callable[[Command, Optional[str]], Optional[Mapping[str, Any]]]
 
 #: Legacy one-step PTZ tokens (``cmd=ptz_left``), answered with the ``ptz`` topic's fields.
 LEGACY_PTZ = {"ptz_left": "left", "ptz_right": "right", "ptz_up": "up", "ptz_down": "down"}
@@ -94,9 +96,9 @@ class BuiltinTopics:
         self._temp_download_dir: Optional[str] = None  # removed at close
         self._closed = False
 
-    def handlers(self) -> dict[str, Handler]:
+    def handlers(self) -> dict[str, TopicHandler]:
         """The dispatch table: topic -> handler (a topic whose hook is missing answers 3)."""
-        table: dict[str, Handler] = {
+        table: dict[str, TopicHandler] = {
             "get_status": self.get_status,
             "version": self.version,
             "upgrade": self.upgrade,
@@ -375,3 +377,18 @@ class BuiltinTopics:
 
 def _unsupported(request: Request, visitor: Optional[str]) -> None:
     raise NotImplementedError(request.topic)
+
+
+_RESERVED = frozenset({"confirmation_topic", "result", "message_id"})
+
+
+def guard_reply_fields(handler: Callable[[Any, Optional[str]], Optional[Mapping[str, Any]]]) -> Any:
+    """Wrap a vendor's handler so the fields it returns never replace the reply's envelope."""
+
+    def guarded(arg: Any, visitor: Optional[str]) -> Optional[Mapping[str, Any]]:
+        fields = handler(arg, visitor)
+        if fields and not _RESERVED.isdisjoint(fields):
+            fields = {k: v for k, v in fields.items() if k not in _RESERVED}
+        return fields
+
+    return guarded
