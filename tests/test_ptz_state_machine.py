@@ -32,6 +32,7 @@ from hypothesis import assume, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from iotvideo_signaling import _ptz_events as ev
 from iotvideo_signaling import _ptz_machine as m
 from iotvideo_signaling._virtual_motor import VirtualMotor
 from iotvideo_signaling.events import Event
@@ -288,31 +289,31 @@ TestPtzMachine.settings = settings(max_examples=300, stateful_step_count=50, dea
 # -- the pure machine ------------------------------------------------------------------------------
 
 SETTLED = (m.Phase.IDLE, m.Phase.MOVING, m.Phase.STOP_OWED)
-OUTCOMES = (m.StartSucceeded, m.StartFailed, m.StopSucceeded, m.StopFailed)
+OUTCOMES = (ev.StartSucceeded, ev.StartFailed, ev.StopSucceeded, ev.StopFailed)
 
 positions = st.one_of(
     st.tuples(st.integers(LIMITS[0], LIMITS[1]), st.integers(LIMITS[2], LIMITS[3])),
     st.tuples(st.sampled_from(LIMITS[:2]), st.sampled_from(LIMITS[2:])),  # on the end stops
 )
 feedbacks = st.one_of(st.none(), positions)
-geometries = st.builds(m.Geometry, st.just(LIMITS), st.just(SPEED), feedbacks)
+geometries = st.builds(ev.Geometry, st.just(LIMITS), st.just(SPEED), feedbacks)
 events = st.one_of(
-    st.builds(m.Press, directions, visitors, geometries, st.booleans()),
-    st.builds(m.Step, directions, visitors, geometries, st.booleans()),
-    st.builds(m.Stop, st.sampled_from(["release", "standby"]), feedbacks),
-    st.builds(m.VisitorGone, visitors, feedbacks),
-    st.builds(m.Startup, st.one_of(st.none(), geometries)),
-    st.builds(m.Close, feedbacks),
-    st.builds(m.timer_due, st.sampled_from(list(m.Timer)), st.integers(0, 40), feedbacks),  # mostly stale
+    st.builds(ev.Press, directions, visitors, geometries, st.booleans()),
+    st.builds(ev.Step, directions, visitors, geometries, st.booleans()),
+    st.builds(ev.Stop, st.sampled_from(["release", "standby"]), feedbacks),
+    st.builds(ev.VisitorGone, visitors, feedbacks),
+    st.builds(ev.Startup, st.one_of(st.none(), geometries)),
+    st.builds(ev.Close, feedbacks),
+    st.builds(ev.timer_due, st.sampled_from(list(ev.Timer)), st.integers(0, 40), feedbacks),  # mostly stale
 )
-outcomes = st.sampled_from([m.StartSucceeded(), m.StartFailed(), m.StopSucceeded(), m.StopFailed()])
+outcomes = st.sampled_from([ev.StartSucceeded(), ev.StartFailed(), ev.StopSucceeded(), ev.StopFailed()])
 
 
-def _answers(command: m.StartMotor | m.StopMotor | None, event: m.Event) -> bool:
-    if isinstance(command, m.StartMotor):
-        return isinstance(event, (m.StartSucceeded, m.StartFailed))
-    if isinstance(command, m.StopMotor):
-        return isinstance(event, (m.StopSucceeded, m.StopFailed))
+def _answers(command: ev.StartMotor | ev.StopMotor | None, event: ev.Event) -> bool:
+    if isinstance(command, ev.StartMotor):
+        return isinstance(event, (ev.StartSucceeded, ev.StartFailed))
+    if isinstance(command, ev.StopMotor):
+        return isinstance(event, (ev.StopSucceeded, ev.StopFailed))
     return False
 
 
@@ -323,14 +324,14 @@ class PureMachine(RuleBasedStateMachine):
         self.now = 0.0
         self.motor: str | None = None  # what the (modelled) hardware does
         self.announced: str | None = None  # what the announcements say it does
-        self.command: m.StartMotor | m.StopMotor | None = None  # awaiting its outcome
-        self.timers: dict[m.Timer, tuple[int, float]] = {}  # armed: token and due time
+        self.command: ev.StartMotor | ev.StopMotor | None = None  # awaiting its outcome
+        self.timers: dict[ev.Timer, tuple[int, float]] = {}  # armed: token and due time
 
     @initialize(move_cap_s=st.one_of(st.none(), st.floats(min_value=0.1, max_value=10.0)))
     def setup(self, move_cap_s: float | None) -> None:
         self.state = m.initial_state(move_cap_s=move_cap_s, step_size=STEP)
 
-    def feed(self, event: m.Event) -> None:
+    def feed(self, event: ev.Event) -> None:
         before = self.state
         expected = _answers(self.command, event) if self.command is not None else not isinstance(event, OUTCOMES)
         try:
@@ -341,21 +342,21 @@ class PureMachine(RuleBasedStateMachine):
         assert expected, event
         assert m.transition(before, event, self.now) == (after, actions)  # pure
         self.state = after
-        if any(isinstance(action, m.Refuse) for action in actions):
+        if any(isinstance(action, ev.Refuse) for action in actions):
             assert (after, len(actions)) == (before, 1)
-        commands = [a for a in actions if isinstance(a, (m.StartMotor, m.StopMotor))]
+        commands = [a for a in actions if isinstance(a, (ev.StartMotor, ev.StopMotor))]
         assert len(commands) <= 1
         assert not commands or actions[-1] is commands[0]
         self.command = commands[0] if commands else None
         for action in actions:
-            if isinstance(action, m.ArmTimer):
+            if isinstance(action, ev.ArmTimer):
                 self.timers[action.timer] = (action.token, self.now + action.delay)
-            elif isinstance(action, m.CancelTimers):
+            elif isinstance(action, ev.CancelTimers):
                 self.timers.clear()
-            elif isinstance(action, m.Announce):
+            elif isinstance(action, ev.Announce):
                 self.announce(action)
 
-    def announce(self, action: m.Announce) -> None:
+    def announce(self, action: ev.Announce) -> None:
         if action.action == "start":
             assert self.announced is None
             assert action.direction == self.motor  # announced once the start succeeded
@@ -368,24 +369,24 @@ class PureMachine(RuleBasedStateMachine):
     # -- rules -------------------------------------------------------------------------------------
 
     @rule(event=events)
-    def event(self, event: m.Event) -> None:
+    def event(self, event: ev.Event) -> None:
         self.feed(event)
 
     @precondition(lambda self: self.command is not None)
     @rule(succeed=st.booleans())
     def answer(self, succeed: bool) -> None:
         command = self.command
-        if isinstance(command, m.StartMotor):
+        if isinstance(command, ev.StartMotor):
             if succeed:
                 self.motor = command.direction
-            self.feed(m.StartSucceeded() if succeed else m.StartFailed())
+            self.feed(ev.StartSucceeded() if succeed else ev.StartFailed())
         else:
             if succeed:
                 self.motor = None
-            self.feed(m.StopSucceeded() if succeed else m.StopFailed())
+            self.feed(ev.StopSucceeded() if succeed else ev.StopFailed())
 
     @rule(event=outcomes)
-    def stray_outcome(self, event: m.Event) -> None:
+    def stray_outcome(self, event: ev.Event) -> None:
         assume(not _answers(self.command, event))
         self.feed(event)
 
@@ -395,7 +396,7 @@ class PureMachine(RuleBasedStateMachine):
         timer, (token, due) = min(self.timers.items(), key=lambda item: item[1][1])
         self.now = max(self.now, due)
         del self.timers[timer]
-        self.feed(m.timer_due(timer, token, feedback))
+        self.feed(ev.timer_due(timer, token, feedback))
 
     @rule(seconds=durations)
     def tick(self, seconds: float) -> None:
@@ -408,7 +409,7 @@ class PureMachine(RuleBasedStateMachine):
         phase = self.state.phase
         if self.command is None:
             assert phase in SETTLED
-        elif isinstance(self.command, m.StartMotor):
+        elif isinstance(self.command, ev.StartMotor):
             assert phase is m.Phase.STARTING
         else:
             assert phase in (m.Phase.STOPPING, m.Phase.UNWINDING)
@@ -422,10 +423,10 @@ class PureMachine(RuleBasedStateMachine):
             assert self.motor is None and move is None  # even after a failed stop
         elif state.phase is m.Phase.MOVING:
             assert move is not None and self.motor == move.direction
-            assert set(self.timers) == {m.Timer.DEADLINE, m.Timer.END_STOP}
+            assert set(self.timers) == {ev.Timer.DEADLINE, ev.Timer.END_STOP}
         else:
             assert move is not None and self.motor == move.direction and move.owed is not None
-            assert set(self.timers) == (set() if state.closed else {m.Timer.RETRY})
+            assert set(self.timers) == (set() if state.closed else {ev.Timer.RETRY})
 
     @invariant()
     def timers_only_while_moving_or_owing_with_the_tokens_of_the_move(self) -> None:
@@ -433,8 +434,8 @@ class PureMachine(RuleBasedStateMachine):
         if self.timers:
             assert self.state.phase in (m.Phase.MOVING, m.Phase.STOP_OWED)
             assert move is not None
-            tokens = {m.Timer.DEADLINE: move.deadline_token, m.Timer.END_STOP: move.end_token,
-                      m.Timer.RETRY: move.retry_token}
+            tokens = {ev.Timer.DEADLINE: move.deadline_token, ev.Timer.END_STOP: move.end_token,
+                      ev.Timer.RETRY: move.retry_token}
             assert {timer: token for timer, (token, _) in self.timers.items()} == {
                 timer: token for timer, token in tokens.items() if token is not None
             }
@@ -457,7 +458,7 @@ class PureMachine(RuleBasedStateMachine):
             elif self.timers:
                 self.fire_next_timer(feedback=None)
             elif self.state.move is not None:
-                self.feed(m.Stop("shutdown", None))
+                self.feed(ev.Stop("shutdown", None))
             else:
                 break
         assert (self.state.phase, self.motor, self.timers) == (m.Phase.IDLE, None, {})

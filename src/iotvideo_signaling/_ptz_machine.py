@@ -2,7 +2,8 @@
 
 :func:`transition` is the one place where the state of the pan/tilt motor changes: it takes the
 current :class:`State`, one event and the monotonic time, and returns the next state and the
-actions to carry out, in order. States, events and actions are immutable values. The driver,
+actions to carry out, in order. States are immutable values here; events and actions are
+immutable values in :mod:`iotvideo_signaling._ptz_events`. The driver,
 :class:`~iotvideo_signaling.ptz.PtzController`, reads the hardware into events, carries out the
 actions, and feeds the outcome of each motor command back as the next event.
 
@@ -51,66 +52,46 @@ from __future__ import annotations
 import enum
 import math
 import types
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, replace
-from typing import ClassVar, NamedTuple, Optional, Union
+from typing import Optional
 
+from ._ptz_events import (
+    Action,
+    Announce,
+    ArmTimer,
+    CancelTimers,
+    Close,
+    DeadlineDue,
+    EndStopDue,
+    Event,
+    LogGaveUp,
+    LogRetry,
+    LogStopFailed,
+    Motion,
+    Position,
+    Refusal,
+    Refuse,
+    RetryDue,
+    StartFailed,
+    StartMotor,
+    StartSucceeded,
+    Startup,
+    Stop,
+    StopFailed,
+    StopMotor,
+    StopSucceeded,
+    Timer,
+    TimerEvent,
+    VisitorGone,
+)
 from .hardware import PtzLimits
 
 __all__ = [
-    "DIRECTIONS",
-    "MAX_MOVE_CAP_S",
-    "MAX_STOP_RETRY_S",
-    "MIN_MOVE_CAP_S",
-    "RECHECK_S",
-    "STOP_RETRY_S",
-    "UNWIND",
-    "Action",
-    "Announce",
-    "ArmTimer",
-    "CancelTimers",
-    "Close",
-    "DeadlineDue",
-    "EndStopDue",
-    "Event",
-    "Geometry",
-    "LogGaveUp",
-    "LogRetry",
-    "LogStopFailed",
-    "Move",
-    "NextStart",
-    "Outcome",
-    "Phase",
-    "Press",
-    "Refusal",
-    "Refuse",
-    "RetryDue",
-    "Settings",
-    "StartFailed",
-    "StartMotor",
-    "StartSucceeded",
-    "Startup",
-    "State",
-    "Step",
-    "Stop",
-    "StopFailed",
-    "StopMotor",
-    "StopSucceeded",
-    "Stopping",
-    "Timer",
-    "UnexpectedEvent",
-    "VisitorGone",
-    "apex",
-    "clamp",
-    "default_move_cap",
-    "estimate",
-    "initial_state",
-    "remaining",
-    "timer_due",
-    "transition",
+    "DIRECTIONS", "MAX_MOVE_CAP_S", "MAX_STOP_RETRY_S", "MIN_MOVE_CAP_S", "RECHECK_S", "STOP_RETRY_S", "UNWIND",
+    "Move", "NextStart", "Outcome", "Phase", "Settings", "State", "Stopping", "UnexpectedEvent", "apex", "clamp",
+    "default_move_cap", "estimate", "initial_state", "remaining", "transition",
 ]
-
-Position = tuple[int, int]
 
 #: Unit vector of each direction, in (x, y): ``right`` and ``up`` move toward ``max_x``/``max_y``.
 DIRECTIONS: Mapping[str, tuple[int, int]] = types.MappingProxyType(
@@ -197,12 +178,6 @@ def apex(pos: Position, direction: Optional[str], limits: PtzLimits) -> str:
     return "no" if direction is None or remaining(pos, direction, limits) > 0 else "yes"
 
 
-# What one command reads of the hardware: limits, speeds, and the position if there is feedback
-# (already clamped to the limits). The functional form: the class syntax compiles each annotation.
-Geometry = NamedTuple(  # noqa: UP014
-    "Geometry", [("limits", PtzLimits), ("speed", "tuple[float, float]"), ("feedback", "Position | None")]
-)
-
 
 # -- state --------------------------------------------------------------------------------------
 
@@ -216,14 +191,6 @@ class Phase(enum.Enum):
     STOPPING = "stopping"
     STOP_OWED = "stop_owed"
     UNWINDING = "unwinding"
-
-
-class Timer(enum.Enum):
-    """The timers of a move: its deadline (cap or step duration), its end stop, a stop's retry."""
-
-    DEADLINE = "deadline"
-    END_STOP = "end_stop"
-    RETRY = "retry"
 
 
 @dataclass(frozen=True)
@@ -327,237 +294,12 @@ def estimate(state: State, limits: PtzLimits, now: float) -> Position:
     return clamp(pos, limits)
 
 
-# -- events -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Startup:
-    """The controller starts: send a stop, as the motor may run after a crash (None: no geometry)."""
-
-    __slots__ = ("geometry",)
-    geometry: Optional[Geometry]
-
-
-@dataclass(frozen=True)
-class _Begin:
-    __slots__ = ("allowed", "direction", "geometry", "visitor")
-    kind: ClassVar[str]
-    direction: str
-    visitor: Optional[Hashable]
-    geometry: Geometry
-    allowed: bool  # what allow_start() answered
-
-
-@dataclass(frozen=True)
-class Press(_Begin):
-    """A ``ptz_<dir>_press``: start a continuous move, redirect it, or refresh its cap."""
-
-    __slots__ = ()
-    kind: ClassVar[str] = "press"
-
-
-@dataclass(frozen=True)
-class Step(_Begin):
-    """A legacy one-step token: move ``step_size`` steps, or extend the step in progress."""
-
-    __slots__ = ()
-    kind: ClassVar[str] = "step"
-
-
-@dataclass(frozen=True)
-class Stop:
-    """Stop the move, whoever started it (``release``, ``standby`` ...); nothing when idle."""
-
-    __slots__ = ("feedback", "reason")
-    reason: str
-    feedback: Optional[Position]
-
-
-@dataclass(frozen=True)
-class VisitorGone:
-    """A visitor's session closed: stop the move if it started it."""
-
-    __slots__ = ("feedback", "visitor")
-    visitor: Optional[Hashable]
-    feedback: Optional[Position]
-
-
-@dataclass(frozen=True)
-class _TimerDue:
-    __slots__ = ("feedback", "token")
-    token: int
-    feedback: Optional[Position]
-
-
-@dataclass(frozen=True)
-class DeadlineDue(_TimerDue):
-    """The deadline timer fired: the move cap of a press, or the duration of a step."""
-
-    __slots__ = ()
-
-
-@dataclass(frozen=True)
-class EndStopDue(_TimerDue):
-    """The end-stop timer fired: the axis should be at its end stop."""
-
-    __slots__ = ()
-
-
-@dataclass(frozen=True)
-class RetryDue(_TimerDue):
-    """The retry timer fired: send the stop that failed again."""
-
-    __slots__ = ()
-
-
-@dataclass(frozen=True)
-class StartSucceeded:
-    """``ptz_start`` returned."""
-
-    __slots__ = ()
-
-
-@dataclass(frozen=True)
-class StartFailed:
-    """``ptz_start`` raised."""
-
-    __slots__ = ()
-
-
-@dataclass(frozen=True)
-class StopSucceeded:
-    """``ptz_stop`` returned."""
-
-    __slots__ = ()
-
-
-@dataclass(frozen=True)
-class StopFailed:
-    """``ptz_stop`` raised."""
-
-    __slots__ = ()
-
-
-@dataclass(frozen=True)
-class Close:
-    """The controller closes: send a stop, even when idle, and never retry it."""
-
-    __slots__ = ("feedback",)
-    feedback: Optional[Position]
-
-
-Event = Union[
-    Startup, Press, Step, Stop, VisitorGone, DeadlineDue, EndStopDue, RetryDue, StartSucceeded, StartFailed,
-    StopSucceeded, StopFailed, Close,
-]
-
-_DUE: Mapping[Timer, Callable[[int, Optional[Position]], Event]] = {
-    Timer.DEADLINE: DeadlineDue, Timer.END_STOP: EndStopDue, Timer.RETRY: RetryDue
-}
-
-
-def timer_due(timer: Timer, token: int, feedback: Optional[Position]) -> Event:
-    """The event of ``timer`` firing, for the timer armed with ``token``."""
-    return _DUE[timer](token, feedback)
-
-
 class UnexpectedEvent(RuntimeError):
     """An event that cannot happen in the current phase (a driver bug), e.g. a press while a
     motor command is in flight, or the outcome of a command that was not asked for."""
 
 
-# -- actions ------------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class StartMotor:
-    """Call ``ptz_start(direction)`` and feed back StartSucceeded or StartFailed."""
-
-    __slots__ = ("direction",)
-    direction: str
-
-
-@dataclass(frozen=True)
-class StopMotor:
-    """Call ``ptz_stop()`` and feed back StopSucceeded or StopFailed."""
-
-    __slots__ = ("reason",)
-    reason: str
-
-
-@dataclass(frozen=True)
-class ArmTimer:
-    """Arm ``timer`` (replacing the one armed before); it fires ``timer_due(timer, token, ...)``."""
-
-    __slots__ = ("delay", "timer", "token")
-    timer: Timer
-    delay: float
-    token: int
-
-
-@dataclass(frozen=True)
-class CancelTimers:
-    """Cancel every armed timer."""
-
-    __slots__ = ()
-
-
-@dataclass(frozen=True)
-class Announce:
-    """Publish a ``ptz`` event: a move started or a stop succeeded."""
-
-    __slots__ = ("action", "direction", "position", "reason")
-    action: str  # "start" or "stop"
-    direction: Optional[str]
-    reason: str
-    position: Optional[Position]
-
-
-class Refusal(enum.Enum):
-    """Why a press or step was refused."""
-
-    CLOSED = "closed"
-    NOT_ALLOWED = "not allowed"
-
-
-@dataclass(frozen=True)
-class Refuse:
-    """Refuse the press or step (nothing changed): raise to its caller."""
-
-    __slots__ = ("direction", "kind", "refusal")
-    refusal: Refusal
-    kind: str
-    direction: str
-
-
-@dataclass(frozen=True)
-class LogRetry:
-    """A stop failed; it is sent again in ``delay`` seconds (``attempt`` failed stops so far)."""
-
-    __slots__ = ("attempt", "delay", "reason")
-    reason: str
-    attempt: int
-    delay: float
-
-
-@dataclass(frozen=True)
-class LogGaveUp:
-    """A stop failed after close: no retry, the motor may still be moving ``direction``."""
-
-    __slots__ = ("direction", "reason")
-    reason: str
-    direction: str
-
-
-@dataclass(frozen=True)
-class LogStopFailed:
-    """A stop with no move to keep (start-up, close when idle, after a failed start) failed."""
-
-    __slots__ = ("reason",)
-    reason: str
-
-
-Action = Union[StartMotor, StopMotor, ArmTimer, CancelTimers, Announce, Refuse, LogRetry, LogGaveUp, LogStopFailed]
 Outcome = tuple[State, tuple[Action, ...]]
 
 _CANCEL = CancelTimers()
@@ -588,7 +330,7 @@ def transition(state: State, event: Event, now: float) -> Outcome:
             return replace(state, phase=Phase.IDLE), ()
         if isinstance(event, StopFailed):
             return replace(state, phase=Phase.IDLE), (LogStopFailed(UNWIND),)
-    elif isinstance(event, _Begin):
+    elif isinstance(event, Motion):
         return _begin(state, event, now)
     elif isinstance(event, Stop):
         if state.move is None:
@@ -599,7 +341,7 @@ def transition(state: State, event: Event, now: float) -> Outcome:
         if event.visitor is None or move is None or move.visitor != event.visitor:
             return state, ()
         return _send_stop(state, "session_closed", _event_position(state, event.feedback, now), None)
-    elif isinstance(event, _TimerDue):
+    elif isinstance(event, TimerEvent):
         return _timer_fired(state, event, now)
     elif isinstance(event, Startup):
         geometry = event.geometry
@@ -615,7 +357,7 @@ def transition(state: State, event: Event, now: float) -> Outcome:
     raise UnexpectedEvent(f"{type(event).__name__} cannot happen in {phase.name}")
 
 
-def _begin(state: State, event: _Begin, now: float) -> Outcome:
+def _begin(state: State, event: Motion, now: float) -> Outcome:
     direction = event.direction
     if state.closed:
         return state, (Refuse(Refusal.CLOSED, event.kind, direction),)
@@ -672,7 +414,7 @@ def _start_failed(state: State) -> Outcome:
     return replace(state, phase=Phase.UNWINDING, move=None, estimate=move.start), (StopMotor(UNWIND),)
 
 
-def _timer_fired(state: State, event: _TimerDue, now: float) -> Outcome:
+def _timer_fired(state: State, event: TimerEvent, now: float) -> Outcome:
     move = state.move
     if move is None:
         return state, ()

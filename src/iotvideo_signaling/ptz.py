@@ -61,15 +61,15 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple, Optional, Union
 
+from . import _ptz_events as ev
 from . import _ptz_machine as m
+from ._ptz_events import Geometry, Position
 from ._ptz_machine import (
     DIRECTIONS,
     MAX_MOVE_CAP_S,
     MAX_STOP_RETRY_S,
     MIN_MOVE_CAP_S,
     STOP_RETRY_S,
-    Geometry,
-    Position,
     default_move_cap,
 )
 from ._turn import Turn
@@ -253,7 +253,7 @@ class PtzController:
         self._turn = Turn()
         self._lock = threading.Lock()
         self._state = m.initial_state(move_cap_s=move_cap_s, step_size=step_size)  # replaced under the lock
-        self._timers: dict[m.Timer, TimerHandle] = {}
+        self._timers: dict[ev.Timer, TimerHandle] = {}
         self._outbox: deque[Event] = deque()
         self._publish_lock = threading.RLock()
         self._checked_limits: PtzLimits | None = None  # the last ptz_limits() answer found valid
@@ -277,7 +277,7 @@ class PtzController:
                 self._started = True
                 if self._scheduler is None:
                     self._scheduler = self._owned_scheduler = ThreadScheduler()
-                self._run(m.Startup(self._startup_geometry()))
+                self._run(ev.Startup(self._startup_geometry()))
         finally:
             self._flush()
 
@@ -291,7 +291,7 @@ class PtzController:
             with self._turn:
                 if not self._state.closed:
                     closing = True
-                    self._run(m.Close(self._safe_feedback()))
+                    self._run(ev.Close(self._safe_feedback()))
         finally:
             self._flush()
             if closing and self._owned_scheduler is not None:
@@ -331,7 +331,7 @@ class PtzController:
             PtzRefused: ``allow_start()`` returned False.
             Exception: whatever a hook (``allow_start`` included) raised.
         """
-        return self._begin(m.Press, direction, visitor)
+        return self._begin(ev.Press, direction, visitor)
 
     def step(self, direction: str, /, visitor: Hashable | None = None) -> PtzReport:
         """Move ``step_size`` motor steps (legacy ``ptz_left`` ... tokens), or to the end stop.
@@ -340,7 +340,7 @@ class PtzController:
         scheduler, so the report shows the position at the start of the step. Another step in
         the same direction extends the move by one step duration from now. Raises as :meth:`press`.
         """
-        return self._begin(m.Step, direction, visitor)
+        return self._begin(ev.Step, direction, visitor)
 
     def release(self, visitor: Hashable | None = None) -> PtzReport:
         """Stop whatever moves, whoever started it; idempotent.
@@ -364,7 +364,7 @@ class PtzController:
             return
         try:
             self.start()
-            self._halt(functools.partial(m.VisitorGone, visitor))  # a failed stop was logged
+            self._halt(functools.partial(ev.VisitorGone, visitor))  # a failed stop was logged
         except Exception:
             log.warning("PTZ stop after session close failed", exc_info=True)
 
@@ -377,13 +377,13 @@ class PtzController:
         if not reason:
             raise ValueError("a stop needs a reason")
         self.start()
-        error = self._halt(functools.partial(m.Stop, reason))
+        error = self._halt(functools.partial(ev.Stop, reason))
         if error is not None:
             raise error
 
     # -- commands ------------------------------------------------------------------------------
 
-    def _begin(self, command: type[m.Press] | type[m.Step], direction: str, visitor: Hashable | None) -> PtzReport:
+    def _begin(self, command: type[ev.Press] | type[ev.Step], direction: str, visitor: Hashable | None) -> PtzReport:
         _check_direction(direction)
         self.start()
         geo = self._read_geometry()
@@ -397,7 +397,7 @@ class PtzController:
             raise error
         return self._report(geo.limits)
 
-    def _halt(self, make_event: Callable[[Position | None], m.Event]) -> Exception | None:
+    def _halt(self, make_event: Callable[[Position | None], ev.Event]) -> Exception | None:
         """Feed a stop built with the position feedback, unless nothing moves; its first error."""
         try:
             with self._turn:
@@ -421,7 +421,7 @@ class PtzController:
 
     # -- the driver (in the turn) --------------------------------------------------------------
 
-    def _run(self, event: m.Event) -> Exception | None:
+    def _run(self, event: ev.Event) -> Exception | None:
         """Feed ``event`` and the outcome of every motor command it leads to; the caller holds the turn.
 
         Returns the first error for the caller to raise (a hook's, or a refusal); log actions
@@ -430,7 +430,7 @@ class PtzController:
         """
         errors: list[BaseException] = []
         hook_error: BaseException | None = None
-        pending: m.Event | None = event
+        pending: ev.Event | None = event
         while pending is not None:
             with self._lock:
                 self._state, actions = m.transition(self._state, pending, self._clock())
@@ -438,37 +438,37 @@ class PtzController:
                     self._book(action)
             pending = None
             for action in actions:  # a motor command is always the last action
-                if isinstance(action, m.StartMotor):
+                if isinstance(action, ev.StartMotor):
                     pending, hook_error = self._start_motor(action.direction)
-                elif isinstance(action, m.StopMotor):
+                elif isinstance(action, ev.StopMotor):
                     pending, hook_error = self._stop_motor()
-                elif isinstance(action, m.Refuse):
+                elif isinstance(action, ev.Refuse):
                     errors.append(_refusal(action))
-                elif isinstance(action, (m.LogRetry, m.LogGaveUp, m.LogStopFailed)):
+                elif isinstance(action, (ev.LogRetry, ev.LogGaveUp, ev.LogStopFailed)):
                     _log_stop_failure(action, hook_error)
-            if isinstance(pending, (m.StartFailed, m.StopFailed)) and hook_error is not None:
+            if isinstance(pending, (ev.StartFailed, ev.StopFailed)) and hook_error is not None:
                 errors.append(hook_error)  # kept in hook_error for the log actions of the next transition
         return _first_error(errors)
 
-    def _start_motor(self, direction: str) -> tuple[m.Event, BaseException | None]:
+    def _start_motor(self, direction: str) -> tuple[ev.Event, BaseException | None]:
         """Call ``ptz_start``: its outcome as an event, and what it raised."""
         try:
             self._hw.ptz_start(direction)
         except BaseException as exc:  # noqa: BLE001 - fed back as a failure; _run re-raises an interrupt
-            return m.StartFailed(), exc
-        return m.StartSucceeded(), None
+            return ev.StartFailed(), exc
+        return ev.StartSucceeded(), None
 
-    def _stop_motor(self) -> tuple[m.Event, BaseException | None]:
+    def _stop_motor(self) -> tuple[ev.Event, BaseException | None]:
         """Call ``ptz_stop``: its outcome as an event, and what it raised."""
         try:
             self._hw.ptz_stop()
         except BaseException as exc:  # noqa: BLE001 - fed back as a failure; _run re-raises an interrupt
-            return m.StopFailed(), exc
-        return m.StopSucceeded(), None
+            return ev.StopFailed(), exc
+        return ev.StopSucceeded(), None
 
-    def _book(self, action: m.Action) -> None:
+    def _book(self, action: ev.Action) -> None:
         """Record a timer or an event under the state lock; other actions are carried out later."""
-        if isinstance(action, m.ArmTimer):
+        if isinstance(action, ev.ArmTimer):
             scheduler = self._scheduler
             if scheduler is None:
                 raise RuntimeError("a PTZ timer was armed before start()")
@@ -476,11 +476,11 @@ class PtzController:
             if previous is not None:
                 previous.cancel()
             self._timers[action.timer] = scheduler.call_later(action.delay, functools.partial(self._due, action))
-        elif isinstance(action, m.CancelTimers):
+        elif isinstance(action, ev.CancelTimers):
             for timer in self._timers.values():
                 timer.cancel()
             self._timers.clear()
-        elif isinstance(action, m.Announce):
+        elif isinstance(action, ev.Announce):
             pos = action.position
             data = {
                 "action": action.action,
@@ -491,11 +491,11 @@ class PtzController:
             }
             self._outbox.append(Event("ptz", data, self._wall_clock()))
 
-    def _due(self, armed: m.ArmTimer) -> None:
+    def _due(self, armed: ev.ArmTimer) -> None:
         """A timer's callback: feed its event with the position feedback. Never raises."""
         try:
             with self._turn:
-                self._run(m.timer_due(armed.timer, armed.token, self._safe_feedback()))
+                self._run(ev.timer_due(armed.timer, armed.token, self._safe_feedback()))
         except Exception:
             log.warning("PTZ timer failed", exc_info=True)
         finally:
@@ -553,19 +553,19 @@ def _first_error(errors: list[BaseException]) -> Exception | None:
     return first
 
 
-def _refusal(action: m.Refuse) -> Exception:
-    if action.refusal is m.Refusal.CLOSED:
+def _refusal(action: ev.Refuse) -> Exception:
+    if action.refusal is ev.Refusal.CLOSED:
         return RuntimeError("the PTZ controller is closed")
     return PtzRefused(f"PTZ {action.kind} {action.direction!r} refused: starting the motor is not allowed now")
 
 
-def _log_stop_failure(action: Union[m.LogRetry, m.LogGaveUp, m.LogStopFailed], exc: Optional[BaseException]) -> None:
-    if isinstance(action, m.LogRetry):
+def _log_stop_failure(action: Union[ev.LogRetry, ev.LogGaveUp, ev.LogStopFailed], exc: Optional[BaseException]) -> None:
+    if isinstance(action, ev.LogRetry):
         log.warning(
             "PTZ stop (%s) failed (attempt %d); retrying in %.2g s",
             action.reason, action.attempt, action.delay, exc_info=exc if action.attempt == 1 else None,
         )
-    elif isinstance(action, m.LogGaveUp):
+    elif isinstance(action, ev.LogGaveUp):
         log.error(
             "PTZ stop (%s) failed and the controller is closed: the motor may still be moving %s",
             action.reason, action.direction, exc_info=exc,
