@@ -518,6 +518,16 @@ def test_the_first_commands_start_the_controller_once() -> None:
     ptz.close()
 
 
+def test_visitor_gone_before_start_does_nothing() -> None:
+    clock = ManualClock()
+    hw = MotorHardware(VirtualMotor(clock=clock))
+    events: list[Event] = []
+    ptz = PtzController(hw, publish=events.append, clock=clock, scheduler=clock)
+    ptz.visitor_gone("alice")  # no visitor can have started anything yet
+    assert (hw.calls, events) == ([], [])
+    ptz.close()
+
+
 def test_start_after_close_does_nothing() -> None:
     clock = ManualClock()
     hw = MotorHardware(VirtualMotor(clock=clock))

@@ -31,7 +31,8 @@ timer is left; the move stays recorded (``direction`` still says it may be movin
 
 Lifecycle: the constructor does no I/O and starts no thread. :meth:`~PtzController.start`
 creates the owned scheduler, if any, and sends a stop (``startup``): after a crash the motor may
-be running. A command before :meth:`~PtzController.start` starts the controller first, once.
+be running. A command (press, step, release, stop) before :meth:`~PtzController.start` starts
+the controller first, once.
 :meth:`~PtzController.close` sends a stop (``close``) even when idle and ends the lifecycle.
 
 Locking: hardware hooks, ``allow_start`` and subscribers are never called with a lock held.
@@ -265,8 +266,9 @@ class PtzController:
         """Send the start-up stop (after a crash the motor may be running); idempotent, never raises.
 
         Creates the owned :class:`ThreadScheduler` (its thread starts with the first timer).
-        Every command calls this first, so a controller that was never started starts with its
-        first command. Does nothing after :meth:`close`. A failed stop is logged.
+        :meth:`press`, :meth:`step`, :meth:`release` and :meth:`stop` call this first, so a
+        controller that was never started starts with its first command. Does nothing after
+        :meth:`close`. A failed stop is logged.
         """
         if self._started:
             return
@@ -359,11 +361,14 @@ class PtzController:
         return self._report(limits)
 
     def visitor_gone(self, visitor: Hashable | None) -> None:
-        """Stop the move if ``visitor`` started it (its session closed); never raises."""
+        """Stop the move if ``visitor`` started it (its session closed); never raises.
+
+        Unlike the commands it does not start the controller: before :meth:`start` no visitor
+        has started anything.
+        """
         if visitor is None:
             return
         try:
-            self.start()
             self._halt(functools.partial(ev.VisitorGone, visitor))  # a failed stop was logged
         except Exception:
             log.warning("PTZ stop after session close failed", exc_info=True)
