@@ -299,7 +299,6 @@ class UnexpectedEvent(RuntimeError):
     motor command is in flight, or the outcome of a command that was not asked for."""
 
 
-
 Outcome = tuple[State, tuple[Action, ...]]
 
 _CANCEL = CancelTimers()

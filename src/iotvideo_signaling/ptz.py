@@ -32,8 +32,8 @@ timer is left; the move stays recorded (``direction`` still says it may be movin
 Lifecycle: the constructor does no I/O and starts no thread. :meth:`~PtzController.start`
 creates the owned scheduler, if any, and sends a stop (``startup``): after a crash the motor may
 be running. A command (press, step, release, stop) before :meth:`~PtzController.start` starts
-the controller first, once.
-:meth:`~PtzController.close` sends a stop (``close``) even when idle and ends the lifecycle.
+the controller first, once. :meth:`~PtzController.close` sends a stop (``close``) even when idle
+and ends the lifecycle.
 
 Locking: hardware hooks, ``allow_start`` and subscribers are never called with a lock held.
 Every transition, with the motor commands it leads to, runs under the controller's *turn*
@@ -41,8 +41,10 @@ Every transition, with the motor commands it leads to, runs under the controller
 they were decided: a press's start is never overtaken by a later release's stop. The *state
 lock* is held only while the machine computes a transition and the driver records its timers and
 events, and by readers (:meth:`~PtzController.report`, :attr:`~PtzController.direction`) to take
-the current state, an immutable value, as a snapshot; so a slow hook delays no reader, and a
-timer callback waits for the turn only to make its transition.
+the current state, an immutable value, as a snapshot. So a slow hook delays no reader; a timer
+callback waits for the turn like any transition, so its stop comes after the commands decided
+before it. A hook that calls back a command of its own controller gets a RuntimeError from the
+turn instead of a deadlock.
 ``allow_start`` (the Device passes "not in standby") is evaluated inside the turn, just before
 the transition of every press and step; a caller that flips the predicate and then calls
 :meth:`~PtzController.stop` (which waits for the turn) therefore has no window in which a racing
