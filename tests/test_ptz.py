@@ -128,6 +128,7 @@ def make_rig(
         step_size=step_size,
         allow_start=allow_start,
     )
+    ptz.start()  # as the Device does
     return Rig(clock, motor, hw, events, ptz)
 
 
@@ -449,20 +450,95 @@ def test_close_when_idle_still_sends_a_stop(rig: Rig) -> None:
     assert rig.last() == {"action": "stop", "direction": None, "reason": "close", "x": 1800, "y": 450}
 
 
-def test_a_new_controller_sends_a_stop() -> None:
+def test_construction_calls_no_hook_and_start_sends_one_stop() -> None:
     clock = ManualClock()
     motor = VirtualMotor(clock=clock)
     motor.start("left")  # the state a crash left behind
     clock.advance(1)
     hw = MotorHardware(motor)
     events: list[Event] = []
-    ptz = PtzController(hw, publish=events.append, clock=clock, scheduler=clock)
+    ptz = PtzController(hw, publish=events.append, clock=clock, scheduler=clock, wall_clock=lambda: 42.0)
+    assert (hw.calls, events, motor.moving) == ([], [], "left")
+    ptz.start()
+    ptz.start()
     assert motor.moving is None
-    assert "ptz_stop" in hw.calls
-    assert [dict(e.data) for e in events] == [
-        {"action": "stop", "direction": None, "reason": "startup", "x": 1200, "y": 450}
+    assert hw.calls.count("ptz_stop") == 1
+    assert events == [
+        Event("ptz", {"action": "stop", "direction": None, "reason": "startup", "x": 1200, "y": 450}, 42.0)
     ]
+    ptz.press("right")  # a started controller sends no second start-up stop
+    assert hw.calls.count("ptz_stop") == 1
     ptz.close()
+
+
+def test_construction_starts_no_thread_and_the_context_manager_starts_and_closes() -> None:
+    before = set(threading.enumerate())
+    hw = MotorHardware(VirtualMotor(speed=(6.0, 3.0)))  # no timer fires during the test
+    ptz = PtzController(hw, publish=lambda event: None)  # its own ThreadScheduler, created by start()
+    assert set(threading.enumerate()) == before
+    assert hw.calls == []
+    with ptz as entered:
+        assert entered is ptz
+        assert hw.calls.count("ptz_stop") == 1
+        ptz.press("left")  # the first timer starts the scheduler's thread
+        assert [t for t in threading.enumerate() if t.name == "iotvideo-ptz-timer"]
+    assert ptz.closed
+    assert hw.calls.count("ptz_stop") == 2
+    assert not [t for t in threading.enumerate() if t.name == "iotvideo-ptz-timer" and t.is_alive()]
+
+
+def test_the_first_commands_start_the_controller_once() -> None:
+    clock = ManualClock()
+    hw = MotorHardware(VirtualMotor(clock=clock))
+    events: list[Event] = []
+    ptz = PtzController(hw, publish=events.append, clock=clock, scheduler=clock)
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def command(i: int) -> None:
+        try:
+            barrier.wait(5)
+            if i % 2:
+                ptz.press("left" if i % 3 else "up", f"v{i}")
+            else:
+                ptz.release()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=command, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert errors == []
+    reasons = [(e.data["action"], e.data["reason"]) for e in events]
+    assert reasons[0] == ("stop", "startup")
+    assert reasons.count(("stop", "startup")) == 1
+    assert_alternating([dict(e.data) for e in events[1:]])
+    ptz.close()
+
+
+def test_visitor_gone_before_start_does_nothing() -> None:
+    clock = ManualClock()
+    hw = MotorHardware(VirtualMotor(clock=clock))
+    events: list[Event] = []
+    ptz = PtzController(hw, publish=events.append, clock=clock, scheduler=clock)
+    ptz.visitor_gone("alice")  # no visitor can have started anything yet
+    assert (hw.calls, events) == ([], [])
+    ptz.close()
+
+
+def test_start_after_close_does_nothing() -> None:
+    clock = ManualClock()
+    hw = MotorHardware(VirtualMotor(clock=clock))
+    ptz = PtzController(hw, publish=lambda event: None, clock=clock, scheduler=clock)
+    ptz.close()
+    assert hw.calls.count("ptz_stop") == 1  # close always sends its stop
+    ptz.start()
+    ptz.release()
+    assert hw.calls.count("ptz_stop") == 1
+    with pytest.raises(RuntimeError, match="closed"):
+        ptz.press("left")
 
 
 # -- motors without position feedback ------------------------------------------------------------
@@ -759,8 +835,9 @@ def test_failed_startup_stop_is_logged(caplog: pytest.LogCaptureFixture) -> None
     hw = MotorHardware(VirtualMotor(clock=clock))
     hw.failing.add("ptz_stop")
     events: list[Event] = []
+    ptz = PtzController(hw, publish=events.append, clock=clock, scheduler=clock)
     with caplog.at_level(logging.WARNING, logger="iotvideo_signaling.ptz"):
-        ptz = PtzController(hw, publish=events.append, clock=clock, scheduler=clock)
+        ptz.start()  # never raises
     assert "PTZ stop (startup) failed" in caplog.text
     assert events == []
     hw.failing.clear()
@@ -892,20 +969,97 @@ def test_allow_start_false_refuses_extending_or_redirecting_a_move() -> None:
     assert r.reasons()[1:] == [("start", "press"), ("stop", "cap")]
 
 
-def test_allow_start_is_evaluated_under_the_lock() -> None:
-    seen: list[bool] = []
-    controllers: list[PtzController] = []
+def test_a_stop_waits_for_a_press_whose_allow_start_is_running() -> None:
+    """allow_start runs in the controller's turn: a stop that comes meanwhile is made after the press."""
+    clock = ManualClock()
+    motor = VirtualMotor(clock=clock)
+    events: list[Event] = []
+    reached, proceed = threading.Event(), threading.Event()
 
     def allow() -> bool:
-        seen.append(controllers[0]._lock.locked())
+        reached.set()
+        assert proceed.wait(5)
         return True
 
-    r = make_rig(allow_start=allow)
-    controllers.append(r.ptz)
-    r.ptz.press("left")
-    r.ptz.step("right")
-    assert seen == [True, True]
-    r.ptz.close()
+    ptz = PtzController(MotorHardware(motor), publish=events.append, clock=clock, scheduler=clock, allow_start=allow)
+    ptz.start()
+    presser = threading.Thread(target=ptz.press, args=("right",))
+    presser.start()
+    assert reached.wait(5)
+    stopper = threading.Thread(target=ptz.stop, args=("standby",))
+    stopper.start()
+    proceed.set()
+    presser.join(5)
+    stopper.join(5)
+    assert not presser.is_alive() and not stopper.is_alive()
+    assert motor.moving is None
+    assert [(e.data["action"], e.data["reason"]) for e in events] == [
+        ("stop", "startup"), ("start", "press"), ("stop", "standby")
+    ]
+    ptz.close()
+
+
+def test_no_lock_is_held_while_hooks_allow_start_and_subscribers_run() -> None:
+    """Each hook checks from another thread that the controller's readers are not blocked."""
+    clock = ManualClock()
+    caller = threading.current_thread()  # commands, and timers through clock.advance, run here
+    controllers: list[PtzController] = []
+    probed: set[str] = set()
+
+    def probe(name: str) -> None:
+        if threading.current_thread() is not caller or not controllers:
+            return  # the reader's own hook calls
+        ptz = controllers[0]
+        reader = threading.Thread(target=lambda: (ptz.direction, ptz.closed, ptz.report()), daemon=True)
+        reader.start()
+        reader.join(5)
+        assert not reader.is_alive(), f"a lock of the controller was held while {name} ran"
+        probed.add(name)
+
+    class Probing(MotorHardware):
+        def _hook(self, name: str) -> None:
+            probe(name)
+            super()._hook(name)
+
+    def allow() -> bool:
+        probe("allow_start")
+        return True
+
+    hw = Probing(VirtualMotor(clock=clock))
+    ptz = PtzController(
+        hw, publish=lambda event: probe("publish"), clock=clock, scheduler=clock, move_cap_s=1.0, allow_start=allow
+    )
+    controllers.append(ptz)
+    ptz.start()
+    ptz.press("left")
+    ptz.step("up")  # a redirect: a stop, then a start
+    hw.fail_next["ptz_stop"] = 1
+    with pytest.raises(OSError):
+        ptz.release()
+    clock.advance(STOP_RETRY_S)  # the retry timer's stop
+    ptz.press("right")
+    clock.advance(1.0)  # the cap's stop
+    ptz.close()
+    assert hw.motor.moving is None
+    assert probed == {"ptz_start", "ptz_stop", "ptz_position", "ptz_limits", "ptz_speed", "allow_start", "publish"}
+
+
+def test_a_hook_that_calls_back_a_command_gets_an_error_not_a_deadlock() -> None:
+    clock = ManualClock()
+    controllers: list[PtzController] = []
+
+    class Reentrant(MotorHardware):
+        def ptz_start(self, direction: str) -> None:
+            controllers[0].release()
+
+    hw = Reentrant(VirtualMotor(clock=clock))
+    ptz = PtzController(hw, publish=lambda event: None, clock=clock, scheduler=clock)
+    controllers.append(ptz)
+    with pytest.raises(RuntimeError, match="called back"):
+        ptz.press("left")
+    assert ptz.direction is None
+    assert ptz.report().current_x == 1800  # the controller still answers
+    ptz.close()
 
 
 class GatedHardware(MotorHardware):
@@ -924,15 +1078,15 @@ class GatedHardware(MotorHardware):
             assert self.proceed.wait(5)
 
     def ptz_limits(self) -> PtzLimits:
-        self._wait("ptz_limits")  # read before the controller's lock is taken
+        self._wait("ptz_limits")  # read before the controller's turn is taken
         return super().ptz_limits()
 
     def ptz_start(self, direction: str) -> None:
-        self._wait("ptz_start")  # called under the controller's lock
+        self._wait("ptz_start")  # called in the controller's turn
         super().ptz_start(direction)
 
 
-@pytest.mark.parametrize("gate", ["ptz_limits", "ptz_start"], ids=["before-the-lock", "under-the-lock"])
+@pytest.mark.parametrize("gate", ["ptz_limits", "ptz_start"], ids=["before-the-turn", "in-the-turn"])
 def test_a_press_racing_standby_never_leaves_the_motor_running(gate: str) -> None:
     """What the Device does: check standby, then press; meanwhile standby flips and stops the motor."""
     clock = ManualClock()
@@ -943,6 +1097,7 @@ def test_a_press_racing_standby_never_leaves_the_motor_running(gate: str) -> Non
     ptz = PtzController(
         hw, publish=events.append, clock=clock, scheduler=clock, allow_start=lambda: not standby.is_set()
     )
+    ptz.start()  # as Device.start() does
     outcome: list[str] = []
 
     def device_press() -> None:
@@ -977,7 +1132,7 @@ def test_a_press_racing_standby_never_leaves_the_motor_running(gate: str) -> Non
         assert outcome == ["refused by the controller"]
         assert "ptz_start" not in hw.calls
         assert reasons == [("stop", "startup")]
-    else:  # the press held the lock, so the standby stop came after its start
+    else:  # the press held the turn, so the standby stop came after its start
         assert outcome == ["pressed"]
         assert reasons == [("stop", "startup"), ("start", "press"), ("stop", "standby")]
     ptz.close()

@@ -7,69 +7,75 @@ The panel sends one ``ptz_<dir>_press`` when a finger touches the button and ``p
 A press therefore starts a *continuous* move, and the controller, not the panel, guarantees that
 every move ends.
 
-The controller has three states: IDLE, MOVING(direction, kind, owner) and STOPPING(r), a move
-whose stop (for reason r) failed and is being retried. Every move arms two timers on the
-injected scheduler: the *end-stop timer* (time until the moving axis reaches its limit at the
-configured speed, so the motor is stopped there without polling) and the *deadline timer* (the
-move cap for a press, the step duration for a legacy one-step token)::
+The decisions are a pure state machine, :mod:`iotvideo_signaling._ptz_machine` (its theory of
+operation has the transition table); this module is its driver: it reads the hardware into
+events, carries out the actions, feeds the outcome of each motor command back as an event, and
+owns the timers, the locks and the publishing. In short: a press starts a move or redirects the
+current one (a stop ``redirect``, then the start), a press in the same direction re-arms its
+deadline, and a move ends by a release, a :meth:`~PtzController.stop`, its owner's session
+closing, its *end-stop timer* (time until the moving axis reaches its limit at the declared
+speed, so the motor is stopped there without polling) or its *deadline timer* (the move cap for
+a press, the step duration for a legacy one-step token). A press toward an end stop the axis is
+already at (by feedback or estimate) does not start the motor. Every start and every stop that
+succeeded is published as ``Event(kind="ptz")``.
 
-    IDLE       --press/step d-->                      MOVING d  (start; stays IDLE if d is blocked)
-    MOVING d   --press/step d-->                      MOVING d  (deadline re-armed, owner updated)
-    MOVING d   --press/step e-->                      MOVING e  (stop "redirect", then start e)
-    MOVING     --release / stop(reason)-->            IDLE      (stop "release" / reason)
-    MOVING     --visitor_gone(owner)-->               IDLE      (stop "session_closed")
-    MOVING     --end-stop timer / deadline timer-->   IDLE      (stop "end_stop" / "cap" / "step")
-    MOVING     --any stop that fails-->               STOPPING r (r: its reason; retry armed)
-    STOPPING r --retry timer-->                       IDLE      (stop r; fails: retry re-armed)
-    STOPPING r --press/step d-->                      MOVING d  (stop r, then start d)
-    STOPPING r --release / stop / visitor_gone-->     IDLE      (as from MOVING)
-    any        --press/step, allow_start() False-->   unchanged (PtzRefused, nothing sent)
-    any        --close()-->                           CLOSED    (stop "close", always sent, not retried)
-
-A stop ("startup") is also sent when the controller is created: after a crash the motor may be
-running. All transitions happen in :meth:`PtzController._begin_locked` and
-:meth:`PtzController._end_locked`; every start and stop is published as ``Event(kind="ptz")``.
-
-A failed stop never ends a move and publishes nothing: the stop event is published when a stop
-has succeeded. Whatever asked for the stop, the move goes to STOPPING: its timers are replaced by
-one *retry timer* (the deadline timer slot), after :data:`STOP_RETRY_S`, doubling up to
-:data:`MAX_STOP_RETRY_S`, until a stop succeeds. Under :meth:`~PtzController.press`,
+A failed stop never ends a move and publishes nothing. Whatever asked for the stop, the move
+then waits in STOP_OWED: one *retry timer* sends it again after :data:`STOP_RETRY_S`, doubling up
+to :data:`MAX_STOP_RETRY_S`, until a stop succeeds, so the motor runs at most
+``MAX_STOP_RETRY_S`` past the last failed stop. Under :meth:`~PtzController.press`,
 :meth:`~PtzController.step`, :meth:`~PtzController.release` and :meth:`~PtzController.stop` the
 error also propagates to the caller; in a timer or :meth:`~PtzController.visitor_gone` it is
-logged. So the motor runs at most ``MAX_STOP_RETRY_S`` past the last failed stop.
-:meth:`~PtzController.close` gives up after its own attempt: it logs an error and cancels every
-timer; the move stays recorded (``direction`` still says it may be moving), so a later
+logged. :meth:`~PtzController.close` gives up after its own attempt: it logs an error and no
+timer is left; the move stays recorded (``direction`` still says it may be moving), so a later
 :meth:`~PtzController.stop` or :meth:`~PtzController.release` can still try.
 
-``allow_start`` (the Device passes "not in standby") is called under the lock at the start of
-every press and step. When it returns False the press is refused before anything changes, so a
-caller that flips the predicate and then calls :meth:`~PtzController.stop` (which takes the same
-lock) has no window in which a racing press could start or extend a move.
+Lifecycle: the constructor does no I/O and starts no thread. :meth:`~PtzController.start`
+creates the owned scheduler, if any, and sends a stop (``startup``): after a crash the motor may
+be running. A command (press, step, release, stop) before :meth:`~PtzController.start` starts
+the controller first, once. :meth:`~PtzController.close` sends a stop (``close``) even when idle
+and ends the lifecycle.
 
-Position comes from ``ptz_position()`` when the motor has feedback. Without feedback it is an
-*estimate* integrated from time and the declared speed, clamped to the limits and starting at
-the centre of the limits; it re-synchronises whenever a move runs into an end stop. A press
-toward an end stop the axis is already at (by feedback or estimate) does not start the motor.
-
-Locking: one lock serialises the transitions. ``ptz_start`` and ``ptz_stop`` (documented as
-non-blocking) and ``allow_start`` (which must be quick and must not call the controller) are
-called under it; ``ptz_position``, ``ptz_limits`` and ``ptz_speed`` are read before it is
-taken. Events are queued under the lock and published after it is released, in order, from the
-thread that caused them (a scheduler thread for timer stops).
+Locking: hardware hooks, ``allow_start`` and subscribers are never called with a lock held.
+Every transition, with the motor commands it leads to, runs under the controller's *turn*
+(:class:`~iotvideo_signaling._turn.Turn`), so motor commands reach the hardware in the order
+they were decided: a press's start is never overtaken by a later release's stop. The *state
+lock* is held only while the machine computes a transition and the driver records its timers and
+events, and by readers (:meth:`~PtzController.report`, :attr:`~PtzController.direction`) to take
+the current state, an immutable value, as a snapshot. So a slow hook delays no reader; a timer
+callback waits for the turn like any transition, so its stop comes after the commands decided
+before it. A hook that calls back a command of its own controller gets a RuntimeError from the
+turn instead of a deadlock.
+``allow_start`` (the Device passes "not in standby") is evaluated inside the turn, just before
+the transition of every press and step; a caller that flips the predicate and then calls
+:meth:`~PtzController.stop` (which waits for the turn) therefore has no window in which a racing
+press could start or extend a move. The geometry of a press is read before the turn, the
+feedback of a stop inside it. Events are published after the turn is released, in the order of
+the transitions, from the thread that caused them (a scheduler thread for timer stops).
 """
 
 from __future__ import annotations
 
-import itertools
+import functools
 import logging
 import math
 import threading
 import time
-import types
 from collections import deque
-from collections.abc import Callable, Hashable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable, Hashable
+from typing import Any, NamedTuple, Optional, Union
 
+from . import _ptz_events as ev
+from . import _ptz_machine as m
+from ._ptz_events import Geometry, Position
+from ._ptz_machine import (
+    DIRECTIONS,
+    MAX_MOVE_CAP_S,
+    MAX_STOP_RETRY_S,
+    MIN_MOVE_CAP_S,
+    STOP_RETRY_S,
+    default_move_cap,
+)
+from ._turn import Turn
 from .config import DEFAULT_PTZ_STEP
 from .errors import SignalingError
 from .events import Event, Publish
@@ -96,41 +102,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-Position = tuple[int, int]
 
-#: Unit vector of each direction, in (x, y): ``right`` and ``up`` move toward ``max_x``/``max_y``.
-DIRECTIONS: Mapping[str, tuple[int, int]] = types.MappingProxyType(
-    {"left": (-1, 0), "right": (1, 0), "up": (0, 1), "down": (0, -1)}
-)
-
-#: Bounds of the automatic move cap, in seconds.
-MIN_MOVE_CAP_S = 2.0
-MAX_MOVE_CAP_S = 30.0
-#: First delay before a failed stop is retried, in seconds; it doubles up to MAX_STOP_RETRY_S.
-STOP_RETRY_S = 0.5
-MAX_STOP_RETRY_S = 2.0
 #: Default size of a legacy one-step move (``ptz_left`` ...), in motor steps.
 DEFAULT_STEP_SIZE = DEFAULT_PTZ_STEP
-
-_CAP_FACTOR = 1.25  # a real motor may be slower than it declares
-_CAP_MARGIN_S = 0.5
-_RECHECK_S = 0.05  # with feedback, how soon to look again when the end stop is not reached yet
-
-
-def default_move_cap(span: float, speed: float) -> float:
-    """The automatic move cap of an axis: a full sweep at ``speed`` plus 25 % and 0.5 s, in 2-30 s.
-
-    Args:
-        span: ``max - min`` of the axis, in motor steps.
-        speed: speed of the axis in steps per second; a non-positive speed gives the maximum.
-    """
-    if not (speed > 0 and math.isfinite(speed)):
-        return MAX_MOVE_CAP_S
-    sweep = max(span, 0.0) / speed
-    return min(MAX_MOVE_CAP_S, max(MIN_MOVE_CAP_S, sweep * _CAP_FACTOR + _CAP_MARGIN_S))
-
-
-# -- values -------------------------------------------------------------------------------------
 
 
 class PtzRefused(SignalingError):
@@ -174,109 +148,7 @@ class PtzReport(_PtzReportBase):
         }
 
 
-# What one command reads of the hardware: limits, speeds, and the position if there is feedback.
-_Geometry = NamedTuple(  # noqa: UP014
-    "_Geometry", [("limits", PtzLimits), ("speed", "tuple[float, float]"), ("feedback", "Position | None")]
-)
-
-
-class _Move:
-    """The one move in progress; mutated only under the controller's lock."""
-
-    __slots__ = (
-        "deadline_timer",
-        "deadline_token",
-        "direction",
-        "end_timer",
-        "end_token",
-        "kind",
-        "limits",
-        "owed",
-        "retries",
-        "speed",
-        "start",
-        "started_at",
-        "visitor",
-    )
-
-    def __init__(
-        self, direction: str, kind: str, *, visitor: Hashable | None, now: float, start: Position, geo: _Geometry
-    ) -> None:
-        self.direction = direction
-        self.kind = kind  # "press" or "step"
-        self.visitor = visitor
-        self.started_at = now
-        self.start = start
-        self.limits = geo.limits
-        self.speed = geo.speed
-        self.deadline_timer: TimerHandle | None = None
-        self.deadline_token = -1
-        self.end_timer: TimerHandle | None = None
-        self.end_token = -1
-        self.owed: str | None = None  # STOPPING: the reason of the stop that failed
-        self.retries = 0  # failed stops so far
-
-    def position_at(self, now: float) -> Position:
-        """The estimate: start position plus speed times elapsed time, clamped to the limits."""
-        dx, dy = DIRECTIONS[self.direction]
-        elapsed = max(0.0, now - self.started_at)
-        min_x, max_x, min_y, max_y = self.limits
-        x = self.start[0] + dx * self.speed[0] * elapsed
-        y = self.start[1] + dy * self.speed[1] * elapsed
-        return round(min(max(x, min_x), max_x)), round(min(max(y, min_y), max_y))
-
-    def cancel_timers(self) -> None:
-        """Cancel both timers; a callback already running when this is called finds its token stale."""
-        for timer in (self.deadline_timer, self.end_timer):
-            if timer is not None:
-                timer.cancel()
-        self.deadline_token = self.end_token = -1
-
-
-# -- geometry helpers ---------------------------------------------------------------------------
-
-
-def _axis(direction: str) -> int:
-    return 0 if DIRECTIONS[direction][0] else 1
-
-
-def _remaining(pos: Position, direction: str, limits: PtzLimits) -> int:
-    """Steps left before the end stop in ``direction``; 0 means blocked."""
-    if direction == "right":
-        return limits[1] - pos[0]
-    if direction == "left":
-        return pos[0] - limits[0]
-    if direction == "up":
-        return limits[3] - pos[1]
-    if direction == "down":
-        return pos[1] - limits[2]
-    raise KeyError(direction)
-
-
-def _at_limit(pos: Position, direction: str, limits: PtzLimits) -> Position:
-    """``pos`` with the moving axis put on its end stop."""
-    if direction == "right":
-        return limits[1], pos[1]
-    if direction == "left":
-        return limits[0], pos[1]
-    if direction == "up":
-        return pos[0], limits[3]
-    if direction == "down":
-        return pos[0], limits[2]
-    raise KeyError(direction)
-
-
-def _clamp(pos: Position, limits: PtzLimits) -> Position:
-    min_x, max_x, min_y, max_y = limits
-    x, y = pos
-    if min_x <= x <= max_x and min_y <= y <= max_y:
-        return pos  # the usual case: no new tuple
-    return (min_x if x < min_x else max_x if x > max_x else x), (min_y if y < min_y else max_y if y > max_y else y)
-
-
-def _centre(limits: PtzLimits) -> Position:
-    min_x, max_x, min_y, max_y = limits
-    return (min_x + max_x) // 2, (min_y + max_y) // 2
+# -- checks of what the hooks return ------------------------------------------------------------
 
 
 def _check_direction(direction: str) -> None:
@@ -332,27 +204,29 @@ class PtzController:
 
     Args:
         hardware: the hooks ``ptz_start``, ``ptz_stop``, ``ptz_position``, ``ptz_limits`` and
-            ``ptz_speed`` are used.
+            ``ptz_speed`` are used; none is called with a lock held.
         publish: receives one ``Event(kind="ptz")`` per start and stop, with ``data``
             ``{"action": "start"|"stop", "direction": str|None, "reason": str, "x": int|None,
             "y": int|None}``. Start reasons: ``press``, ``step``. Stop reasons: ``release``,
             ``redirect``, ``end_stop``, ``cap``, ``step``, ``session_closed``, ``close``,
             ``startup`` or the reason given to :meth:`stop`. May be called from a timer thread.
         clock: monotonic seconds.
-        scheduler: runs the timers; by default a :class:`ThreadScheduler` owned (and closed) by
-            the controller.
+        wall_clock: the time stamped on events, in seconds since the epoch.
+        scheduler: runs the timers; by default a :class:`ThreadScheduler` created by
+            :meth:`start` and closed by :meth:`close`.
         move_cap_s: the longest a press may move without another press; None for the
             automatic cap of :func:`default_move_cap` for the moving axis.
         step_size: size of a legacy one-step move, in motor steps.
-        allow_start: called under the controller's lock at the start of every :meth:`press` and
-            :meth:`step`; when it returns False the command raises :class:`PtzRefused` and
-            changes nothing. It must be quick and must not call the controller. None allows all.
+        allow_start: called with no lock held, in the controller's turn, just before every
+            :meth:`press` and :meth:`step` takes effect; when it returns False the command
+            raises :class:`PtzRefused` and changes nothing. It must be quick and must not call
+            the controller. None allows all.
 
     Hook errors from :meth:`press`, :meth:`step`, :meth:`release`, :meth:`stop` and
     :meth:`report` propagate; the controller stays safe (a failed start leaves it idle and a stop
-    is attempted; a failed stop keeps the move armed so its timers try again). Timer callbacks,
-    :meth:`visitor_gone` and :meth:`close` never raise; they log a warning, and a stop that
-    failed there is retried by a timer (except at :meth:`close`, which logs an error).
+    is attempted; a failed stop keeps the move armed so its timer tries again). Timer callbacks,
+    :meth:`visitor_gone`, :meth:`start` and :meth:`close` never raise; they log a warning, and a
+    stop that failed there is retried by a timer (except at :meth:`close`, which logs an error).
     """
 
     def __init__(
@@ -362,6 +236,7 @@ class PtzController:
         *,
         publish: Publish,
         clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
         scheduler: Scheduler | None = None,
         move_cap_s: float | None = None,
         step_size: int = DEFAULT_STEP_SIZE,
@@ -374,23 +249,64 @@ class PtzController:
         self._hw = hardware
         self._publish = publish
         self._clock = clock
+        self._wall_clock = wall_clock
+        self._scheduler = scheduler  # an owned one is created by start()
         self._owned_scheduler: ThreadScheduler | None = None
-        if scheduler is None:
-            scheduler = self._owned_scheduler = ThreadScheduler()
-        self._scheduler: Scheduler = scheduler
-        self._move_cap_s = move_cap_s
-        self._step_size = step_size
         self._allow_start = allow_start
+        self._turn = Turn()
         self._lock = threading.Lock()
-        self._publish_lock = threading.RLock()
+        self._state = m.initial_state(move_cap_s=move_cap_s, step_size=step_size)  # replaced under the lock
+        self._timers: dict[ev.Timer, TimerHandle] = {}
         self._outbox: deque[Event] = deque()
-        self._tokens = itertools.count()
-        self._move: _Move | None = None
-        self._estimate: Position | None = None
-        self._last_direction: str | None = None
+        self._publish_lock = threading.RLock()
         self._checked_limits: PtzLimits | None = None  # the last ptz_limits() answer found valid
-        self._closed = False
-        self._startup_stop()
+        self._started = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Send the start-up stop (after a crash the motor may be running); idempotent, never raises.
+
+        Creates the owned :class:`ThreadScheduler` (its thread starts with the first timer).
+        :meth:`press`, :meth:`step`, :meth:`release` and :meth:`stop` call this first, so a
+        controller that was never started starts with its first command. Does nothing after
+        :meth:`close`. A failed stop is logged.
+        """
+        if self._started:
+            return
+        try:
+            with self._turn:
+                if self._started or self._state.closed:
+                    return
+                self._started = True
+                if self._scheduler is None:
+                    self._scheduler = self._owned_scheduler = ThreadScheduler()
+                self._run(ev.Startup(self._startup_geometry()))
+        finally:
+            self._flush()
+
+    def close(self) -> None:
+        """Stop the motor (always sent, even when idle), cancel the timers; idempotent, never raises.
+
+        A stop that fails here is not retried: the error is logged and no timer is left running.
+        """
+        closing = False
+        try:
+            with self._turn:
+                if not self._state.closed:
+                    closing = True
+                    self._run(ev.Close(self._safe_feedback()))
+        finally:
+            self._flush()
+            if closing and self._owned_scheduler is not None:
+                self._owned_scheduler.close()  # after the turn: its thread may be waiting for it
+
+    def __enter__(self) -> PtzController:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -398,12 +314,14 @@ class PtzController:
     def direction(self) -> str | None:
         """The direction of the move in progress (stop pending included), or None when idle."""
         with self._lock:
-            return None if self._move is None else self._move.direction
+            move = self._state.move
+        return None if move is None else move.direction
 
     @property
     def closed(self) -> bool:
         """True after :meth:`close`."""
-        return self._closed
+        with self._lock:
+            return self._state.closed
 
     def press(self, direction: str, /, visitor: Hashable | None = None) -> PtzReport:
         """Start a continuous move, redirect the current one, or refresh its cap (same direction).
@@ -417,7 +335,7 @@ class PtzController:
             PtzRefused: ``allow_start()`` returned False.
             Exception: whatever a hook (``allow_start`` included) raised.
         """
-        return self._command(direction, "press", visitor)
+        return self._begin(ev.Press, direction, visitor)
 
     def step(self, direction: str, /, visitor: Hashable | None = None) -> PtzReport:
         """Move ``step_size`` motor steps (legacy ``ptz_left`` ... tokens), or to the end stop.
@@ -426,7 +344,7 @@ class PtzController:
         scheduler, so the report shows the position at the start of the step. Another step in
         the same direction extends the move by one step duration from now. Raises as :meth:`press`.
         """
-        return self._command(direction, "step", visitor)
+        return self._begin(ev.Step, direction, visitor)
 
     def release(self, visitor: Hashable | None = None) -> PtzReport:
         """Stop whatever moves, whoever started it; idempotent.
@@ -434,7 +352,7 @@ class PtzController:
         ``visitor`` is accepted for symmetry with :meth:`press`: a stop is always safe.
         """
         del visitor
-        self._halt("release", None, True)
+        self.stop("release")
         return self.report()
 
     def report(self) -> PtzReport:
@@ -445,11 +363,15 @@ class PtzController:
         return self._report(limits)
 
     def visitor_gone(self, visitor: Hashable | None) -> None:
-        """Stop the move if ``visitor`` started it (its session closed); never raises."""
+        """Stop the move if ``visitor`` started it (its session closed); never raises.
+
+        Unlike the commands it does not start the controller: before :meth:`start` no visitor
+        has started anything.
+        """
         if visitor is None:
             return
         try:
-            self._halt("session_closed", visitor, False)
+            self._halt(functools.partial(ev.VisitorGone, visitor))  # a failed stop was logged
         except Exception:
             log.warning("PTZ stop after session close failed", exc_info=True)
 
@@ -457,241 +379,151 @@ class PtzController:
         """Stop the move in progress, if any (standby, shutdown of the video pipeline ...).
 
         Raises:
-            Exception: whatever ``ptz_stop`` raised; the move stays armed so its timers retry.
+            Exception: whatever ``ptz_stop`` raised; the move stays armed so its timer retries.
         """
         if not reason:
             raise ValueError("a stop needs a reason")
-        self._halt(reason, None, True)
-
-    def close(self) -> None:
-        """Stop the motor (always sent, even when idle), cancel the timers; idempotent, never raises.
-
-        A stop that fails here is not retried: the error is logged and no timer is left running.
-        """
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        feedback = self._safe_feedback()
-        try:
-            with self._lock:
-                self._end_locked("close", self._event_position_locked(feedback), strict=False)
-        finally:
-            self._flush()
-            if self._owned_scheduler is not None:
-                self._owned_scheduler.close()
+        self.start()
+        error = self._halt(functools.partial(ev.Stop, reason))
+        if error is not None:
+            raise error
 
     # -- commands ------------------------------------------------------------------------------
 
-    def _command(self, direction: str, kind: str, visitor: Hashable | None) -> PtzReport:
+    def _begin(self, command: type[ev.Press] | type[ev.Step], direction: str, visitor: Hashable | None) -> PtzReport:
         _check_direction(direction)
+        self.start()
         geo = self._read_geometry()
         try:
-            with self._lock:
-                if self._closed:
-                    raise RuntimeError("the PTZ controller is closed")
-                self._begin_locked(direction, kind, visitor, geo)
+            with self._turn:
+                allowed = self._allow_start is None or bool(self._allow_start())
+                error = self._run(command(direction, visitor, geo, allowed))
         finally:
             self._flush()
+        if error is not None:
+            raise error
         return self._report(geo.limits)
 
-    def _halt(self, reason: str, owner: Hashable | None, strict: bool, /) -> None:
-        """Stop the move (``owner``'s only, if given); ``strict`` raises a failed stop."""
-        self._lock.acquire()  # not a bare read: a start in progress holds the lock until its move is set
-        idle = self._move is None
-        self._lock.release()
-        if idle:
-            return
-        feedback = self._safe_feedback()
+    def _halt(self, make_event: Callable[[Position | None], ev.Event]) -> Exception | None:
+        """Feed a stop built with the position feedback, unless nothing moves; its first error."""
         try:
-            with self._lock:
-                move = self._move
-                if move is None or (owner is not None and move.visitor != owner):
-                    return
-                self._end_locked(reason, self._event_position_locked(feedback), strict=strict)
+            with self._turn:
+                if self._state.move is None:  # the turn holder is the only writer: no lock needed
+                    return None
+                return self._run(make_event(self._safe_feedback()))
         finally:
             self._flush()
 
     def _report(self, limits: PtzLimits) -> PtzReport:
         pos = _check_position(self._hw.ptz_position())
+        with self._lock:
+            state = self._state  # an immutable snapshot
         if pos is None:
-            with self._lock:
-                pos = self._estimate_locked(limits)
-                direction = self._last_direction
-        else:
-            direction = self._last_direction  # with feedback, nothing else is read: no lock
+            pos = m.estimate(state, limits, self._clock())
         min_x, max_x, min_y, max_y = limits
         x, y = pos
         x = min_x if x < min_x else max_x if x > max_x else x
         y = min_y if y < min_y else max_y if y > max_y else y
-        apex = "no" if direction is None or _remaining((x, y), direction, limits) > 0 else "yes"
-        return _new_tuple(PtzReport, (apex, x, y, min_x, max_x, min_y, max_y))
+        return _new_tuple(PtzReport, (m.apex((x, y), state.last_direction, limits), x, y, min_x, max_x, min_y, max_y))
 
-    # -- transitions (under the lock) ----------------------------------------------------------
+    # -- the driver (in the turn) --------------------------------------------------------------
 
-    def _begin_locked(self, direction: str, kind: str, visitor: Hashable | None, geo: _Geometry) -> None:
-        if self._allow_start is not None and not self._allow_start():
-            raise PtzRefused(f"PTZ {kind} {direction!r} refused: starting the motor is not allowed now")
-        now = self._clock()
-        pos = geo.feedback if geo.feedback is not None else self._estimate_locked(geo.limits, now)
-        blocked = _remaining(pos, direction, geo.limits) <= 0
-        move = self._move
-        if move is not None and move.owed is None and move.direction == direction and not blocked:
-            move.kind = kind
-            move.visitor = visitor
-            self._arm_deadline(move, self._duration(kind, direction, geo))
-            return
-        if move is not None:  # STOPPING: settle the stop it owes first, even in the same direction
-            reason = move.owed or ("end_stop" if move.direction == direction else "redirect")
-            self._end_locked(reason, pos, strict=True)
-        self._last_direction = direction
-        if blocked:
-            self._estimate = pos
-            return
-        move = _Move(direction, kind, visitor=visitor, now=now, start=pos, geo=geo)
-        try:
-            self._arm_deadline(move, self._duration(kind, direction, geo))
-            self._arm_end_stop(move, _remaining(pos, direction, geo.limits) / geo.speed[_axis(direction)])
-            self._hw.ptz_start(direction)
-        except BaseException:
-            move.cancel_timers()
-            self._estimate = pos
-            self._stop_after_failed_start()
-            raise
-        self._move = move
-        self._queue("start", direction, kind, pos)
+    def _run(self, event: ev.Event) -> Exception | None:
+        """Feed ``event`` and the outcome of every motor command it leads to; the caller holds the turn.
 
-    def _end_locked(self, reason: str, pos: Position | None, *, strict: bool) -> None:
-        """Send a stop; only a stop that succeeded ends the move (if any) and queues its event.
-
-        A failed stop puts the move (if any) in STOPPING, whose retry timer tries again soon;
-        with ``strict`` the error then propagates to the caller, otherwise it is logged.
+        Returns the first error for the caller to raise (a hook's, or a refusal); log actions
+        are carried out here. An interrupt (a BaseException) from a hook is raised once its
+        outcome has been fed.
         """
-        move = self._move
-        try:
-            self._hw.ptz_stop()
-        except Exception as exc:
-            if move is not None:
-                self._owe_stop_locked(move, reason)
-            if strict:
-                raise
-            if move is not None:
-                return  # _owe_stop_locked logged it
-            if isinstance(exc, NotImplementedError):
-                log.debug("ptz_stop is not implemented (%s)", reason)
-            else:
-                log.warning("PTZ stop (%s) failed", reason, exc_info=True)
-            return
-        if move is not None:
-            move.cancel_timers()
-            self._move = None
-            if pos is not None and reason == "end_stop":
-                pos = _at_limit(pos, move.direction, move.limits)
-        if pos is not None:
-            self._estimate = pos
-        self._queue("stop", None if move is None else move.direction, reason, pos)
-
-    def _owe_stop_locked(self, move: _Move, reason: str) -> None:
-        """MOVING/STOPPING --stop failed--> STOPPING: the move stays; one retry timer replaces its timers.
-
-        Called from an ``except`` block. After :meth:`close` nothing is re-armed: the error is logged.
-        """
-        move.cancel_timers()
-        if move.owed is None:
-            move.owed = reason
-        move.retries += 1
-        if self._closed:
-            log.error(
-                "PTZ stop (%s) failed and the controller is closed: the motor may still be moving %s",
-                reason, move.direction, exc_info=True,
-            )
-            return
-        delay = min(STOP_RETRY_S * 2.0 ** min(move.retries - 1, 16), MAX_STOP_RETRY_S)
-        self._arm_deadline(move, delay)  # in STOPPING the deadline timer is the retry timer
-        log.warning(
-            "PTZ stop (%s) failed (attempt %d); retrying in %.2g s",
-            reason, move.retries, delay, exc_info=move.retries == 1,
-        )
-
-    def _stop_after_failed_start(self) -> None:
-        try:
-            self._hw.ptz_stop()
-        except Exception:
-            log.warning("PTZ stop after a failed start failed", exc_info=True)
-
-    def _startup_stop(self) -> None:
-        geo: _Geometry | None = None
-        try:
-            geo = self._read_geometry()
-        except NotImplementedError:
-            pass
-        except Exception:
-            log.warning("cannot read the PTZ geometry at start-up", exc_info=True)
-        with self._lock:
-            pos: Position | None = None
-            if geo is not None:
-                pos = geo.feedback if geo.feedback is not None else self._estimate_locked(geo.limits)
-            self._end_locked("startup", pos, strict=False)
-        self._flush()
-
-    # -- timers --------------------------------------------------------------------------------
-
-    def _duration(self, kind: str, direction: str, geo: _Geometry) -> float:
-        axis = _axis(direction)
-        speed = geo.speed[axis]
-        cap = self._move_cap_s
-        if cap is None:
-            cap = default_move_cap(geo.limits[2 * axis + 1] - geo.limits[2 * axis], speed)
-        return min(cap, self._step_size / speed) if kind == "step" else cap
-
-    def _arm_deadline(self, move: _Move, delay: float) -> None:
-        token = next(self._tokens)
-        timer = self._scheduler.call_later(delay, lambda: self._on_timer(move, token, "deadline"))
-        if move.deadline_timer is not None:
-            move.deadline_timer.cancel()
-        move.deadline_timer, move.deadline_token = timer, token
-
-    def _arm_end_stop(self, move: _Move, delay: float) -> None:
-        token = next(self._tokens)
-        timer = self._scheduler.call_later(delay, lambda: self._on_timer(move, token, "end"))
-        if move.end_timer is not None:
-            move.end_timer.cancel()
-        move.end_timer, move.end_token = timer, token
-
-    def _on_timer(self, move: _Move, token: int, which: str) -> None:
-        """Deadline or end-stop timer of ``move``; a stale timer does nothing. Never raises."""
-        try:
-            feedback = self._safe_feedback()
+        errors: list[BaseException] = []
+        hook_error: BaseException | None = None
+        pending: ev.Event | None = event
+        while pending is not None:
             with self._lock:
-                current = move.deadline_token if which == "deadline" else move.end_token
-                if self._move is not move or current != token:
-                    return
-                if which == "deadline":  # in STOPPING, the retry timer
-                    reason = move.owed or ("step" if move.kind == "step" else "cap")
-                    self._end_locked(reason, self._event_position_locked(feedback), strict=False)
-                    return
-                if feedback is not None:
-                    pos = _clamp(feedback, move.limits)
-                    left = _remaining(pos, move.direction, move.limits)
-                    if left > 0:  # a real motor may lag its declared speed: look again later
-                        speed = move.speed[_axis(move.direction)]
-                        self._arm_end_stop(move, max(left / speed, _RECHECK_S))
-                        return
-                else:
-                    pos = move.position_at(self._clock())
-                self._end_locked("end_stop", pos, strict=False)
+                self._state, actions = m.transition(self._state, pending, self._clock())
+                for action in actions:
+                    self._book(action)
+            pending = None
+            for action in actions:  # a motor command is always the last action
+                if isinstance(action, ev.StartMotor):
+                    pending, hook_error = self._start_motor(action.direction)
+                elif isinstance(action, ev.StopMotor):
+                    pending, hook_error = self._stop_motor()
+                elif isinstance(action, ev.Refuse):
+                    errors.append(_refusal(action))
+                elif isinstance(action, (ev.LogRetry, ev.LogGaveUp, ev.LogStopFailed)):
+                    _log_stop_failure(action, hook_error)
+            if isinstance(pending, (ev.StartFailed, ev.StopFailed)) and hook_error is not None:
+                errors.append(hook_error)  # kept in hook_error for the log actions of the next transition
+        return _first_error(errors)
+
+    def _start_motor(self, direction: str) -> tuple[ev.Event, BaseException | None]:
+        """Call ``ptz_start``: its outcome as an event, and what it raised."""
+        try:
+            self._hw.ptz_start(direction)
+        except BaseException as exc:  # noqa: BLE001 - fed back as a failure; _run re-raises an interrupt
+            return ev.StartFailed(), exc
+        return ev.StartSucceeded(), None
+
+    def _stop_motor(self) -> tuple[ev.Event, BaseException | None]:
+        """Call ``ptz_stop``: its outcome as an event, and what it raised."""
+        try:
+            self._hw.ptz_stop()
+        except BaseException as exc:  # noqa: BLE001 - fed back as a failure; _run re-raises an interrupt
+            return ev.StopFailed(), exc
+        return ev.StopSucceeded(), None
+
+    def _book(self, action: ev.Action) -> None:
+        """Record a timer or an event under the state lock; other actions are carried out later."""
+        if isinstance(action, ev.ArmTimer):
+            scheduler = self._scheduler
+            if scheduler is None:
+                raise RuntimeError("a PTZ timer was armed before start()")
+            previous = self._timers.pop(action.timer, None)
+            if previous is not None:
+                previous.cancel()
+            self._timers[action.timer] = scheduler.call_later(action.delay, functools.partial(self._due, action))
+        elif isinstance(action, ev.CancelTimers):
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
+        elif isinstance(action, ev.Announce):
+            pos = action.position
+            data = {
+                "action": action.action,
+                "direction": action.direction,
+                "reason": action.reason,
+                "x": None if pos is None else pos[0],
+                "y": None if pos is None else pos[1],
+            }
+            self._outbox.append(Event("ptz", data, self._wall_clock()))
+
+    def _due(self, armed: ev.ArmTimer) -> None:
+        """A timer's callback: feed its event with the position feedback. Never raises."""
+        try:
+            with self._turn:
+                self._run(ev.timer_due(armed.timer, armed.token, self._safe_feedback()))
         except Exception:
             log.warning("PTZ timer failed", exc_info=True)
         finally:
             self._flush()
 
-    # -- position ------------------------------------------------------------------------------
+    # -- hardware reads ------------------------------------------------------------------------
 
-    def _read_geometry(self) -> _Geometry:
+    def _read_geometry(self) -> Geometry:
         limits = _check_limits(self._hw.ptz_limits())
         speed = _check_speed(self._hw.ptz_speed())
         feedback = _check_position(self._hw.ptz_position())
-        return _new_tuple(_Geometry, (limits, speed, None if feedback is None else _clamp(feedback, limits)))
+        return _new_tuple(Geometry, (limits, speed, None if feedback is None else m.clamp(feedback, limits)))
+
+    def _startup_geometry(self) -> Geometry | None:
+        try:
+            return self._read_geometry()
+        except NotImplementedError:
+            return None
+        except Exception:
+            log.warning("cannot read the PTZ geometry at start-up", exc_info=True)
+            return None
 
     def _safe_feedback(self) -> Position | None:
         try:
@@ -702,34 +534,7 @@ class PtzController:
             log.warning("cannot read the PTZ position; using the estimate", exc_info=True)
             return None
 
-    def _estimate_locked(self, limits: PtzLimits, now: float | None = None) -> Position:
-        if self._move is not None:
-            pos = self._move.position_at(self._clock() if now is None else now)
-        elif self._estimate is not None:
-            pos = self._estimate
-        else:
-            pos = _centre(limits)
-        return _clamp(pos, limits)
-
-    def _event_position_locked(self, feedback: Position | None) -> Position | None:
-        move = self._move
-        if feedback is not None:
-            return feedback if move is None else _clamp(feedback, move.limits)
-        if move is not None:
-            return move.position_at(self._clock())
-        return self._estimate
-
     # -- events --------------------------------------------------------------------------------
-
-    def _queue(self, action: str, direction: str | None, reason: str, pos: Position | None) -> None:
-        data = {
-            "action": action,
-            "direction": direction,
-            "reason": reason,
-            "x": None if pos is None else pos[0],
-            "y": None if pos is None else pos[1],
-        }
-        self._outbox.append(Event("ptz", data, time.time()))
 
     def _flush(self) -> None:
         """Publish queued events in order; the RLock keeps order across threads and allows re-entry."""
@@ -743,3 +548,36 @@ class PtzController:
                     self._publish(event)
                 except Exception:
                     log.warning("PTZ event subscriber failed", exc_info=True)
+
+
+def _first_error(errors: list[BaseException]) -> Exception | None:
+    """The first error to raise to the caller; an interrupt among them is raised here."""
+    first: Exception | None = None
+    for error in errors:
+        if not isinstance(error, Exception):
+            raise error
+        first = first or error
+    return first
+
+
+def _refusal(action: ev.Refuse) -> Exception:
+    if action.refusal is ev.Refusal.CLOSED:
+        return RuntimeError("the PTZ controller is closed")
+    return PtzRefused(f"PTZ {action.kind} {action.direction!r} refused: starting the motor is not allowed now")
+
+
+def _log_stop_failure(action: Union[ev.LogRetry, ev.LogGaveUp, ev.LogStopFailed], exc: Optional[BaseException]) -> None:
+    if isinstance(action, ev.LogRetry):
+        log.warning(
+            "PTZ stop (%s) failed (attempt %d); retrying in %.2g s",
+            action.reason, action.attempt, action.delay, exc_info=exc if action.attempt == 1 else None,
+        )
+    elif isinstance(action, ev.LogGaveUp):
+        log.error(
+            "PTZ stop (%s) failed and the controller is closed: the motor may still be moving %s",
+            action.reason, action.direction, exc_info=exc,
+        )
+    elif isinstance(exc, NotImplementedError):
+        log.debug("ptz_stop is not implemented (%s)", action.reason)
+    else:
+        log.warning("PTZ stop (%s) failed", action.reason, exc_info=exc)
