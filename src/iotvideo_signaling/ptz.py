@@ -406,13 +406,16 @@ class PtzController:
 
     def _halt(self, make_event: Callable[[Position | None], ev.Event]) -> Exception | None:
         """Feed a stop built with the position feedback, unless nothing moves; its first error."""
+        ran = False
         try:
             with self._turn:
                 if self._state.move is None:  # the turn holder is the only writer: no lock needed
-                    return None
+                    return None  # nothing ran, nothing to publish
+                ran = True
                 return self._run(make_event(self._safe_feedback()))
         finally:
-            self._flush()
+            if ran:
+                self._flush()
 
     def _report(self, limits: PtzLimits) -> PtzReport:
         pos = _check_position(self._hw.ptz_position())
