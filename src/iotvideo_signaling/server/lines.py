@@ -5,10 +5,9 @@ Theory of operation. A connection is an :class:`asyncio.Protocol`, fed chunks by
 * Each complete line (without its ``\\n``) goes to ``Device.handle`` at once, on the event loop
   thread, and its reply is queued for writing; so replies come out in the order of the lines,
   however many a client pipelines. ``handle`` is called inline rather than through a thread pool
-  because it never blocks on slow work by contract (slow jobs run on the Device's own workers).
-  Measured on the development machine: ``get_status`` takes about 2 µs inline, ``Mirror_flip``
-  (one atomic state write with fsync) about 12 µs, while the same call through
-  ``loop.run_in_executor`` costs about 38 µs and would need a sequencer to keep replies in order.
+  because it never blocks on slow work by contract (slow jobs run on the Device's own workers),
+  and a hop through an executor would cost more than the call and need a sequencer to keep
+  replies in order.
 * A line longer than ``max_message_size`` is answered with error 1 as soon as it is known to be too
   long; the rest of it is discarded as it arrives, up to the next ``\\n``. At most
   ``max_message_size`` bytes of a partial line are ever kept.
