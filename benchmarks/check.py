@@ -125,10 +125,10 @@ TARGETS: tuple[Target, ...] = (
         fast="c-fused",
     ),
     *_pair("`Device.handle` ÷ floor", "<=", 2.5, part="device", slow="handle", fast="floor", aim=2.0),
-    # The 5x needs handle <= ceiling / 5 of the floor, and the ceiling (stdlib ÷ floor) is
-    # ~8.3x here: about 1.65x the floor, stricter than the floor's own aim of 2.0x. The gap is the
-    # request layer in Python (docs/decisions.md); 4x guards against regressions.
-    *_pair("stdlib reference ÷ `Device.handle`", ">=", 4.0, part="device", slow="stdlib", fast="handle", aim=5.0),
+    # 5x needs handle <= ceiling / 5 of the floor, and the ceiling (stdlib ÷ floor) is ~8.3x here:
+    # about 1.65x the floor, stricter than the floor's own aim of 2.0x (the request layer is Python
+    # on purpose, docs/decisions.md). The floor's hard 2.5x means ~3.3x; 3.5x guards regressions.
+    *_pair("stdlib reference ÷ `Device.handle`", ">=", 3.5, part="device", slow="stdlib", fast="handle", aim=5.0),
     Target("`import iotvideo_signaling` over `import orjson`", "<=", 10.0, " ms", lambda m: m.import_ms),
 )
 

@@ -52,23 +52,23 @@ def test_every_target_met() -> None:
 def test_each_target_judged_on_its_best_measurement() -> None:
     measurements = [
         _made_up(parse=2.5, decode=3, floor=2.7, stdlib=3.2, import_ms=12),
-        _made_up(parse=3.5, decode=1.5, floor=2.2, stdlib=3.5, import_ms=9),
-        _made_up(parse=2.9, decode=1.9, floor=2.6, stdlib=3.9, import_ms=11),
+        _made_up(parse=3.5, decode=1.5, floor=2.2, stdlib=3.1, import_ms=9),
+        _made_up(parse=2.9, decode=1.9, floor=2.6, stdlib=3.4, import_ms=11),
     ]
     table, missed = check.render(measurements)
     verdicts = _verdicts(table)
-    assert missed == 2  # stdlib ÷ handle, over the corpus and per message: 3.9x at best
+    assert missed == 2  # stdlib ÷ handle, over the corpus and per message: 3.4x at best
     assert [label for label, verdict in verdicts.items() if verdict == "**MISSED**"] == [
         "stdlib reference ÷ `Device.handle`, over the corpus",
         "stdlib reference ÷ `Device.handle`, per message",
     ]
-    assert "| 3.90x | **MISSED** |" in table
+    assert "| 3.40x | **MISSED** |" in table
     assert "| 9.00 ms | ok |" in table  # the fastest import counts
 
 
 def test_limits_are_the_design_budget() -> None:
     limits = {(target.op, target.limit) for target in check.TARGETS}
-    assert limits == {(">=", 3.0), (">=", 2.0), ("<=", 2.5), (">=", 4.0), ("<=", 10.0)}
+    assert limits == {(">=", 3.0), (">=", 2.0), ("<=", 2.5), (">=", 3.5), ("<=", 10.0)}
     aims = {target.label.split(",")[0]: target.aim for target in check.TARGETS if target.aim is not None}
     assert aims == {"`Device.handle` ÷ floor": 2.0, "stdlib reference ÷ `Device.handle`": 5.0}
 
