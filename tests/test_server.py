@@ -775,3 +775,20 @@ def test_the_daemon_stops_the_motor_at_boot_before_any_command(tmp_path: Path) -
     finally:
         served.stop()
     assert motor_log.read_text(encoding="utf-8") == "stop\nstop\n"  # and one more at shutdown
+
+
+def test_a_stop_requested_while_the_daemon_starts_is_kept(tmp_path: Path) -> None:
+    """A SIGTERM between binding and serving (the ready file is already there) must not be lost."""
+    from iotvideo_signaling import Device, SimulatedHardware
+    from iotvideo_signaling.server import Settings, parse_listen
+    from iotvideo_signaling.server.daemon import Daemon
+
+    async def scenario(daemon: Daemon) -> list[str]:
+        daemon.request_stop()  # the signal arrives before start() has made its event
+        bound = await daemon.start()
+        await asyncio.wait_for(daemon.serve_until_stopped(), 20)
+        return [str(address) for address in bound]
+
+    with Device(SimulatedHardware(tmp_path)) as device:
+        daemon = Daemon(device, Settings(listen=(parse_listen("tcp://127.0.0.1:0"),)))
+        assert asyncio.run(scenario(daemon))[0].startswith("tcp://127.0.0.1:")

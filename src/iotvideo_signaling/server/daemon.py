@@ -73,6 +73,7 @@ class Daemon:
         self._unix_paths: list[tuple[Path, int]] = []  # (path, inode) of our socket files
         self._hub: Hub | None = None
         self._stop: asyncio.Event | None = None
+        self._stop_requested = False  # a stop asked for before start() made the event
         self._watchdog: asyncio.TimerHandle | None = None
 
     async def start(self) -> list[ListenAddress]:
@@ -83,6 +84,8 @@ class Daemon:
         """
         self.settings.check()
         self._stop = asyncio.Event()
+        if self._stop_requested:
+            self._stop.set()
         self._hub = Hub(self.device, self.settings)
         try:
             for address in self.settings.listen:
@@ -100,7 +103,9 @@ class Daemon:
         return list(self.bound)
 
     def request_stop(self) -> None:
-        """Ask :meth:`serve_until_stopped` to return (safe from a signal handler on the loop)."""
+        """Ask :meth:`serve_until_stopped` to return (safe from a signal handler on the loop);
+        a request that comes during :meth:`start` is kept."""
+        self._stop_requested = True
         if self._stop is not None:
             self._stop.set()
 
@@ -263,9 +268,9 @@ def run(settings: Settings, *, ready_file: str | os.PathLike[str] | None = None)
 
 
 async def _serve(daemon: Daemon) -> None:
-    await daemon.start()
-    restore = _on_signals(daemon.request_stop)
+    restore = _on_signals(daemon.request_stop)  # before start(): readiness must not precede them
     try:
+        await daemon.start()
         await daemon.serve_until_stopped()
     finally:
         restore()
