@@ -293,7 +293,7 @@ cdef object _decode(object payload, Py_ssize_t offset):
 
 
 def parse_command(raw, /, *, Py_ssize_t max_size=DEFAULT_MAX_SIZE):
-    """Parse one command string (PROTOCOL.md §2); see ``_wire_py.parse_command``."""
+    """Parse one command string (docs/protocol.md §2); see ``_wire_py.parse_command``."""
     cdef Py_ssize_t payload_at
     return _named(_Command, _parse(raw, max_size, &payload_at))
 

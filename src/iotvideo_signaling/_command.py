@@ -10,7 +10,7 @@ __all__ = ["Command"]
 
 
 class Command(NamedTuple):
-    """One parsed command string (PROTOCOL.md §2).
+    """One parsed command string (docs/protocol.md §2).
 
     A tuple underneath, so both backends build it cheaply and it is immutable and
     comparable. Exactly one of ``cmd`` and ``payload`` is set.

@@ -1,7 +1,7 @@
 """The cold path of JSON decoding, shared by both wire backends.
 
 Both backends call ``orjson.loads`` themselves (the hot path). Only when it fails do they call
-:func:`retry_or_raise`, which applies the one repair PROTOCOL.md §3 allows (a comma directly
+:func:`retry_or_raise`, which applies the one repair docs/protocol.md §3 allows (a comma directly
 before ``}`` or ``]``, outside strings, optional JSON whitespace between) and decodes once more,
 or raises the :class:`~iotvideo_signaling.errors.WireError` both backends must agree on.
 """

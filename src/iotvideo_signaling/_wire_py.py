@@ -1,4 +1,4 @@
-"""Pure-Python wire backend: the reference semantics of PROTOCOL.md §2.
+"""Pure-Python wire backend: the reference semantics of docs/protocol.md §2.
 
 ``cext/_wire_c.pyx`` implements exactly this, faster; a Hypothesis differential test keeps the
 two identical (results *and* errors). Change both or neither.
@@ -213,7 +213,7 @@ def _scan(raw: Buffer, max_size: int) -> tuple[Command, int]:
 
 
 def parse_command(raw: Buffer, /, *, max_size: int = DEFAULT_MAX_SIZE) -> Command:
-    """Parse one command string (PROTOCOL.md §2).
+    """Parse one command string (docs/protocol.md §2).
 
     Args:
         raw: the command as received: ``bytes``, ``bytearray``, ``memoryview`` or ``str``.
@@ -230,7 +230,7 @@ def parse_command(raw: Buffer, /, *, max_size: int = DEFAULT_MAX_SIZE) -> Comman
 
 
 def loads(payload: bytes, offset: int = 0) -> Any:
-    """Decode a JSON payload with orjson, leniently (PROTOCOL.md §3).
+    """Decode a JSON payload with orjson, leniently (docs/protocol.md §3).
 
     Args:
         payload: the JSON text.

@@ -86,7 +86,7 @@ class Device:
         self.hardware = hardware
         self.config = config
         self._max_size = config.max_message_size
-        # Replies stay under 16 KiB (PROTOCOL.md §1), or under the command limit if that is larger.
+        # Replies stay under 16 KiB (docs/protocol.md §1), or under the command limit if that is larger.
         self._max_reply = max(MAX_REPLY_SIZE, config.max_message_size)
         self._lock = threading.Condition(threading.Lock())  # the lifecycle and the dispatch tables
         self._phase = _NEW

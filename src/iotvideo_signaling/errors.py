@@ -21,12 +21,12 @@ import enum
 
 __all__ = ["RequestError", "ResultCode", "SignalingError", "WireError"]
 
-#: Longest ``reason`` a reply may carry (PROTOCOL.md §5).
+#: Longest ``reason`` a reply may carry (docs/protocol.md §5).
 MAX_REASON = 200
 
 
 class ResultCode(str, enum.Enum):
-    """The ``result`` strings of PROTOCOL.md §5."""
+    """The ``result`` strings of docs/protocol.md §5."""
 
     OK = "0"
     MALFORMED_COMMAND = "1"

@@ -1,4 +1,4 @@
-"""The built-in ``inner_define`` commands (PROTOCOL.md §6), answered in Tencent's formats.
+"""The built-in ``inner_define`` commands (docs/protocol.md §6), answered in Tencent's formats.
 
 These replies carry a ``status`` string instead of ``result``: ``0`` accept, ``1`` refuse,
 ``404`` bad request, ``405`` too many visitors, ``406`` unsupported, ``407`` device error.

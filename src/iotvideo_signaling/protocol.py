@@ -1,4 +1,4 @@
-"""The request layer (PROTOCOL.md §3-§5): requests, the per-topic field table, replies.
+"""The request layer (docs/protocol.md §3-§5): requests, the per-topic field table, replies.
 
 Nothing here knows of hardware or sessions: a decoded payload goes in, a :class:`Request` with
 validated fields comes out, and replies are built as bytes with orjson in the key order of §4
@@ -23,7 +23,7 @@ __all__ = [
 
 log = logger(__name__)
 
-#: ``message_id`` limits (PROTOCOL.md §3): an integer within +-(2**53-1), or a string this long.
+#: ``message_id`` limits (docs/protocol.md §3): an integer within +-(2**53-1), or a string this long.
 MAX_SAFE_INT = 2**53 - 1
 MAX_MESSAGE_ID_LEN = 128
 
@@ -162,7 +162,7 @@ def is_md5(text: str) -> bool:
     (No regular expression: compiling one would cost every import of the package.)"""
     return len(text) == 32 and _HEX_DIGITS.issuperset(text)
 
-#: The fields of each built-in topic (PROTOCOL.md §4). The upgrade's other checks are the OTA
+#: The fields of each built-in topic (docs/protocol.md §4). The upgrade's other checks are the OTA
 #: manager's: the URL (https, host, no credentials) and the configured size cap.
 FIELDS: dict[str, tuple[Field, ...]] = {
     "get_status": (Field("user", choices=("owner", "sharer"), required=False),),
@@ -192,7 +192,7 @@ NO_FIELDS: Mapping[str, Any] = {}
 
 
 def parse_request(value: Any) -> Request:
-    """The :class:`Request` of a decoded payload whose envelope is well-formed (PROTOCOL.md §3).
+    """The :class:`Request` of a decoded payload whose envelope is well-formed (docs/protocol.md §3).
 
     Well-formed: a JSON object with a non-empty string ``topic``, a ``message_id`` that is
     absent, an integer within +-:data:`MAX_SAFE_INT` or a string of at most
@@ -249,7 +249,7 @@ def reply(topic: str, message_id: Any, fields: Optional[Mapping[str, Any]] = Non
 
 
 def error_reply(topic: str, code: ResultCode, reason: str, message_id: Any = MISSING) -> bytes:
-    """An error reply (PROTOCOL.md §5); ``reason`` is cut to 200 characters."""
+    """An error reply (docs/protocol.md §5); ``reason`` is cut to 200 characters."""
     # orjson writes a str Enum as its value, which spares the slow ``.value`` lookup
     if type(reason) is not str:  # a vendor's exception may carry anything
         reason = str(reason)

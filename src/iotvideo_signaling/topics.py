@@ -1,4 +1,4 @@
-"""The built-in topics (PROTOCOL.md §4): what the camera does for each request of the panel.
+"""The built-in topics (docs/protocol.md §4): what the camera does for each request of the panel.
 
 :class:`BuiltinTopics` holds the camera's own state (power, the SD-format and tone flags) and the
 controllers it creates on first need (PTZ, OTA). Each handler takes a validated
