@@ -40,9 +40,9 @@ __all__ = [
     "send",
 ]
 
-#: The ``result`` codes of PROTOCOL.md §5.
+#: The ``result`` codes of docs/protocol.md §5.
 RESULT_CODES = frozenset({"0", "1", "2", "3", "4", "5", "6", "7", "8"})
-#: The ``status`` codes of the inner commands (PROTOCOL.md §6).
+#: The ``status`` codes of the inner commands (docs/protocol.md §6).
 INNER_STATUSES = frozenset({"0", "1", "404", "405", "406", "407"})
 #: Longest ``reason`` (characters) and longest run of input a reason may quote (bytes).
 MAX_REASON = 200
@@ -177,7 +177,7 @@ def echoes_more_than(limit: int, text: str, raw: Raw) -> bool:
 
 
 def check_reply(reply: object, raw: Raw | None = None) -> Any:
-    """Assert ``reply`` is a valid reply (PROTOCOL.md §4-§6) and return it decoded.
+    """Assert ``reply`` is a valid reply (docs/protocol.md §4-§6) and return it decoded.
 
     A ``user_define`` reply is an object starting with ``confirmation_topic`` and ``result``
     (a documented code), ending with ``message_id`` when it has one; an error carries a

@@ -1,4 +1,4 @@
-"""The built-in ``inner_define`` commands (PROTOCOL.md §6)."""
+"""The built-in ``inner_define`` commands (docs/protocol.md §6)."""
 
 from __future__ import annotations
 

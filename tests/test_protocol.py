@@ -1,4 +1,4 @@
-"""The request layer (PROTOCOL.md §3-§5) through ``Device.handle``, and ``protocol.py`` itself.
+"""The request layer (docs/protocol.md §3-§5) through ``Device.handle``, and ``protocol.py`` itself.
 
 * Every request example of the original document, verbatim, in every form the panel or the SDK
   hands it over, gets the original's reply.
@@ -106,7 +106,7 @@ FORMS: dict[str, Callable[[str], bytes]] = {
     "no-channel": lambda text: b"action=user_define&cmd=" + text.encode(),
     "percent-encoded": _percent_encoded,
 }
-#: The two forms the issue names; the others are the wild variants of PROTOCOL.md §1.
+#: The two forms the issue names; the others are the wild variants of docs/protocol.md §1.
 REQUIRED_FORMS = ("panel", "bare")
 
 
@@ -329,7 +329,7 @@ def test_topic_that_is_not_a_non_empty_string_is_error_4(device: Device, topic: 
 
 @pytest.mark.parametrize("token", ['"version"', "1", "null", "true"])
 def test_a_cmd_that_is_json_but_not_an_object_or_array_is_a_token(device: Device, token: str) -> None:
-    """Only ``{`` or ``[`` starts a JSON payload (PROTOCOL.md §2); anything else is a token."""
+    """Only ``{`` or ``[`` starts a JSON payload (docs/protocol.md §2); anything else is a token."""
     got = send(device, panel(token))
     assert got["result"] == "3", got
     assert got["confirmation_topic"] == ""

@@ -1,6 +1,6 @@
 """The request layer's two checks, each written once in ``protocol.py``.
 
-* The envelope (PROTOCOL.md §3): ``parse_request`` returns a :class:`Request` exactly when the
+* The envelope (docs/protocol.md §3): ``parse_request`` returns a :class:`Request` exactly when the
   payload is well-formed, else raises :class:`EnvelopeError` (code 4) with the diagnosis of the
   first fault a reply must report: ``message_id``, then ``topic``, then ``data``. Generated
   payloads (Hypothesis) and one example of each diagnosis; payloads decoded by both wire backends

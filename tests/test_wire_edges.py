@@ -1,4 +1,4 @@
-"""Named edge cases of the wire grammar (PROTOCOL.md §2, ``_wire_py`` docstring), on both backends.
+"""Named edge cases of the wire grammar (docs/protocol.md §2, ``_wire_py`` docstring), on both backends.
 
 Expected values, error reasons and offsets are those of the pure-Python reference.
 """

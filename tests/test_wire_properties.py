@@ -111,7 +111,7 @@ def constructed_commands(draw: st.DrawFn) -> Constructed:
             trailing = draw(st.sampled_from(["", " ", "\n", " \t\r\n"])).encode()
             payload = leading + text
             cmd_value = payload + trailing
-        else:  # percent-encoded JSON (PROTOCOL.md §2.4)
+        else:  # percent-encoded JSON (docs/protocol.md §2.4)
             payload = text
             cmd_value = encode(text.decode()).encode()
         if draw(st.booleans()) and channel is None and action == "user_define" and text.startswith(b"{"):

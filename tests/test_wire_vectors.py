@@ -37,7 +37,7 @@ Y_DOCUMENTS = _documents("y")
 N_DOCUMENTS = _documents("n")
 Y_CONTAINERS = [path for path in Y_DOCUMENTS if _is_container(path)]
 
-#: ``n_`` documents that the lenient retry of PROTOCOL.md §3 (drop a comma directly before ``}`` or
+#: ``n_`` documents that the lenient retry of docs/protocol.md §3 (drop a comma directly before ``}`` or
 #: ``]``) turns into valid JSON, with the value they decode to. No other ``n_`` document decodes.
 N_ACCEPTED_BY_LENIENT_RETRY: dict[str, Any] = {
     "n_array_extra_comma.json": [""],
@@ -47,7 +47,7 @@ N_ACCEPTED_BY_LENIENT_RETRY: dict[str, Any] = {
 }
 
 #: ``n_`` documents that do not start with ``{`` or ``[``: after ``cmd=`` they are a plain ``cmd``
-#: token (PROTOCOL.md §2, legacy tokens such as ``ptz_left``), never a JSON payload. The value is
+#: token (docs/protocol.md §2, legacy tokens such as ``ptz_left``), never a JSON payload. The value is
 #: the decoded token (trailing NUL stripped, invalid UTF-8 replaced by U+FFFD).
 N_ACCEPTED_AS_TOKEN: dict[str, str] = {
     "n_multidigit_number_then_00.json": "123",
