@@ -388,3 +388,75 @@ def test_pending_connections_are_grouped_by_source(peer: Any, source: str) -> No
     from iotvideo_signaling.server.hub import _source
 
     assert _source(peer) == source
+
+
+# -- [server] allowed_origins ------------------------------------------------------------------
+
+
+def test_allowed_origins_default_to_none() -> None:
+    assert Settings().allowed_origins == ()
+
+
+def test_allowed_origins_from_the_config(tmp_path: Path) -> None:
+    text = """
+[server]
+allowed_origins = [
+    "http://localhost:8080",
+    "https://panel.example.com",
+    "http://127.0.0.1:3000",
+    "http://[::1]:8080",
+    "chrome-extension://abcdefghijklmnop",
+    "http://localhost:8080",
+]
+"""
+    assert load_settings(write(tmp_path, text)).allowed_origins == (
+        "http://localhost:8080",
+        "https://panel.example.com",
+        "http://127.0.0.1:3000",
+        "http://[::1]:8080",
+        "chrome-extension://abcdefghijklmnop",
+    )  # in order, the repeated one once
+    assert load_settings(write(tmp_path, "[server]\nallowed_origins = []\n")).allowed_origins == ()
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("'http://localhost:8080'", r"allowed_origins must be a list of strings, each scheme://host\[:port\]"),
+        ("true", "allowed_origins must be a list of strings"),
+        ("['http://localhost:8080', 8080]", "allowed_origins must be a list of strings"),
+        ("[['http://localhost:8080']]", "allowed_origins must be a list of strings"),
+        ("{ panel = 'http://localhost:8080' }", "allowed_origins must be a list of strings"),
+        ("['http://localhost:8080/']", r"'http://localhost:8080/' has a path: .*not even a trailing '/'"),
+        ("['http://localhost:8080/panel/']", "'http://localhost:8080/panel/' has a path"),
+        ("['http://localhost:8080?x=1']", "has a path"),
+        ("['http://localhost:8080#top']", "has a path"),
+        ("['localhost:8080']", "'localhost:8080' is not an origin: write scheme://host"),
+        ("['//localhost:8080']", "is not an origin"),
+        ("['']", "'' is not an origin"),
+        ("['http://']", "'http://' has no valid host name"),
+        ("['http://local host']", "has no valid host name"),
+        ("['http://-camera']", "has no valid host name"),
+        ("['http://user@localhost:8080']", "holds user information"),
+        ("['http://localhost:99999']", "'http://localhost:99999' is not an origin"),
+        ("['http://localhost:port']", "is not an origin"),
+        ("['http://localhost:0']", "has port 0"),
+        ("['http://[::g]:8080']", "is not an origin"),
+        ("['http://caméra.local']", "not ASCII: write its punycode"),
+        ("['null']", "'null' is the origin every sandboxed or file:// page shares"),
+        ("['*']", "'\\*' is a pattern: list each origin"),
+        ("['http://*.example.com']", "is a pattern"),
+        # Written otherwise than a browser sends it: it would never match, so it is refused with the form.
+        ("['HTTP://localhost:8080']", "not how a browser writes this origin: write 'http://localhost:8080'"),
+        ("['http://LocalHost:8080']", "write 'http://localhost:8080'"),
+        ("['http://localhost:80']", "write 'http://localhost'"),
+        ("['https://panel.example.com:443']", "write 'https://panel.example.com'"),
+        ("['http://localhost:08080']", "write 'http://localhost:8080'"),
+        ("['http://localhost:']", "write 'http://localhost'"),
+        ("['http://[0:0:0:0:0:0:0:1]:8080']", r"write 'http://\[::1\]:8080'"),
+    ],
+)
+def test_a_bad_allowed_origins_is_one_clear_message(tmp_path: Path, toml: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as refused:
+        load_settings(write(tmp_path, f"[server]\nallowed_origins = {toml}\n"))
+    assert str(refused.value).startswith("[server] allowed_origins")

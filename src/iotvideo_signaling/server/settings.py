@@ -11,6 +11,7 @@ A config file (all tables and keys optional)::
     max_pending_auth = 8      # connections waiting to send their AUTH line; a new one evicts one (see hub.py)
     write_timeout = 10.0      # s a client may leave its replies unread before it is dropped
     write_buffer_size = 262144  # bytes of unread replies kept per connection before reading pauses
+    allowed_origins = ["http://localhost:8080"]  # web pages ws:// accepts (default: none, only non-browsers)
 
     [device]                  # fields of DeviceConfig (see DEVICE_KEYS); max_connections also caps connections
     max_message_size = 16384
@@ -31,15 +32,18 @@ listens or starts.
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import logging
 import math
 import os
+import re
 import string
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
+from urllib.parse import urlsplit
 
 from ..config import DeviceConfig
 from ..hardware import Hardware
@@ -83,6 +87,9 @@ class Settings:
             is dropped.
         write_buffer_size: bytes of unsent replies per connection before it stops being read.
         log_level: the config file's log level (the command line's wins).
+        allowed_origins: the ``Origin`` headers (``scheme://host[:port]``, as a browser sends
+            them) that ``ws://`` listeners accept besides none; a handshake from any other web
+            page is refused with HTTP 403 (see websocket.py and :func:`parse_origins`).
     """
 
     listen: tuple[ListenAddress, ...] = (DEFAULT_LISTEN,)
@@ -98,6 +105,7 @@ class Settings:
     write_timeout: float = 10.0
     write_buffer_size: int = 256 * 1024
     log_level: str | None = None
+    allowed_origins: tuple[str, ...] = ()
 
     @property
     def tokens(self) -> dict[str, str]:
@@ -143,6 +151,7 @@ _SERVER_KEYS = (
     "max_pending_auth",
     "write_timeout",
     "write_buffer_size",
+    "allowed_origins",
 )
 _TABLES = ("server", "device", "tokens", "hardware")
 
@@ -236,7 +245,73 @@ def _server_values(table: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("max_pending_auth", "write_buffer_size"):
         if key in table:
             values[key] = _positive_integer(key, table[key])
+    if "allowed_origins" in table:
+        values["allowed_origins"] = parse_origins(table["allowed_origins"])
     return values
+
+
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*\Z")
+_HOST = re.compile(r"[a-z0-9]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*\Z")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_ORIGIN_FORM = "scheme://host[:port] as a browser sends it in its Origin header, e.g. 'http://localhost:8080'"
+
+
+def parse_origins(value: Any) -> tuple[str, ...]:
+    """``[server] allowed_origins``: a list of web origins, each exactly as a browser writes it.
+
+    A browser's ``Origin`` header is the page's ``scheme://host[:port]``: scheme and host in
+    lower case, no path, no trailing slash, the port left out when it is the scheme's default.
+    The header is compared as a string, so an entry written any other way would never match;
+    it is refused here with the form to write instead. ``"null"`` (the shared origin of
+    sandboxed and ``file://`` pages, whatever site they come from) and wildcards are refused.
+
+    Raises:
+        ConfigError: ``value`` is not a list of such strings.
+    """
+    if type(value) not in (list, tuple) or not all(type(item) is str for item in value):
+        raise ConfigError(f"[server] allowed_origins must be a list of strings, each {_ORIGIN_FORM}")
+    return tuple(dict.fromkeys(_origin(item) for item in value))
+
+
+def _origin(text: str) -> str:
+    def refuse(why: str) -> ConfigError:
+        return ConfigError(f"[server] allowed_origins: {text!r} {why}")
+
+    if text == "null":
+        raise refuse("is the origin every sandboxed or file:// page shares, whatever its site: it cannot be allowed")
+    if "*" in text:
+        raise refuse(f"is a pattern: list each origin, {_ORIGIN_FORM}")
+    scheme, separator, rest = text.partition("://")
+    if not separator or not _SCHEME.match(scheme.lower()):
+        raise refuse(f"is not an origin: write {_ORIGIN_FORM}")
+    if any(char in rest for char in "/?#"):
+        raise refuse(f"has a path: an origin is only {_ORIGIN_FORM} (not even a trailing '/')")
+    if "@" in rest:
+        raise refuse(f"holds user information: an origin is only {_ORIGIN_FORM}")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise refuse(f"is not an origin ({exc}): write {_ORIGIN_FORM}") from None
+    host = parts.hostname or ""
+    if rest.startswith("["):
+        try:
+            host = f"[{ipaddress.IPv6Address(host).compressed}]"
+        except ValueError:
+            raise refuse("has an invalid IPv6 address") from None
+    elif not host.isascii():
+        raise refuse("has a host name that is not ASCII: write its punycode (xn--) form")
+    elif not _HOST.match(host):
+        raise refuse(f"has no valid host name: write {_ORIGIN_FORM}")
+    if port == 0:
+        raise refuse("has port 0, which no page is served from")
+    scheme = scheme.lower()
+    if port == _DEFAULT_PORTS.get(scheme):
+        port = None
+    canonical = f"{scheme}://{host}" + (f":{port}" if port is not None else "")
+    if canonical != text:
+        raise refuse(f"is not how a browser writes this origin: write {canonical!r}")
+    return text
 
 
 class DeviceKey(NamedTuple):

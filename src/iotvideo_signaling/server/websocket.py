@@ -15,6 +15,14 @@ payload is read, and the connection is closed with 1009 (message too big), as RF
 Compression is off (replies are small, and each deflate context costs memory). A client that
 leaves replies or events unread for ``write_timeout`` is dropped.
 
+Origins: a browser lets a page from any site open a WebSocket to a loopback address, and
+without tokens every client is an owner; so the handshake's ``Origin`` header is checked (by
+the ``websockets`` library's ``origins``). A request without one (a non-browser client such as
+``send``) is accepted; one from a web page is refused with HTTP 403 unless its origin is in
+``[server] allowed_origins``, before the connection reaches the hub. Refusals are logged at
+INFO, the first of each origin at once and later ones as a count at most every
+:data:`REFUSAL_LOG_INTERVAL` seconds, so that a page retrying in a loop cannot flood the log.
+
 The ``websockets`` package (the ``server`` extra) is imported only when a ``ws://`` listener is
 started, so ``tcp://`` and ``unix://`` work without it.
 """
@@ -23,15 +31,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Union
+import time
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 from .hub import AUTH_EVICTED, TOO_MANY_CONNECTIONS, Hub
 from .listen import ConfigError, ListenAddress
+from .settings import parse_origins
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
     from websockets.asyncio.server import Server, ServerConnection
+    from websockets.http11 import Request, Response
 
 __all__ = ["start_websocket_listener"]
 
@@ -39,6 +50,8 @@ log = logging.getLogger(__name__)
 
 EVENT_QUEUE = 64  # undelivered events per client before it counts as not reading
 REFUSE_SECONDS = 5.0  # longest wait to tell a refused or evicted client why, before aborting it
+REFUSAL_LOG_INTERVAL = 60.0  # s between two log lines about the same refused origin
+REFUSAL_LOG_ORIGINS = 256  # refused origins remembered; the least recently refused is forgotten first
 _Message = Union[str, bytes]
 
 
@@ -55,15 +68,25 @@ def _import_websockets() -> Any:
 async def start_websocket_listener(hub: Hub, address: ListenAddress) -> tuple[Server, list[ListenAddress]]:
     """Start listening on ``address``; returns the server and the addresses it is bound to."""
     module = _import_websockets()
+    from websockets.exceptions import InvalidOrigin  # noqa: PLC0415 - optional dependency
+
     settings = hub.settings
+    refusals = OriginRefusals()
 
     async def handler(ws: ServerConnection) -> None:
         await WebSocketConnection(hub, ws).run()
+
+    def process_response(ws: ServerConnection, request: Request, response: Response) -> None:
+        refused = ws.protocol.handshake_exc
+        if isinstance(refused, InvalidOrigin):
+            refusals.refused(refused.value, ws.remote_address, ws.local_address)
 
     server: Server = await module.serve(
         handler,
         address.host,
         address.port,
+        origins=[None, *parse_origins(settings.allowed_origins)],  # None: no Origin header
+        process_response=process_response,
         compression=None,
         max_size=2 * hub.max_message_size,
         write_limit=settings.write_buffer_size,
@@ -73,6 +96,51 @@ async def start_websocket_listener(hub: Hub, address: ListenAddress) -> tuple[Se
     )
     bound = [address.with_port(sock.getsockname()[1]) for sock in server.sockets]
     return server, bound
+
+
+class OriginRefusals:
+    """The log lines about handshakes refused for their ``Origin``, at most one per origin a while.
+
+    The first refusal of an origin is logged at INFO at once; the next ones within
+    :data:`REFUSAL_LOG_INTERVAL` seconds are only counted, and the count goes with the origin's
+    next line. At most :data:`REFUSAL_LOG_ORIGINS` origins are remembered (one page retrying
+    in a loop stays remembered, as the most recent).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._logged: dict[str, tuple[float, int]] = {}  # origin: (when logged, refusals since)
+
+    def refused(self, origin: str | None, peer: Any, local: Any) -> None:
+        """Note that a handshake from ``peer`` to ``local`` was refused for its ``origin``; log it if due."""
+        name = repr(origin[:200]) if origin is not None else "(none)"
+        now = self._clock()
+        last = self._logged.pop(name, None)
+        if last is not None and now - last[0] < REFUSAL_LOG_INTERVAL:
+            self._logged[name] = (last[0], last[1] + 1)
+            return
+        while len(self._logged) >= REFUSAL_LOG_ORIGINS:
+            del self._logged[next(iter(self._logged))]
+        self._logged[name] = (now, 0)
+        more = f"; {last[1]} more since its last line" if last is not None and last[1] else ""
+        log.info(
+            "refused a WebSocket from %s to %s (HTTP 403): Origin %s is not in [server] allowed_origins%s",
+            _host(peer),
+            _address(local),
+            name,
+            more,
+        )
+
+
+def _host(peer: Any) -> str:
+    return str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+
+
+def _address(local: Any) -> str:
+    if isinstance(local, tuple) and len(local) >= 2:
+        host = str(local[0])
+        return f"ws://[{host}]:{local[1]}" if ":" in host else f"ws://{host}:{local[1]}"
+    return "ws://?"
 
 
 class _QuietLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
