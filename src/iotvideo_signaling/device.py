@@ -33,6 +33,7 @@ from .protocol import (
     EnvelopeError,
     error_reply,
     failure_reply,
+    missing_hook,
     oversized_reply,
     parse_request,
     reply,
@@ -117,6 +118,7 @@ class Device:
         )
         self._topics: dict[str, TopicHandler] = self._builtins.handlers()
         self._tokens: dict[str, TokenHandler] = {name: self._builtins.legacy_ptz for name in LEGACY_PTZ}
+        self._told_unsupported: set[str] = set()  # the missing hooks logged so far
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -202,7 +204,7 @@ class Device:
             return error_reply("", ResultCode.MALFORMED_COMMAND, f"unreadable command ({type(exc).__name__})")
         try:
             if command.action == "inner_define":
-                out = handle_inner(self, command, visitor)
+                out = handle_inner(self, command, visitor, on_unsupported=self._unsupported)
                 return out if len(out) <= self._max_reply else INNER_DEVICE_ERROR
             if value is None:
                 return self._token(command, visitor)
@@ -222,7 +224,7 @@ class Device:
             try:
                 out = reply(topic, message_id, handler(request, visitor))
             except Exception as exc:  # noqa: BLE001 - mapped to a result code
-                return failure_reply(topic, message_id, exc)
+                return self._failure(topic, message_id, exc)
             return out if len(out) <= self._max_reply else oversized_reply(topic, message_id)
         except Exception:
             log.exception("unexpected failure while handling a command")
@@ -237,8 +239,26 @@ class Device:
         try:
             out = reply(topic, MISSING, handler(command, visitor))
         except Exception as exc:  # noqa: BLE001 - mapped to a result code
-            return failure_reply(topic, MISSING, exc)
+            return self._failure(topic, MISSING, exc)
         return out if len(out) <= self._max_reply else oversized_reply(topic, MISSING)
+
+    def _failure(self, topic: str, message_id: object, exc: Exception) -> bytes:
+        if isinstance(exc, NotImplementedError):
+            self._unsupported(topic, exc)
+        return failure_reply(topic, message_id, exc)
+
+    def _unsupported(self, command: str, exc: NotImplementedError) -> None:
+        """Log, once per hook, that ``command`` was answered "not supported" for lack of it."""
+        hook = missing_hook(exc)
+        key = hook or f"({command})"  # a bare NotImplementedError: once per command
+        with self._lock:
+            if key in self._told_unsupported:
+                return
+            self._told_unsupported.add(key)
+        if hook is None:
+            log.info("%s: a hook raised NotImplementedError; answering 'not supported'", command)
+        else:
+            log.info("%s: the camera has no %s hook; answering 'not supported' (logged once)", command, hook)
 
     # -- extension points ------------------------------------------------------------------------
 

@@ -111,7 +111,7 @@ class BuiltinTopics:
         }
         for topic, hook in TOPIC_HOOKS:
             if hook not in self._hooks:
-                table[topic] = _unsupported
+                table[topic] = _unsupported(hook)
         return table
 
     # -- lifecycle (called by the Device) ------------------------------------------------------
@@ -375,8 +375,13 @@ class BuiltinTopics:
         return power if power in ("working", "standby") else "working"
 
 
-def _unsupported(request: Request, visitor: Optional[str]) -> None:
-    raise NotImplementedError(request.topic)
+def _unsupported(hook: str) -> TopicHandler:
+    """The handler of a topic whose hook the camera lacks: NotImplementedError naming the hook."""
+
+    def unsupported(request: Request, visitor: Optional[str]) -> None:
+        raise NotImplementedError(hook)
+
+    return unsupported
 
 
 _RESERVED = frozenset({"confirmation_topic", "result", "message_id"})
