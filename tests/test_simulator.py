@@ -95,8 +95,8 @@ BAD_STATE_FILES: list[tuple[bytes, bool]] = [
     (b"\xff" * 64, True),
     (b"[1, 2, 3]", True),
     (b'"standby"', True),
-    (b'{"power": 1, "flip": null, "version": []}', False),  # wrong types: defaults, quietly
-    (b'{"power": "exploded", "flip": "sideways"}', False),  # unknown power: the Device assumes working
+    (b'{"power": 1, "flip": null, "version": []}', True),  # wrong types: defaults, each named
+    (b'{"power": "exploded", "flip": "sideways"}', True),  # unknown values: defaults, each named
 ]
 
 
@@ -144,6 +144,76 @@ def test_set_status_retried_after_a_failed_write_is_persisted(tmp_path: Path, mo
         assert ask(dev, {"topic": "set_status", "status": "standby"})["result"] == "0"
         assert _power(dev) == "standby"
     assert SimulatedHardware(tmp_path).get_power() == "standby"
+
+
+def test_an_unknown_flip_mode_falls_back_alone_and_is_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="iotvideo_signaling")
+    (tmp_path / "state.json").write_bytes(orjson.dumps({"power": "standby", "flip": "upside-down", "version": "V2"}))
+    hw = SimulatedHardware(tmp_path)
+    assert (hw.get_power(), hw.flip, hw.firmware_version()) == ("standby", "normal", "V2")
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "flip is 'upside-down', which is not valid; using the default 'normal'" in warning
+
+
+def test_a_corrupt_state_file_is_kept_beside(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_bytes(b'{"power": "stand')
+    with Device(SimulatedHardware(tmp_path)) as dev:
+        assert ask(dev, {"topic": "Mirror_flip", "mode": "flip"})["result"] == "0"
+    [kept] = tmp_path.glob("state.json.corrupt-*")
+    assert kept.read_bytes() == b'{"power": "stand'
+    assert SimulatedHardware(tmp_path).flip == "flip"
+
+
+def _unwritable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every write in the state directory fail as a read-only directory would (even for root)."""
+    from iotvideo_signaling import state
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(13, "Permission denied", str(kwargs.get("dir")))
+
+    monkeypatch.setattr(state.tempfile, "mkstemp", refused)
+
+
+def test_an_unwritable_state_directory_is_one_line_at_start_and_per_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="iotvideo_signaling")
+    hw = SimulatedHardware(tmp_path)
+    _unwritable(monkeypatch)
+    with Device(hw) as dev:
+        [at_start] = caplog.records
+        assert at_start.getMessage().startswith(f"state directory {tmp_path} is not writable ([Errno 13]")
+        assert at_start.exc_info is None
+        caplog.clear()
+        for _ in range(2):
+            got = ask(dev, {"topic": "Mirror_flip", "mode": "flip"})
+            assert (got["result"], got["reason"]) == ("7", "device error")
+        assert ask(dev, {"topic": "version"})["result"] == "0"  # the rest still works
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage().split(":")[0] for r in warnings] == ["Mirror_flip failed", "Mirror_flip failed"]
+    assert all(r.exc_info is None for r in warnings)  # no traceback at WARNING
+
+
+def test_a_writable_state_directory_logs_nothing_at_start(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="iotvideo_signaling")
+    with Device(SimulatedHardware(tmp_path)):
+        pass
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_position_that_cannot_be_saved_does_not_fail_the_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="iotvideo_signaling")
+    hw = SimulatedHardware(tmp_path)
+    hw.ptz_start("left")
+    _unwritable(monkeypatch)
+    hw.ptz_stop()
+    assert hw.motor.moving is None
+    [warning] = caplog.records
+    assert warning.getMessage().startswith("cannot save the PTZ position")
+    assert warning.exc_info is None
 
 
 def test_no_temporary_files_after_many_changes(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ the role policy may refuse the topic, the topic's handler (``topics.BuiltinTopic
 own) reads its fields and calls the hardware, and ``protocol.reply`` builds the JSON answer.
 
 Lifecycle: the constructor does no I/O and starts no thread. :meth:`Device.start` (or ``with``)
-reads the power state, sends the start-up PTZ stop and resumes an upgrade; :meth:`Device.close`
+calls ``Hardware.start()``, reads the power state, sends the start-up PTZ stop and resumes an upgrade; :meth:`Device.close`
 ends it all. A Device used before ``start()`` starts itself on first use, exactly once.
 """
 
@@ -92,6 +92,7 @@ class Device:
         self._lock = threading.Condition(threading.Lock())  # the lifecycle and the dispatch tables
         self._phase = _NEW
         self._starter: int | None = None  # the thread running start()
+        self._hardware_started = False  # Hardware.start() returned (it is not called again)
         self._events = EventBus(wall_clock)
         # The hooks this camera implements (overridden in its class), for "unsupported" answers.
         self._hooks = frozenset(
@@ -123,14 +124,17 @@ class Device:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> Device:
-        """Begin the Device's life: read the power state, stop a motor that may still be running
-        after a crash, resume an interrupted upgrade. Idempotent and thread-safe; returns self.
+        """Begin the Device's life: start the hardware (:meth:`Hardware.start`), read the power
+        state, stop a motor that may still be running after a crash, resume an interrupted
+        upgrade. Idempotent and thread-safe; returns self.
 
         Call it at boot (or use ``with Device(...)``): a Device used without it starts on its
         first command or session call, which would leave the motor running until then.
 
         Raises:
             RuntimeError: the Device is closed.
+            Exception: what ``Hardware.start()`` raised (the Device stays unstarted; the next
+                start, or first use, tries again).
         """
         with self._lock:
             while self._phase == _STARTING and self._starter != threading.get_ident():
@@ -142,6 +146,9 @@ class Device:
             self._phase, self._starter = _STARTING, threading.get_ident()
         phase = _NEW
         try:
+            if not self._hardware_started:
+                self.hardware.start()
+                self._hardware_started = True
             self._builtins.start()
             phase = _RUNNING
         finally:

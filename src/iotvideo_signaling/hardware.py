@@ -23,7 +23,8 @@ PtzLimits = tuple[int, int, int, int]
 class Hardware:
     """Base class of the hooks; each raises NotImplementedError until overridden.
 
-    Except ``ptz_position`` (None: no position feedback) and ``close`` (nothing to release).
+    Except ``ptz_position`` (None: no position feedback), ``start`` (no start-up work) and
+    ``close`` (nothing to release).
     """
 
     # -- power, image, tone, signal, version ---------------------------------------------
@@ -94,6 +95,14 @@ class Hardware:
         raise NotImplementedError("install_firmware")
 
     # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start-up work (open the device, check storage); called first by ``Device.start()``.
+
+        The constructor should do no I/O: this is the place for it. It runs once, before the
+        Device reads the power state; if it raises, ``Device.start()`` raises too and a later
+        start calls it again. The default does nothing (leaving it alone is fine).
+        """
 
     def close(self) -> None:
         """Release resources and persist pending state; called last by ``Device.close()``.

@@ -284,12 +284,17 @@ def unsupported_reason(hook: Optional[str]) -> str:
 
 def failure_reply(topic: str, message_id: Any, exc: Exception) -> bytes:
     """The error reply for what a handler raised: its own code, 3 for a missing hook (named in
-    the reason when the exception names it, see :func:`missing_hook`), else 7."""
+    the reason when the exception names it, see :func:`missing_hook`), else 7, logged as a
+    warning: one line for an OSError (its traceback at DEBUG), with the traceback otherwise."""
     if isinstance(exc, RequestError):
         return error_reply(topic, exc.code, exc.reason, message_id)
     if isinstance(exc, NotImplementedError):
         return error_reply(topic, ResultCode.UNKNOWN, unsupported_reason(missing_hook(exc)), message_id)
-    log.warning("%s failed: %s", topic or "command", exc, exc_info=exc)
+    if isinstance(exc, OSError):  # the system's (a read-only disk, a device gone): its message says it
+        log.warning("%s failed: %s", topic or "command", exc)
+        log.debug("%s failed", topic or "command", exc_info=exc)
+    else:
+        log.warning("%s failed: %s", topic or "command", exc, exc_info=exc)
     return error_reply(topic, ResultCode.DEVICE_ERROR, "device error", message_id)
 
 

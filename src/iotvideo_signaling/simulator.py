@@ -1,7 +1,9 @@
 """SimulatedHardware: a virtual camera, the embedded default.
 
 Power, image flip, firmware version and PTZ position persist across restarts in
-``<state_dir>/state.json`` (written atomically). The SD card is the directory
+``<state_dir>/state.json`` (written atomically; a corrupt file is kept beside, see
+:class:`~iotvideo_signaling.state.StateFile`). :meth:`SimulatedHardware.start` checks that the
+directory is writable, so a read-only one is reported once at start-up. The SD card is the directory
 ``<state_dir>/sdcard``: formatting really empties it, and touches nothing outside it. Prompt
 tones are appended to ``<state_dir>/tones.log``. Nothing here needs real hardware, so the daemon,
 the demo and the tests run anywhere.
@@ -72,6 +74,7 @@ class SimulatedHardware(Hardware):
                 "ptz_x": (min_x + max_x) // 2,
                 "ptz_y": (min_y + max_y) // 2,
             },
+            choices={"power": ("working", "standby"), "flip": ("normal", "flip")},
         )
         if sd_card:
             self.sd_dir.mkdir(exist_ok=True)
@@ -83,6 +86,22 @@ class SimulatedHardware(Hardware):
             position=(self._state.get("ptz_x"), self._state.get("ptz_y")),
             on_stop=self._motor_stopped,
         )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Check that the state directory is writable (called by ``Device.start()``).
+
+        A directory that is not is reported here, in one line: the camera still answers, but
+        changes of power and image flip answer 7 (device error) until it is writable again.
+        """
+        try:
+            self._state.check_writable()
+        except OSError as exc:
+            log.warning(
+                "state directory %s is not writable (%s): power, image flip and PTZ position will not be saved",
+                self.state_dir, exc,
+            )
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -159,7 +178,10 @@ class SimulatedHardware(Hardware):
         return self.motor.speed()
 
     def _motor_stopped(self, position: tuple[int, int]) -> None:
-        self._state.update(ptz_x=position[0], ptz_y=position[1])
+        try:
+            self._state.update(ptz_x=position[0], ptz_y=position[1])
+        except OSError as exc:  # the motor did stop: only the position is not saved
+            log.warning("cannot save the PTZ position %s: %s", position, exc)
 
     # -- firmware: a simulated image names the version it installs ----------------------------
 
