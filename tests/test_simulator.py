@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -166,12 +167,10 @@ def test_a_corrupt_state_file_is_kept_beside(tmp_path: Path) -> None:
 
 def _unwritable(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make every write in the state directory fail as a read-only directory would (even for root)."""
-    from iotvideo_signaling import state
-
     def refused(*args: Any, **kwargs: Any) -> Any:
         raise PermissionError(13, "Permission denied", str(kwargs.get("dir")))
 
-    monkeypatch.setattr(state.tempfile, "mkstemp", refused)
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
 
 
 def test_an_unwritable_state_directory_is_one_line_at_start_and_per_failure(

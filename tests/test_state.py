@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -322,7 +324,7 @@ def test_statefile_keeps_an_unusable_file_beside_when_it_first_writes(
 
 
 def test_statefile_backups_never_replace_each_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(state.time, "gmtime", lambda *args: state.time.struct_time((2030, 1, 2, 3, 4, 5, 2, 2, 0)))
+    monkeypatch.setattr(time, "gmtime", lambda *args: time.struct_time((2030, 1, 2, 3, 4, 5, 2, 2, 0)))
     path = tmp_path / "state.json"
     for generation in (b"{1", b"{2", b"{3"):
         path.write_bytes(generation)
@@ -362,6 +364,6 @@ def test_statefile_check_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     def refused(*args: Any, **kwargs: Any) -> Any:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(state.tempfile, "mkstemp", refused)
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
     with pytest.raises(PermissionError):
         store.check_writable()

@@ -7,8 +7,8 @@ the role policy may refuse the topic, the topic's handler (``topics.BuiltinTopic
 own) reads its fields and calls the hardware, and ``protocol.reply`` builds the JSON answer.
 
 Lifecycle: the constructor does no I/O and starts no thread. :meth:`Device.start` (or ``with``)
-calls ``Hardware.start()``, reads the power state, sends the start-up PTZ stop and resumes an upgrade; :meth:`Device.close`
-ends it all. A Device used before ``start()`` starts itself on first use, exactly once.
+calls ``Hardware.start()``, reads the power state, sends the start-up PTZ stop and resumes an
+upgrade; :meth:`Device.close` ends it all. A Device used before ``start()`` starts itself on first use, exactly once.
 """
 
 from __future__ import annotations
@@ -60,6 +60,11 @@ _DEFAULT_CONFIG = DeviceConfig()
 
 class Device:
     """A camera that answers the panel protocol.
+
+    Power (privacy mode): the Device reads ``Hardware.get_power`` at :meth:`start` and changes
+    it on ``set_status``. A camera that also changes it by itself (a physical privacy switch)
+    calls :meth:`power_changed`, or :meth:`refresh_power` to have it read again. A state that
+    cannot be read is unknown and treated as standby: privacy fails closed.
 
     Args:
         hardware: the hooks of this camera (:class:`~iotvideo_signaling.SimulatedHardware` for a
@@ -344,8 +349,45 @@ class Device:
     # -- state -----------------------------------------------------------------------------------
 
     def in_standby(self) -> bool:
-        """True while the camera is in standby (privacy mode)."""
+        """True while the camera is in standby (privacy mode), or while its power state is
+        unknown (``get_power`` failed: the Device fails closed, see :meth:`refresh_power`)."""
         return self._builtins.in_standby()
+
+    def power_changed(self, status: str) -> None:
+        """Tell the Device that the camera changed its power by itself.
+
+        For a camera whose privacy mode also changes without ``set_status`` (a physical privacy
+        switch or shutter, a schedule of its own): call this from its code with the new state.
+        The Device records it without calling ``set_power``, publishes a ``power`` event if it
+        changed, and stops a PTZ move on standby. It also ends an unknown state. Safe to call
+        from any thread, including from inside the ``set_power`` or ``get_power`` hook.
+
+        Args:
+            status: ``"working"`` or ``"standby"``.
+
+        Raises:
+            ValueError: another status.
+        """
+        self._started()
+        self._builtins.power_changed(status)
+
+    def refresh_power(self) -> str:
+        """Read the power state again through ``Hardware.get_power`` and record it.
+
+        Read once at :meth:`start`; call this when the camera's state may have changed without
+        :meth:`power_changed` being called (or to retry after a failed read). A ``get_power``
+        that raises or answers anything but ``"working"``/``"standby"`` leaves the state
+        unknown, which the Device treats as standby (streams refused, ``ptz`` answers 8,
+        ``get_status`` reports ``standby``) until a read succeeds, ``set_status`` succeeds or
+        :meth:`power_changed` is called; each distinct failure is logged once as a warning. A
+        change is published as a ``power`` event (an unknown state as ``standby``, with a
+        ``reason``), and standby stops a PTZ move.
+
+        Returns:
+            ``"working"``, ``"standby"`` or ``"unknown"``.
+        """
+        self._started()
+        return self._builtins.refresh_power()
 
     def supports(self, hook: str) -> bool:
         """True when this camera's Hardware class overrides ``hook`` (e.g. ``"ptz_start"``)."""

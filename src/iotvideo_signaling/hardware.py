@@ -30,11 +30,19 @@ class Hardware:
     # -- power, image, tone, signal, version ---------------------------------------------
 
     def get_power(self) -> str:
-        """Return ``"working"`` or ``"standby"`` (privacy mode: no video, no motion)."""
+        """Return ``"working"`` or ``"standby"`` (privacy mode: no video, no motion).
+
+        Read at ``Device.start()`` and by ``Device.refresh_power()``. If it raises, or returns
+        anything else, the Device fails closed: it treats the camera as in standby until the
+        state is known again. A camera that changes power by itself (a physical privacy switch)
+        tells the Device with ``Device.power_changed(status)``, or has it re-read this hook with
+        ``Device.refresh_power()``. Without this hook the camera starts as working.
+        """
         raise NotImplementedError("get_power")
 
     def set_power(self, status: str) -> None:
-        """Switch to ``"working"`` or ``"standby"``; persist it across restarts."""
+        """Switch to ``"working"`` or ``"standby"``; persist it across restarts (``get_power``
+        reads it after a restart). It may call ``Device.power_changed()`` itself."""
         raise NotImplementedError("set_power")
 
     def set_flip(self, mode: str) -> None:
