@@ -6,8 +6,9 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 import orjson
 import pytest
@@ -332,6 +333,60 @@ def test_recordings_come_from_the_record_folder(tmp_path: Path) -> None:
     assert hw.file_list(0, 1000, 1) == []
     assert hw.month_record(1970, 1) == 1  # 100 s after the epoch: 1 January 1970
     assert hw.month_record(1970, 2) == 0
+
+
+REAL_LOCALTIME = time.localtime
+
+
+def _time_t_32(error: type[Exception]) -> Callable[..., time.struct_time]:
+    """``time.localtime`` as on armhf (a 32-bit ``time_t``): ``error`` beyond 2**31-1."""
+
+    def localtime(stamp: Optional[float] = None) -> time.struct_time:
+        if stamp is not None and not -(2**31) <= stamp < 2**31:
+            raise error("timestamp out of range for platform time_t")
+        return REAL_LOCALTIME(stamp)
+
+    return localtime
+
+
+@pytest.mark.parametrize("error", [OverflowError, OSError, ValueError])
+def test_a_recording_after_2038_on_a_32_bit_time_t_is_left_out_of_month_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, error: type[Exception]
+) -> None:
+    caplog.set_level(logging.WARNING, logger="iotvideo_signaling")
+    hw = SimulatedHardware(tmp_path)
+    folder = hw.sd_dir / "record"
+    folder.mkdir()
+    (folder / "1700000000-1700000060.mp4").write_bytes(b"a")  # November 2023
+    (folder / "2147570048-2147570100.mp4").write_bytes(b"b")  # January 2038, after 2**31-1
+    (folder / "2200000000-2200000060.mp4").write_bytes(b"c")  # September 2039
+    day = REAL_LOCALTIME(1700000000)
+    month = f"{day.tm_year}{day.tm_mon:02d}"
+    monkeypatch.setattr(time, "localtime", _time_t_32(error))
+    with Device(hw) as dev:
+        for _ in range(2):
+            assert send(dev, inner("get_month_record", time=month)) == {"video_list": str(1 << (day.tm_mday - 1))}
+            assert send(dev, inner("get_month_record", time="203801")) == {"video_list": "0"}
+        # listing needs no conversion: the recordings are all there
+        got = send(dev, inner("get_record_index", start_time="0", end_time="3000000000"))
+        assert len(got["video_list"]) == 3
+        files = send(dev, inner("get_file_list", start_time="0", end_time="3000000000", file_type="0"))
+        assert len(files["file_list"]) == 3
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning.startswith("recording 2147570048-2147570100.mp4: this platform cannot convert its time")
+
+
+def test_a_recording_named_beyond_any_time_is_skipped(tmp_path: Path) -> None:
+    hw = SimulatedHardware(tmp_path)
+    folder = hw.sd_dir / "record"
+    folder.mkdir()
+    (folder / "100-200.mp4").write_bytes(b"a")
+    (folder / f"{2**40 + 1}-{2**40 + 2}.mp4").write_bytes(b"")  # beyond what a request can name
+    (folder / f"300-{10**30}.mp4").write_bytes(b"")  # an end no JSON integer holds
+    (folder / "\u00b2-\u00b3.mp4").write_bytes(b"")  # superscript digits: str.isdigit() but not int()
+    assert hw.record_index(0, 2**40) == [(100, 200)]
+    assert [f["file_name"] for f in hw.file_list(0, 2**40, 0)] == ["100-200.mp4"]
+    assert hw.month_record(1970, 1) == 1
 
 
 def test_a_dangling_recording_does_not_hide_the_others(tmp_path: Path) -> None:

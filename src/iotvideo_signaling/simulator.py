@@ -31,6 +31,9 @@ __all__ = ["SimulatedHardware"]
 log = logging.getLogger(__name__)
 
 DEFAULT_VERSION = "V1.0.0"
+#: Recordings named with a later time are skipped: no request can ask for them (``inner.py``
+#: bounds times the same way), and every time listed stays a 64-bit JSON integer.
+_MAX_TIME = 2**40
 
 
 class SimulatedHardware(Hardware):
@@ -79,6 +82,7 @@ class SimulatedHardware(Hardware):
         if sd_card:
             self.sd_dir.mkdir(exist_ok=True)
         self._tone_lock = threading.Lock()
+        self._told_bad_time = False  # a recording's time this platform cannot convert was logged
         self.motor = VirtualMotor(
             limits=ptz_limits,
             speed=ptz_speed,
@@ -203,7 +207,9 @@ class SimulatedHardware(Hardware):
             return []
         for path in folder.glob("*-*.mp4"):
             start, _, end = path.stem.partition("-")
-            if not (start.isdigit() and end.isdigit()):
+            if not (start.isascii() and start.isdigit() and end.isascii() and end.isdigit()):
+                continue
+            if max(int(start), int(end)) > _MAX_TIME:
                 continue
             try:
                 info = path.stat()  # follows links: a dangling one, or a file just deleted, is skipped
@@ -218,11 +224,26 @@ class SimulatedHardware(Hardware):
 
     def month_record(self, year: int, month: int) -> int:
         mask = 0
-        for a, _, _, _ in self._recordings():
-            day = time.localtime(a)  # the camera's calendar, as the panel shows it
-            if (day.tm_year, day.tm_mon) == (year, month):
+        for a, _, name, _ in self._recordings():
+            day = self._local_time(a, name)  # the camera's calendar, as the panel shows it
+            if day is not None and (day.tm_year, day.tm_mon) == (year, month):
                 mask |= 1 << (day.tm_mday - 1)
         return mask
+
+    def _local_time(self, stamp: int, name: str) -> time.struct_time | None:
+        """``time.localtime(stamp)``, or None where the platform cannot convert it (32-bit
+        ``time_t`` after January 2038 on armhf); logged once."""
+        try:
+            return time.localtime(stamp)
+        except (OverflowError, OSError, ValueError) as exc:
+            if not self._told_bad_time:
+                self._told_bad_time = True
+                log.warning(
+                    "recording %s: this platform cannot convert its time (%s); such recordings are left out of"
+                    " month records",
+                    name, exc,
+                )
+            return None
 
     def file_list(self, start: int, end: int, file_type: int) -> list[dict[str, Any]]:
         if file_type != 0:
