@@ -159,6 +159,25 @@ def test_a_camera_without_get_power_is_working(tmp_path: Path, caplog: pytest.Lo
     assert caplog.records == []
 
 
+def test_without_get_power_what_the_camera_said_stands() -> None:
+    class Switch(Hardware):
+        started = False
+
+        def start(self) -> None:
+            self.started = True
+
+    hw = Switch()
+    device = make(hw)
+    device.power_changed("standby")  # reported before start(): kept, and the Device not started
+    assert not hw.started
+    with device:
+        assert hw.started
+        assert device.in_standby()
+        assert device.refresh_power() == "standby"  # nothing to read
+        device.power_changed("working")
+        assert device.refresh_power() == "working"
+
+
 def test_a_camera_with_set_power_but_no_get_power_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
     class WriteOnly(Hardware):
         def set_power(self, status: str) -> None:

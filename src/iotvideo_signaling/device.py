@@ -8,7 +8,8 @@ own) reads its fields and calls the hardware, and ``protocol.reply`` builds the 
 
 Lifecycle: the constructor does no I/O and starts no thread. :meth:`Device.start` (or ``with``)
 calls ``Hardware.start()``, reads the power state, sends the start-up PTZ stop and resumes an
-upgrade; :meth:`Device.close` ends it all. A Device used before ``start()`` starts itself on first use, exactly once.
+upgrade; :meth:`Device.close` ends it all. A Device used before ``start()`` starts itself on
+first use, exactly once.
 """
 
 from __future__ import annotations
@@ -360,7 +361,8 @@ class Device:
         switch or shutter, a schedule of its own): call this from its code with the new state.
         The Device records it without calling ``set_power``, publishes a ``power`` event if it
         changed, and stops a PTZ move on standby. It also ends an unknown state. Safe to call
-        from any thread, including from inside the ``set_power`` or ``get_power`` hook.
+        from any thread, including from inside the ``set_power`` or ``get_power`` hook; it does
+        not start the Device (:meth:`start` reads ``get_power`` itself).
 
         Args:
             status: ``"working"`` or ``"standby"``.
@@ -368,7 +370,6 @@ class Device:
         Raises:
             ValueError: another status.
         """
-        self._started()
         self._builtins.power_changed(status)
 
     def refresh_power(self) -> str:
@@ -381,12 +382,12 @@ class Device:
         ``get_status`` reports ``standby``) until a read succeeds, ``set_status`` succeeds or
         :meth:`power_changed` is called; each distinct failure is logged once as a warning. A
         change is published as a ``power`` event (an unknown state as ``standby``, with a
-        ``reason``), and standby stops a PTZ move.
+        ``reason``), and standby stops a PTZ move. Without a ``get_power`` hook the state
+        recorded so far stands. It does not start the Device.
 
         Returns:
             ``"working"``, ``"standby"`` or ``"unknown"``.
         """
-        self._started()
         return self._builtins.refresh_power()
 
     def supports(self, hook: str) -> bool:

@@ -36,7 +36,8 @@ class Hardware:
         anything else, the Device fails closed: it treats the camera as in standby until the
         state is known again. A camera that changes power by itself (a physical privacy switch)
         tells the Device with ``Device.power_changed(status)``, or has it re-read this hook with
-        ``Device.refresh_power()``. Without this hook the camera starts as working.
+        ``Device.refresh_power()``. Without this hook the camera starts as working (or as
+        ``power_changed`` said).
         """
         raise NotImplementedError("get_power")
 

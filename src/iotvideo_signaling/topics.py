@@ -126,7 +126,9 @@ class BuiltinTopics:
         if "set_power" in self._hooks and "get_power" not in self._hooks:
             log.warning("the camera has a set_power hook but no get_power: it starts as working, whatever it was")
         with self._power_turn:
-            self._record_power(self._read_power())  # no event: this is the initial state
+            status = self._read_power()
+            if status is not None:
+                self._record_power(status)  # no event: this is the initial state
         if "ptz_start" in self._hooks:
             try:
                 self._ptz_controller().start()  # after a crash the motor may run
@@ -174,6 +176,8 @@ class BuiltinTopics:
         """Read ``get_power`` again and record it; the state: working, standby or unknown."""
         with self._power_turn:
             status = self._read_power()
+            if status is None:
+                return self._power  # no hook: the state recorded so far stands
             changed = self._record_power(status)
         if changed:
             self._emit_power(status)
@@ -204,15 +208,13 @@ class BuiltinTopics:
         else:
             self._events.emit("power", status=status)
 
-    def _read_power(self) -> str:
-        """``get_power``'s answer, or UNKNOWN when it fails (logged once per distinct failure).
-
-        A camera without the hook has no privacy mode to read: working.
-        """
+    def _read_power(self) -> Optional[str]:
+        """``get_power``'s answer, UNKNOWN when it fails (logged once per distinct failure), or
+        None when the camera has no such hook (nothing to read: what the Device knows stands)."""
         try:
             power = self._hw.get_power()
         except NotImplementedError:
-            return "working"
+            return None
         except Exception as exc:  # noqa: BLE001 - fail closed
             failure = f"get_power failed ({type(exc).__name__}: {exc})"
         else:
