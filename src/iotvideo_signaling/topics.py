@@ -1,7 +1,8 @@
 """The built-in topics (PROTOCOL.md §4): what the camera does for each request of the panel.
 
 :class:`BuiltinTopics` holds the camera's own state (power, the SD-format and tone flags) and the
-controllers it creates on first need (PTZ, OTA). Each handler takes a validated
+controllers it creates on first need (PTZ, OTA). Power is working, standby or unknown (``get_power``
+failed), and unknown is treated as standby: privacy fails closed. Each handler takes a validated
 :class:`~iotvideo_signaling.protocol.Request` and the visitor, calls the hardware hooks, and returns
 the reply's fields or raises (:class:`RequestError` for a refusal, NotImplementedError for a hook
 the camera lacks). No hook is called with a lock held: the state lock guards flags and
