@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections.abc import Mapping
@@ -463,13 +464,87 @@ HOOKED: dict[str, dict[str, Any]] = {
 }
 
 
+#: The hook each topic of HOOKED needs first.
+FIRST_HOOK = {
+    "get_status": "signal_strength",
+    "version": "firmware_version",
+    "Mirror_flip": "set_flip",
+    "set_status": "set_power",
+    "sd_format": "format_sd",
+    "bind_status": "play_tone",
+}
+
+
 @pytest.mark.parametrize("topic", list(HOOKED))
-def test_a_missing_hook_is_3(topic: str) -> None:
+def test_a_missing_hook_is_3_and_named(topic: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="iotvideo_signaling")
+    hook = FIRST_HOOK[topic]
     with Device(Bare()) as dev:
         got = ask(dev, {**HOOKED[topic], "message_id": "h"})
-        assert got["result"] == "3", got
-        assert got["confirmation_topic"] == topic
-        assert got["message_id"] == "h"
+        assert got == {
+            "confirmation_topic": topic,
+            "result": "3",
+            "reason": f"not supported by this camera (no {hook} hook)",
+            "message_id": "h",
+        }
+        assert len(got["reason"].encode()) < 64
+        ask(dev, {**HOOKED[topic], "message_id": "again"})
+    told = [r.getMessage() for r in caplog.records if f"no {hook} hook" in r.getMessage()]
+    assert told == [f"{topic}: the camera has no {hook} hook; answering 'not supported' (logged once)"]
+
+
+def test_every_hook_name_fits_the_short_reason() -> None:
+    from iotvideo_signaling.protocol import missing_hook, unsupported_reason
+
+    hooks = [name for name in vars(Hardware) if not name.startswith("_")]
+    for name in hooks:
+        method = getattr(Hardware(), name)
+        parameters = inspect.signature(method).parameters.values()
+        args = [0 for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD]
+        kwargs = {p.name: 0 for p in parameters if p.kind is p.KEYWORD_ONLY}
+        try:
+            result = method(*args, **kwargs)
+        except NotImplementedError as exc:
+            assert missing_hook(exc) == name
+            assert len(unsupported_reason(name).encode()) < 64
+        else:
+            assert name in ("close", "ptz_position", "start"), name  # the hooks with a default
+            assert result is None
+
+
+@pytest.mark.parametrize(
+    ("raised", "reason"),
+    [
+        (NotImplementedError(), "not supported by this camera"),
+        (NotImplementedError("zoom_motor"), "not supported by this camera (no zoom_motor hook)"),
+        (NotImplementedError("no zoom on this model"), "not supported by this camera"),
+        (NotImplementedError("a_name_much_too_long_for_a_reason"), "not supported by this camera"),
+        (NotImplementedError("zoom", "motor"), "not supported by this camera"),
+    ],
+)
+def test_a_vendor_handler_s_not_implemented_names_a_hook_only_when_it_gives_one(
+    device: Device, raised: NotImplementedError, reason: str
+) -> None:
+    def zoom(request: Request, visitor: Optional[str]) -> None:
+        raise raised
+
+    device.topic("zoom")(zoom)
+    assert ask(device, {"topic": "zoom"}) == {"confirmation_topic": "zoom", "result": "3", "reason": reason}
+
+
+def test_a_missing_ptz_or_recording_hook_is_named_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="iotvideo_signaling")
+    press = {"topic": "ptz", "data": {"cmd": "ptz_up_press"}}
+    with Device(Bare()) as dev:
+        for _ in range(2):
+            assert ask(dev, press)["reason"] == "not supported by this camera (no ptz_start hook)"
+            assert send(dev, PANEL_PREFIX + "ptz_left")["reason"] == "not supported by this camera (no ptz_start hook)"
+            assert send(dev, inner("get_record_index", start_time="0", end_time="1")) == {"status": "406"}
+    told = [r.getMessage() for r in caplog.records if "answering 'not supported'" in r.getMessage()]
+    assert told == [
+        "ptz: the camera has no ptz_start hook; answering 'not supported' (logged once)",
+        "get_record_index: the camera has no record_index hook; answering 'not supported' (logged once)",
+    ]
 
 
 def test_a_camera_without_hooks_still_answers_what_needs_none() -> None:
@@ -933,7 +1008,7 @@ def test_handle_never_raises_on_hardware_that_returns_garbage(tmp_path: Path) ->
             return "exploded"
 
     with Device(Garbage(tmp_path)) as dev:
-        assert status(dev)["status"] == "working"
+        assert status(dev)["status"] == "standby"  # an unknown power state fails closed
         got = ask(dev, {"topic": "version"})
         assert got["result"] in ("0", "7")
         assert isinstance(got.get("info", ""), str)

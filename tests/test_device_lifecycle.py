@@ -92,6 +92,49 @@ def test_start_reads_the_power_and_stops_the_motor_once(tmp_path: Path) -> None:
         device.start()
 
 
+class Starting(Recording):
+    """Hardware whose start-up work fails ``failures`` times, then succeeds."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def start(self) -> None:
+        self._record("start")
+        if self.failures:
+            self.failures -= 1
+            raise OSError("camera sensor not ready")
+
+
+def test_start_starts_the_hardware_first_and_once(tmp_path: Path) -> None:
+    hw = Starting(0)
+    device = make(tmp_path, hw)
+    device.start()
+    assert hw.calls[:2] == ["start", "get_power"]
+    device.handle(STATUS)
+    device.start()
+    device.close()
+    assert hw.calls.count("start") == 1
+
+
+def test_a_failed_hardware_start_fails_the_device_start_and_is_retried(tmp_path: Path) -> None:
+    hw = Starting(1)
+    device = make(tmp_path, hw)
+    with pytest.raises(OSError, match="sensor not ready"):
+        device.start()
+    assert hw.calls == ["start"]  # nothing else was done
+    assert orjson.loads(device.handle(STATUS))["result"] == "0"  # first use starts it again
+    assert hw.calls[:3] == ["start", "start", "get_power"]
+    device.close()
+    assert hw.calls.count("start") == 2
+
+
+def test_the_default_hardware_start_does_nothing(tmp_path: Path) -> None:
+    Hardware().start()
+    with make(tmp_path, Hardware()) as device:
+        assert orjson.loads(device.handle(STATUS))["result"] == "3"  # no signal_strength hook, but started
+
+
 def test_first_use_starts_the_device_exactly_once_across_threads(tmp_path: Path) -> None:
     hw = Recording()
     device = make(tmp_path, hw)

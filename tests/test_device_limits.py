@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from iotvideo_signaling import Device, DeviceConfig, Event, Hardware, SimulatedHardware
+from iotvideo_signaling.config import MAX_MESSAGE_SIZE_LIMIT
 from iotvideo_signaling.device import MAX_REPLY_SIZE
 from iotvideo_signaling.inner import MAX_FILES, MAX_RECORD_SPANS
 from iotvideo_signaling.jobs import MAX_QUEUED_JOBS, WorkerPool
@@ -207,11 +208,21 @@ def test_an_oversized_str_is_refused_before_it_is_encoded(backend: ModuleType) -
 @pytest.mark.parametrize(
     "bad",
     [{"workers": 0}, {"ptz_step": 0}, {"max_connections": -1}, {"max_message_size": 0}, {"ptz_move_cap_s": 0.0},
-     {"ptz_move_cap_s": float("nan")}, {"default_role": "admin"}, {"sharer_denied_topics": "upgrade"}],
+     {"ptz_move_cap_s": float("nan")}, {"default_role": "admin"}, {"sharer_denied_topics": "upgrade"},
+     {"max_message_size": 2**31}, {"max_message_size": MAX_MESSAGE_SIZE_LIMIT + 1}],
 )
 def test_a_device_config_that_cannot_work_is_refused(tmp_path: Path, bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         Device(SimulatedHardware(tmp_path), config=DeviceConfig(**bad))
+
+
+def test_the_largest_max_message_size_works(tmp_path: Path) -> None:
+    # 1 MiB: far above the panel's 16 KiB, and a Py_ssize_t on 32-bit ARM too (2**31 is not).
+    assert MAX_MESSAGE_SIZE_LIMIT == 2**20
+    body = {"topic": "version", "pad": "x" * (2**20 - 200)}
+    with Device(SimulatedHardware(tmp_path), config=DeviceConfig(max_message_size=MAX_MESSAGE_SIZE_LIMIT)) as device:
+        assert ask(device, body)["result"] == "0"
+        assert ask(device, {**body, "pad": "x" * 2**20})["result"] == "1"
 
 
 def test_an_embedded_daemon_checks_its_settings(tmp_path: Path) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 import orjson
 import pytest
@@ -95,8 +97,8 @@ BAD_STATE_FILES: list[tuple[bytes, bool]] = [
     (b"\xff" * 64, True),
     (b"[1, 2, 3]", True),
     (b'"standby"', True),
-    (b'{"power": 1, "flip": null, "version": []}', False),  # wrong types: defaults, quietly
-    (b'{"power": "exploded", "flip": "sideways"}', False),  # unknown power: the Device assumes working
+    (b'{"power": 1, "flip": null, "version": []}', True),  # wrong types: defaults, each named
+    (b'{"power": "exploded", "flip": "sideways"}', True),  # unknown values: defaults, each named
 ]
 
 
@@ -144,6 +146,74 @@ def test_set_status_retried_after_a_failed_write_is_persisted(tmp_path: Path, mo
         assert ask(dev, {"topic": "set_status", "status": "standby"})["result"] == "0"
         assert _power(dev) == "standby"
     assert SimulatedHardware(tmp_path).get_power() == "standby"
+
+
+def test_an_unknown_flip_mode_falls_back_alone_and_is_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="iotvideo_signaling")
+    (tmp_path / "state.json").write_bytes(orjson.dumps({"power": "standby", "flip": "upside-down", "version": "V2"}))
+    hw = SimulatedHardware(tmp_path)
+    assert (hw.get_power(), hw.flip, hw.firmware_version()) == ("standby", "normal", "V2")
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "flip is 'upside-down', which is not valid; using the default 'normal'" in warning
+
+
+def test_a_corrupt_state_file_is_kept_beside(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_bytes(b'{"power": "stand')
+    with Device(SimulatedHardware(tmp_path)) as dev:
+        assert ask(dev, {"topic": "Mirror_flip", "mode": "flip"})["result"] == "0"
+    [kept] = tmp_path.glob("state.json.corrupt-*")
+    assert kept.read_bytes() == b'{"power": "stand'
+    assert SimulatedHardware(tmp_path).flip == "flip"
+
+
+def _unwritable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every write in the state directory fail as a read-only directory would (even for root)."""
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(13, "Permission denied", str(kwargs.get("dir")))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+
+
+def test_an_unwritable_state_directory_is_one_line_at_start_and_per_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="iotvideo_signaling")
+    hw = SimulatedHardware(tmp_path)
+    _unwritable(monkeypatch)
+    with Device(hw) as dev:
+        [at_start] = caplog.records
+        assert at_start.getMessage().startswith(f"state directory {tmp_path} is not writable ([Errno 13]")
+        assert at_start.exc_info is None
+        caplog.clear()
+        for _ in range(2):
+            got = ask(dev, {"topic": "Mirror_flip", "mode": "flip"})
+            assert (got["result"], got["reason"]) == ("7", "device error")
+        assert ask(dev, {"topic": "version"})["result"] == "0"  # the rest still works
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage().split(":")[0] for r in warnings] == ["Mirror_flip failed", "Mirror_flip failed"]
+    assert all(r.exc_info is None for r in warnings)  # no traceback at WARNING
+
+
+def test_a_writable_state_directory_logs_nothing_at_start(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="iotvideo_signaling")
+    with Device(SimulatedHardware(tmp_path)):
+        pass
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_position_that_cannot_be_saved_does_not_fail_the_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="iotvideo_signaling")
+    hw = SimulatedHardware(tmp_path)
+    hw.ptz_start("left")
+    _unwritable(monkeypatch)
+    hw.ptz_stop()
+    assert hw.motor.moving is None
+    [warning] = caplog.records
+    assert warning.getMessage().startswith("cannot save the PTZ position")
+    assert warning.exc_info is None
 
 
 def test_no_temporary_files_after_many_changes(tmp_path: Path) -> None:
@@ -263,6 +333,60 @@ def test_recordings_come_from_the_record_folder(tmp_path: Path) -> None:
     assert hw.file_list(0, 1000, 1) == []
     assert hw.month_record(1970, 1) == 1  # 100 s after the epoch: 1 January 1970
     assert hw.month_record(1970, 2) == 0
+
+
+REAL_LOCALTIME = time.localtime
+
+
+def _time_t_32(error: type[Exception]) -> Callable[..., time.struct_time]:
+    """``time.localtime`` as on armhf (a 32-bit ``time_t``): ``error`` beyond 2**31-1."""
+
+    def localtime(stamp: Optional[float] = None) -> time.struct_time:
+        if stamp is not None and not -(2**31) <= stamp < 2**31:
+            raise error("timestamp out of range for platform time_t")
+        return REAL_LOCALTIME(stamp)
+
+    return localtime
+
+
+@pytest.mark.parametrize("error", [OverflowError, OSError, ValueError])
+def test_a_recording_after_2038_on_a_32_bit_time_t_is_left_out_of_month_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, error: type[Exception]
+) -> None:
+    caplog.set_level(logging.WARNING, logger="iotvideo_signaling")
+    hw = SimulatedHardware(tmp_path)
+    folder = hw.sd_dir / "record"
+    folder.mkdir()
+    (folder / "1700000000-1700000060.mp4").write_bytes(b"a")  # November 2023
+    (folder / "2147570048-2147570100.mp4").write_bytes(b"b")  # January 2038, after 2**31-1
+    (folder / "2200000000-2200000060.mp4").write_bytes(b"c")  # September 2039
+    day = REAL_LOCALTIME(1700000000)
+    month = f"{day.tm_year}{day.tm_mon:02d}"
+    monkeypatch.setattr(time, "localtime", _time_t_32(error))
+    with Device(hw) as dev:
+        for _ in range(2):
+            assert send(dev, inner("get_month_record", time=month)) == {"video_list": str(1 << (day.tm_mday - 1))}
+            assert send(dev, inner("get_month_record", time="203801")) == {"video_list": "0"}
+        # listing needs no conversion: the recordings are all there
+        got = send(dev, inner("get_record_index", start_time="0", end_time="3000000000"))
+        assert len(got["video_list"]) == 3
+        files = send(dev, inner("get_file_list", start_time="0", end_time="3000000000", file_type="0"))
+        assert len(files["file_list"]) == 3
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning.startswith("recording 2147570048-2147570100.mp4: this platform cannot convert its time")
+
+
+def test_a_recording_named_beyond_any_time_is_skipped(tmp_path: Path) -> None:
+    hw = SimulatedHardware(tmp_path)
+    folder = hw.sd_dir / "record"
+    folder.mkdir()
+    (folder / "100-200.mp4").write_bytes(b"a")
+    (folder / f"{2**40 + 1}-{2**40 + 2}.mp4").write_bytes(b"")  # beyond what a request can name
+    (folder / f"300-{10**30}.mp4").write_bytes(b"")  # an end no JSON integer holds
+    (folder / "\u00b2-\u00b3.mp4").write_bytes(b"")  # superscript digits: str.isdigit() but not int()
+    assert hw.record_index(0, 2**40) == [(100, 200)]
+    assert [f["file_name"] for f in hw.file_list(0, 2**40, 0)] == ["100-200.mp4"]
+    assert hw.month_record(1970, 1) == 1
 
 
 def test_a_dangling_recording_does_not_hide_the_others(tmp_path: Path) -> None:

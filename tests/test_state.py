@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -293,3 +295,75 @@ def test_statefile_concurrent_updates_leave_a_valid_file(tmp_path: Path) -> None
     assert errors == []
     assert orjson.loads(path.read_bytes()) == {"n0": 25, "n1": 25, "n2": 25, "n3": 25}
     assert _leftovers(tmp_path, {"state.json"}) == []
+
+
+# -- an unusable file is kept; invalid values are named -----------------------------------------
+
+
+def _backups(directory: Path) -> list[Path]:
+    return sorted(directory.glob("state.json.corrupt-*"))
+
+
+@pytest.mark.parametrize("content", [b'{"power": "standby", "fl', b"\xff\x00", b"[1, 2]", b"null"])
+def test_statefile_keeps_an_unusable_file_beside_when_it_first_writes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: bytes
+) -> None:
+    caplog.set_level(logging.WARNING, logger="iotvideo_signaling")
+    path = tmp_path / "state.json"
+    path.write_bytes(content)
+    store = StateFile(path, DEFAULTS)
+    assert path.read_bytes() == content  # reading moves nothing
+    assert _backups(tmp_path) == []
+    store.update(power="working")  # the default: still written, since the file is unusable
+    [backup] = _backups(tmp_path)
+    assert backup.read_bytes() == content
+    assert orjson.loads(path.read_bytes()) == DEFAULTS
+    assert f"kept it as {backup.name}" in caplog.text
+    store.update(power="standby")
+    assert len(_backups(tmp_path)) == 1  # once
+
+
+def test_statefile_backups_never_replace_each_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(time, "gmtime", lambda *args: time.struct_time((2030, 1, 2, 3, 4, 5, 2, 2, 0)))
+    path = tmp_path / "state.json"
+    for generation in (b"{1", b"{2", b"{3"):
+        path.write_bytes(generation)
+        StateFile(path, DEFAULTS).update(flip="flip")
+    assert [(p.name, p.read_bytes()) for p in _backups(tmp_path)] == [
+        ("state.json.corrupt-20300102T030405Z", b"{1"),
+        ("state.json.corrupt-20300102T030405Z-1", b"{2"),
+        ("state.json.corrupt-20300102T030405Z-2", b"{3"),
+    ]
+
+
+def test_statefile_a_valid_file_is_not_kept(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_bytes(orjson.dumps({"power": "standby", "flip": 7}))  # one value falls back: the file is usable
+    StateFile(path, DEFAULTS).update(x=1)
+    assert _backups(tmp_path) == []
+
+
+def test_statefile_warns_about_each_value_that_falls_back(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="iotvideo_signaling")
+    path = tmp_path / "state.json"
+    path.write_bytes(orjson.dumps({"power": "exploded", "flip": "flip", "x": "5", "extra": 1}))
+    store = StateFile(path, DEFAULTS, choices={"power": ("working", "standby"), "flip": ("normal", "flip")})
+    assert store.snapshot() == {"power": "working", "flip": "flip", "x": 5}
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        f"state file {path}: power is 'exploded', which is not valid; using the default 'working'",
+        f"state file {path}: x is '5', which is not valid; using the default 5",
+    ]
+
+
+def test_statefile_check_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = StateFile(tmp_path / "sub" / "state.json", DEFAULTS)
+    store.check_writable()
+    assert list((tmp_path / "sub").iterdir()) == []  # the probe is removed
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    with pytest.raises(PermissionError):
+        store.check_writable()

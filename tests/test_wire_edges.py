@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import array
 import json
+import sys
 from types import ModuleType
 from typing import Any, NamedTuple, Optional, Union
 
@@ -485,6 +486,9 @@ SIZE_ARGUMENTS: dict[str, tuple[Any, Any]] = {
     "float": (10.5, TypeError),
     "str": ("64", TypeError),
     "2**63": (2**63, OverflowError),
+    "sys.maxsize + 1": (sys.maxsize + 1, OverflowError),
+    "-sys.maxsize - 2": (-sys.maxsize - 2, OverflowError),
+    "sys.maxsize": (sys.maxsize, "ok"),
 }
 
 
@@ -517,6 +521,31 @@ def test_odd_max_size(backend: ModuleType, max_size: Any, expected: Any) -> None
 )
 def test_odd_loads_offset(backend: ModuleType, offset: Any, expected: Any) -> None:
     assert _call_outcome(backend.loads, b"[x", offset) == expected
+
+
+# 32-bit ARM: a Py_ssize_t ends at 2**31-1, where the compiled backend raises OverflowError.
+SIZES_ON_32_BIT = {
+    "2**31-1": (2**31 - 1, "ok", (MALFORMED_JSON, "invalid JSON at byte 2147483648", 2**31)),
+    "2**31": (2**31, OverflowError, OverflowError),
+    "-2**31": (
+        -(2**31),
+        (MALFORMED_COMMAND, "command exceeds -2147483648 bytes", -(2**31)),
+        (MALFORMED_JSON, "invalid JSON at byte 2147483647", 2**31 - 1),  # ~n: the value at n
+    ),
+    "-2**31-1": (-(2**31) - 1, OverflowError, OverflowError),
+    "2**63-1": (2**63 - 1, OverflowError, OverflowError),
+}
+
+
+@pytest.mark.parametrize(("size", "as_max_size", "as_offset"), SIZES_ON_32_BIT.values(), ids=SIZES_ON_32_BIT.keys())
+def test_the_twin_reads_sizes_as_a_32_bit_py_ssize_t(
+    py_backend: ModuleType, monkeypatch: pytest.MonkeyPatch, size: int, as_max_size: Any, as_offset: Any
+) -> None:
+    monkeypatch.setattr(sys, "maxsize", 2**31 - 1)
+    raw = b"action=user_define&cmd=x"
+    assert _call_outcome(py_backend.parse_command, raw, max_size=size) == as_max_size
+    assert _call_outcome(py_backend.decode_command, raw, max_size=size) == as_max_size
+    assert _call_outcome(py_backend.loads, b"[x", size) == as_offset
 
 
 # --- JSON layer -----------------------------------------------------------------------------------

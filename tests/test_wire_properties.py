@@ -14,6 +14,7 @@ Example counts come from the settings profile (``tests/conftest.py``).
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable, Optional, Union
@@ -328,7 +329,13 @@ def _assert_same(py: ModuleType, c: ModuleType, raw: Raw, max_size: Optional[int
 
 
 #: ``max_size`` left out, typical limits, and values a C ``Py_ssize_t`` must refuse alike.
-limits = st.one_of(st.none(), max_sizes, st.sampled_from([-1, 2**63 - 1, 2**63, -(2**63) - 1, True]))
+#: (``sys.maxsize`` is the platform's bound: 2**63-1, or 2**31-1 on 32-bit ARM.)
+limits = st.one_of(
+    st.none(),
+    max_sizes,
+    st.sampled_from([-1, 2**63 - 1, 2**63, -(2**63) - 1, True, 2**31 - 1, 2**31, -(2**31) - 1]),
+    st.sampled_from([sys.maxsize, sys.maxsize + 1, -sys.maxsize - 1, -sys.maxsize - 2]),
+)
 
 
 @given(wire_noise, limits)
@@ -424,7 +431,7 @@ json_noise = st.one_of(panel_tails, wire_noise, text_noise)
 offsets = st.one_of(
     st.none(),
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
-    st.sampled_from([0, -1, 2**63, -(2**63) - 1, True]),
+    st.sampled_from([0, -1, 2**63, -(2**63) - 1, True, 2**31, sys.maxsize + 1, -sys.maxsize - 2]),
 )
 
 

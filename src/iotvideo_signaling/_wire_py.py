@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import operator
 import re
+import sys
 from typing import Any, Union
 
 import orjson
@@ -57,9 +58,10 @@ def _as_bytes(raw: Buffer) -> bytes:
 
 
 def _size(value: int) -> int:
-    """A size argument as the compiled backend reads it (a C ``Py_ssize_t``)."""
+    """A size argument as the compiled backend reads it: a C ``Py_ssize_t``, whose bounds are
+    the platform's (``sys.maxsize`` is 2**31-1 on 32-bit ARM), read at each call."""
     size = int(operator.index(value))  # int(): a bool stays a bool on Python 3.9
-    if not -(2**63) <= size < 2**63:
+    if not -sys.maxsize - 1 <= size <= sys.maxsize:
         raise OverflowError("Python int too large to convert to C ssize_t")
     return size
 

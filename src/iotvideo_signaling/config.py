@@ -6,17 +6,22 @@ annotation at import time.
 
 from typing import NamedTuple, Optional, Tuple
 
-__all__ = ["DEFAULT_PTZ_STEP", "DeviceConfig"]
+__all__ = ["DEFAULT_PTZ_STEP", "MAX_MESSAGE_SIZE_LIMIT", "DeviceConfig"]
 
 #: Motor steps of one legacy ``ptz_left``/``ptz_right``/... command.
 DEFAULT_PTZ_STEP = 100
+#: The largest ``max_message_size`` (1 MiB). The panel's commands stay under 16 KiB; the limit
+#: also bounds the replies and what the daemon buffers per connection, and it is a ``Py_ssize_t``
+#: on every platform (``2**31`` is not one on 32-bit ARM, where every command would then fail).
+MAX_MESSAGE_SIZE_LIMIT = 1 << 20
 
 
 class DeviceConfig(NamedTuple):
     """Limits and policy of a :class:`Device`; every value has a safe default.
 
     Attributes:
-        max_message_size: longest accepted command in bytes.
+        max_message_size: longest accepted command in bytes, at most
+            :data:`MAX_MESSAGE_SIZE_LIMIT` (1 MiB).
         max_connections: most visitors streaming at once (``get_device_st`` answers 405 beyond).
         max_firmware_size: largest accepted ``fileSize`` of an upgrade, in bytes.
         ptz_move_cap_s: longest continuous PTZ move without a new press; None = full sweep plus
@@ -47,6 +52,10 @@ class DeviceConfig(NamedTuple):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if self.max_message_size > MAX_MESSAGE_SIZE_LIMIT:
+            raise ValueError(
+                f"max_message_size must be at most {MAX_MESSAGE_SIZE_LIMIT} (1 MiB), not {self.max_message_size!r}"
+            )
         cap = self.ptz_move_cap_s
         if cap is not None and (type(cap) not in (int, float) or not 0 < cap < float("inf")):
             raise ValueError(f"ptz_move_cap_s must be a positive number of seconds or None, not {cap!r}")

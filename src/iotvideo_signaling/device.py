@@ -7,8 +7,9 @@ the role policy may refuse the topic, the topic's handler (``topics.BuiltinTopic
 own) reads its fields and calls the hardware, and ``protocol.reply`` builds the JSON answer.
 
 Lifecycle: the constructor does no I/O and starts no thread. :meth:`Device.start` (or ``with``)
-reads the power state, sends the start-up PTZ stop and resumes an upgrade; :meth:`Device.close`
-ends it all. A Device used before ``start()`` starts itself on first use, exactly once.
+calls ``Hardware.start()``, reads the power state, sends the start-up PTZ stop and resumes an
+upgrade; :meth:`Device.close` ends it all. A Device used before ``start()`` starts itself on
+first use, exactly once.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .protocol import (
     EnvelopeError,
     error_reply,
     failure_reply,
+    missing_hook,
     oversized_reply,
     parse_request,
     reply,
@@ -59,6 +61,11 @@ _DEFAULT_CONFIG = DeviceConfig()
 
 class Device:
     """A camera that answers the panel protocol.
+
+    Power (privacy mode): the Device reads ``Hardware.get_power`` at :meth:`start` and changes
+    it on ``set_status``. A camera that also changes it by itself (a physical privacy switch)
+    calls :meth:`power_changed`, or :meth:`refresh_power` to have it read again. A state that
+    cannot be read is unknown and treated as standby: privacy fails closed.
 
     Args:
         hardware: the hooks of this camera (:class:`~iotvideo_signaling.SimulatedHardware` for a
@@ -91,6 +98,7 @@ class Device:
         self._lock = threading.Condition(threading.Lock())  # the lifecycle and the dispatch tables
         self._phase = _NEW
         self._starter: int | None = None  # the thread running start()
+        self._hardware_started = False  # Hardware.start() returned (it is not called again)
         self._events = EventBus(wall_clock)
         # The hooks this camera implements (overridden in its class), for "unsupported" answers.
         self._hooks = frozenset(
@@ -117,18 +125,22 @@ class Device:
         )
         self._topics: dict[str, TopicHandler] = self._builtins.handlers()
         self._tokens: dict[str, TokenHandler] = {name: self._builtins.legacy_ptz for name in LEGACY_PTZ}
+        self._told_unsupported: set[str] = set()  # the missing hooks logged so far
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> Device:
-        """Begin the Device's life: read the power state, stop a motor that may still be running
-        after a crash, resume an interrupted upgrade. Idempotent and thread-safe; returns self.
+        """Begin the Device's life: start the hardware (:meth:`Hardware.start`), read the power
+        state, stop a motor that may still be running after a crash, resume an interrupted
+        upgrade. Idempotent and thread-safe; returns self.
 
         Call it at boot (or use ``with Device(...)``): a Device used without it starts on its
         first command or session call, which would leave the motor running until then.
 
         Raises:
             RuntimeError: the Device is closed.
+            Exception: what ``Hardware.start()`` raised (the Device stays unstarted; the next
+                start, or first use, tries again).
         """
         with self._lock:
             while self._phase == _STARTING and self._starter != threading.get_ident():
@@ -140,6 +152,9 @@ class Device:
             self._phase, self._starter = _STARTING, threading.get_ident()
         phase = _NEW
         try:
+            if not self._hardware_started:
+                self.hardware.start()
+                self._hardware_started = True
             self._builtins.start()
             phase = _RUNNING
         finally:
@@ -202,7 +217,7 @@ class Device:
             return error_reply("", ResultCode.MALFORMED_COMMAND, f"unreadable command ({type(exc).__name__})")
         try:
             if command.action == "inner_define":
-                out = handle_inner(self, command, visitor)
+                out = handle_inner(self, command, visitor, on_unsupported=self._unsupported)
                 return out if len(out) <= self._max_reply else INNER_DEVICE_ERROR
             if value is None:
                 return self._token(command, visitor)
@@ -222,7 +237,7 @@ class Device:
             try:
                 out = reply(topic, message_id, handler(request, visitor))
             except Exception as exc:  # noqa: BLE001 - mapped to a result code
-                return failure_reply(topic, message_id, exc)
+                return self._failure(topic, message_id, exc)
             return out if len(out) <= self._max_reply else oversized_reply(topic, message_id)
         except Exception:
             log.exception("unexpected failure while handling a command")
@@ -237,8 +252,26 @@ class Device:
         try:
             out = reply(topic, MISSING, handler(command, visitor))
         except Exception as exc:  # noqa: BLE001 - mapped to a result code
-            return failure_reply(topic, MISSING, exc)
+            return self._failure(topic, MISSING, exc)
         return out if len(out) <= self._max_reply else oversized_reply(topic, MISSING)
+
+    def _failure(self, topic: str, message_id: object, exc: Exception) -> bytes:
+        if isinstance(exc, NotImplementedError):
+            self._unsupported(topic, exc)
+        return failure_reply(topic, message_id, exc)
+
+    def _unsupported(self, command: str, exc: NotImplementedError) -> None:
+        """Log, once per hook, that ``command`` was answered "not supported" for lack of it."""
+        hook = missing_hook(exc)
+        key = hook or f"({command})"  # a bare NotImplementedError: once per command
+        with self._lock:
+            if key in self._told_unsupported:
+                return
+            self._told_unsupported.add(key)
+        if hook is None:
+            log.info("%s: a hook raised NotImplementedError; answering 'not supported'", command)
+        else:
+            log.info("%s: the camera has no %s hook; answering 'not supported' (logged once)", command, hook)
 
     # -- extension points ------------------------------------------------------------------------
 
@@ -317,8 +350,45 @@ class Device:
     # -- state -----------------------------------------------------------------------------------
 
     def in_standby(self) -> bool:
-        """True while the camera is in standby (privacy mode)."""
+        """True while the camera is in standby (privacy mode), or while its power state is
+        unknown (``get_power`` failed: the Device fails closed, see :meth:`refresh_power`)."""
         return self._builtins.in_standby()
+
+    def power_changed(self, status: str) -> None:
+        """Tell the Device that the camera changed its power by itself.
+
+        For a camera whose privacy mode also changes without ``set_status`` (a physical privacy
+        switch or shutter, a schedule of its own): call this from its code with the new state.
+        The Device records it without calling ``set_power``, publishes a ``power`` event if it
+        changed, and stops a PTZ move on standby. It also ends an unknown state. Safe to call
+        from any thread, including from inside the ``set_power`` or ``get_power`` hook; it does
+        not start the Device (:meth:`start` reads ``get_power`` itself).
+
+        Args:
+            status: ``"working"`` or ``"standby"``.
+
+        Raises:
+            ValueError: another status.
+        """
+        self._builtins.power_changed(status)
+
+    def refresh_power(self) -> str:
+        """Read the power state again through ``Hardware.get_power`` and record it.
+
+        Read once at :meth:`start`; call this when the camera's state may have changed without
+        :meth:`power_changed` being called (or to retry after a failed read). A ``get_power``
+        that raises or answers anything but ``"working"``/``"standby"`` leaves the state
+        unknown, which the Device treats as standby (streams refused, ``ptz`` answers 8,
+        ``get_status`` reports ``standby``) until a read succeeds, ``set_status`` succeeds or
+        :meth:`power_changed` is called; each distinct failure is logged once as a warning. A
+        change is published as a ``power`` event (an unknown state as ``standby``, with a
+        ``reason``), and standby stops a PTZ move. Without a ``get_power`` hook the state
+        recorded so far stands. It does not start the Device.
+
+        Returns:
+            ``"working"``, ``"standby"`` or ``"unknown"``.
+        """
+        return self._builtins.refresh_power()
 
     def supports(self, hook: str) -> bool:
         """True when this camera's Hardware class overrides ``hook`` (e.g. ``"ptz_start"``)."""

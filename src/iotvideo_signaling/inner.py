@@ -128,8 +128,17 @@ _COMMANDS: dict[str, Callable[[InnerContext, Mapping[str, str], str | None], Any
 }
 
 
-def handle_inner(ctx: InnerContext, command: Command, visitor: str | None) -> bytes:
-    """Answer one ``inner_define`` command; never raises."""
+def handle_inner(
+    ctx: InnerContext,
+    command: Command,
+    visitor: str | None,
+    *,
+    on_unsupported: Callable[[str, NotImplementedError], None] | None = None,
+) -> bytes:
+    """Answer one ``inner_define`` command; never raises.
+
+    ``on_unsupported`` is told of each NotImplementedError (a missing hook) answered 406.
+    """
     run = _COMMANDS.get(command.cmd or "")
     if run is None:
         return UNSUPPORTED
@@ -140,7 +149,9 @@ def handle_inner(ctx: InnerContext, command: Command, visitor: str | None) -> by
         return orjson.dumps(run(ctx, params, visitor))
     except _BadRequest:
         return BAD_REQUEST
-    except NotImplementedError:
+    except NotImplementedError as exc:
+        if on_unsupported is not None:
+            on_unsupported(command.cmd or "", exc)
         return UNSUPPORTED
     except Exception as exc:
         log.warning("inner command %s failed: %s", command.cmd, exc, exc_info=True)

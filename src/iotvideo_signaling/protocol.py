@@ -259,13 +259,42 @@ def error_reply(topic: str, code: ResultCode, reason: str, message_id: Any = MIS
     return orjson.dumps(body)
 
 
+_MAX_HOOK_NAME = 24  # keeps the "not supported" reason under 64 bytes
+
+
+def missing_hook(exc: BaseException) -> Optional[str]:
+    """The hook a NotImplementedError names, or None.
+
+    The base ``Hardware`` hooks raise ``NotImplementedError("<hook name>")`` (and the Device
+    does the same for a topic whose hook is missing); a bare NotImplementedError, or one whose
+    argument is not a short identifier (a vendor's own sentence), names none.
+    """
+    args = exc.args
+    if isinstance(exc, NotImplementedError) and len(args) == 1 and type(args[0]) is str:
+        name: str = args[0]
+        if name.isidentifier() and len(name) <= _MAX_HOOK_NAME:
+            return name
+    return None
+
+
+def unsupported_reason(hook: Optional[str]) -> str:
+    """The reason of a result 3 for a missing hook: ``not supported by this camera (no <hook> hook)``."""
+    return "not supported by this camera" if hook is None else f"not supported by this camera (no {hook} hook)"
+
+
 def failure_reply(topic: str, message_id: Any, exc: Exception) -> bytes:
-    """The error reply for what a handler raised: its own code, 3 for a missing hook, else 7."""
+    """The error reply for what a handler raised: its own code, 3 for a missing hook (named in
+    the reason when the exception names it, see :func:`missing_hook`), else 7, logged as a
+    warning: one line for an OSError (its traceback at DEBUG), with the traceback otherwise."""
     if isinstance(exc, RequestError):
         return error_reply(topic, exc.code, exc.reason, message_id)
     if isinstance(exc, NotImplementedError):
-        return error_reply(topic, ResultCode.UNKNOWN, "not supported by this camera", message_id)
-    log.warning("%s failed: %s", topic or "command", exc, exc_info=exc)
+        return error_reply(topic, ResultCode.UNKNOWN, unsupported_reason(missing_hook(exc)), message_id)
+    if isinstance(exc, OSError):  # the system's (a read-only disk, a device gone): its message says it
+        log.warning("%s failed: %s", topic or "command", exc)
+        log.debug("%s failed", topic or "command", exc_info=exc)
+    else:
+        log.warning("%s failed: %s", topic or "command", exc, exc_info=exc)
     return error_reply(topic, ResultCode.DEVICE_ERROR, "device error", message_id)
 
 

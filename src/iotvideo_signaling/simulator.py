@@ -1,7 +1,9 @@
 """SimulatedHardware: a virtual camera, the embedded default.
 
 Power, image flip, firmware version and PTZ position persist across restarts in
-``<state_dir>/state.json`` (written atomically). The SD card is the directory
+``<state_dir>/state.json`` (written atomically; a corrupt file is kept beside, see
+:class:`~iotvideo_signaling.state.StateFile`). :meth:`SimulatedHardware.start` checks that the
+directory is writable, so a read-only one is reported once at start-up. The SD card is the directory
 ``<state_dir>/sdcard``: formatting really empties it, and touches nothing outside it. Prompt
 tones are appended to ``<state_dir>/tones.log``. Nothing here needs real hardware, so the daemon,
 the demo and the tests run anywhere.
@@ -29,6 +31,9 @@ __all__ = ["SimulatedHardware"]
 log = logging.getLogger(__name__)
 
 DEFAULT_VERSION = "V1.0.0"
+#: Recordings named with a later time are skipped: no request can ask for them (``inner.py``
+#: bounds times the same way), and every time listed stays a 64-bit JSON integer.
+_MAX_TIME = 2**40
 
 
 class SimulatedHardware(Hardware):
@@ -72,10 +77,12 @@ class SimulatedHardware(Hardware):
                 "ptz_x": (min_x + max_x) // 2,
                 "ptz_y": (min_y + max_y) // 2,
             },
+            choices={"power": ("working", "standby"), "flip": ("normal", "flip")},
         )
         if sd_card:
             self.sd_dir.mkdir(exist_ok=True)
         self._tone_lock = threading.Lock()
+        self._told_bad_time = False  # a recording's time this platform cannot convert was logged
         self.motor = VirtualMotor(
             limits=ptz_limits,
             speed=ptz_speed,
@@ -83,6 +90,22 @@ class SimulatedHardware(Hardware):
             position=(self._state.get("ptz_x"), self._state.get("ptz_y")),
             on_stop=self._motor_stopped,
         )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Check that the state directory is writable (called by ``Device.start()``).
+
+        A directory that is not is reported here, in one line: the camera still answers, but
+        changes of power and image flip answer 7 (device error) until it is writable again.
+        """
+        try:
+            self._state.check_writable()
+        except OSError as exc:
+            log.warning(
+                "state directory %s is not writable (%s): power, image flip and PTZ position will not be saved",
+                self.state_dir, exc,
+            )
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -159,7 +182,10 @@ class SimulatedHardware(Hardware):
         return self.motor.speed()
 
     def _motor_stopped(self, position: tuple[int, int]) -> None:
-        self._state.update(ptz_x=position[0], ptz_y=position[1])
+        try:
+            self._state.update(ptz_x=position[0], ptz_y=position[1])
+        except OSError as exc:  # the motor did stop: only the position is not saved
+            log.warning("cannot save the PTZ position %s: %s", position, exc)
 
     # -- firmware: a simulated image names the version it installs ----------------------------
 
@@ -181,7 +207,9 @@ class SimulatedHardware(Hardware):
             return []
         for path in folder.glob("*-*.mp4"):
             start, _, end = path.stem.partition("-")
-            if not (start.isdigit() and end.isdigit()):
+            if not (start.isascii() and start.isdigit() and end.isascii() and end.isdigit()):
+                continue
+            if max(int(start), int(end)) > _MAX_TIME:
                 continue
             try:
                 info = path.stat()  # follows links: a dangling one, or a file just deleted, is skipped
@@ -196,11 +224,26 @@ class SimulatedHardware(Hardware):
 
     def month_record(self, year: int, month: int) -> int:
         mask = 0
-        for a, _, _, _ in self._recordings():
-            day = time.localtime(a)  # the camera's calendar, as the panel shows it
-            if (day.tm_year, day.tm_mon) == (year, month):
+        for a, _, name, _ in self._recordings():
+            day = self._local_time(a, name)  # the camera's calendar, as the panel shows it
+            if day is not None and (day.tm_year, day.tm_mon) == (year, month):
                 mask |= 1 << (day.tm_mday - 1)
         return mask
+
+    def _local_time(self, stamp: int, name: str) -> time.struct_time | None:
+        """``time.localtime(stamp)``, or None where the platform cannot convert it (32-bit
+        ``time_t`` after January 2038 on armhf); logged once."""
+        try:
+            return time.localtime(stamp)
+        except (OverflowError, OSError, ValueError) as exc:
+            if not self._told_bad_time:
+                self._told_bad_time = True
+                log.warning(
+                    "recording %s: this platform cannot convert its time (%s); such recordings are left out of"
+                    " month records",
+                    name, exc,
+                )
+            return None
 
     def file_list(self, start: int, end: int, file_type: int) -> list[dict[str, Any]]:
         if file_type != 0:

@@ -2,7 +2,8 @@
 
 A write goes to a temporary file in the same directory, is fsynced, replaces the old file with
 ``os.replace`` and then fsyncs the directory, so after a crash the file holds either the old or
-the new content, never a mix. A missing or corrupt file reads as the defaults, with a warning.
+the new content, never a mix. A missing file reads as the defaults; a corrupt one too, with a
+warning, and it is kept beside (``state.json.corrupt-<UTC time>``) when the first write replaces it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Union
 
@@ -85,23 +87,65 @@ def read_json(path: PathLike) -> Any | None:
 class StateFile:
     """A JSON object on disk with defaults, updated atomically under a lock.
 
-    Values not in ``defaults`` are dropped on load; a value whose type differs from its default
-    falls back to the default.
+    Values not in ``defaults`` are dropped on load. A value whose type differs from its default,
+    or that is not among its ``choices``, falls back to the default with a warning naming it. A
+    file that cannot be used (corrupt, not an object, unreadable) reads as the defaults and is
+    renamed to ``<name>.corrupt-<UTC time>`` just before the first write would replace it.
+
+    Args:
+        path: the JSON file.
+        defaults: every key and its default value (a None default accepts any type).
+        choices: the allowed values of some keys (a value not among them falls back on load).
     """
 
-    def __init__(self, path: PathLike, defaults: Mapping[str, Any]) -> None:
+    def __init__(
+        self, path: PathLike, defaults: Mapping[str, Any], *, choices: Mapping[str, Collection[Any]] | None = None
+    ) -> None:
         self.path = Path(path)
         self._defaults = dict(defaults)
+        self._choices = {key: tuple(allowed) for key, allowed in (choices or {}).items()}  # compared with ==
         self._lock = threading.Lock()
         self._values: dict[str, Any] = dict(defaults)
-        loaded = read_json(self.path)
-        if loaded is not None and not isinstance(loaded, dict):
-            log.warning("state file %s does not hold an object; using defaults", self.path)
-            loaded = None
-        for key, value in (loaded or {}).items():
-            default = self._defaults.get(key)
-            if key in self._defaults and (default is None or type(value) is type(default)):
+        self._unusable = False  # the file on disk could not be used: keep it before replacing it
+        for key, value in self._load().items():
+            if key not in self._defaults:
+                continue
+            default = self._defaults[key]
+            if (default is None or type(value) is type(default)) and value in self._choices.get(key, (value,)):
                 self._values[key] = value
+            else:
+                log.warning(
+                    "state file %s: %s is %s, which is not valid; using the default %r",
+                    self.path, key, _shown(value), default,
+                )
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            return self._cannot_use(f"cannot be read: {exc}")
+        try:
+            loaded = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            return self._cannot_use(f"is corrupt ({exc})")
+        if not isinstance(loaded, dict):
+            return self._cannot_use("does not hold an object")
+        return loaded
+
+    def _cannot_use(self, why: str) -> dict[str, Any]:
+        log.warning("state file %s %s; using defaults (it is kept beside when the state is next saved)", self.path, why)
+        self._unusable = True
+        return {}
+
+    def check_writable(self) -> None:
+        """Raise OSError unless a write could replace the file now (a temporary file is created
+        beside it and removed, as a write would)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        os.unlink(tmp)
 
     def get(self, key: str) -> Any:
         """The current value of ``key``."""
@@ -119,9 +163,33 @@ class StateFile:
             unknown = set(values) - set(self._defaults)
             if unknown:
                 raise KeyError(f"unknown state keys: {sorted(unknown)}")
-            if all(self._values.get(k) == v for k, v in values.items()) and self.path.exists():
+            if all(self._values.get(k) == v for k, v in values.items()) and self.path.exists() and not self._unusable:
                 return
             new = {**self._values, **values}
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self._unusable:
+                self._keep_unusable_file()
             atomic_write_json(self.path, new)  # memory changes only once the disk has it
             self._values = new
+
+    def _keep_unusable_file(self) -> None:
+        """Rename the file that could not be used to ``<name>.corrupt-<UTC time>`` (never over another)."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        backup = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        n = 1
+        while backup.exists() or backup.is_symlink():
+            backup = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+            n += 1
+        try:
+            os.rename(self.path, backup)
+        except FileNotFoundError:
+            pass  # removed meanwhile: nothing to keep
+        else:
+            fsync_dir(self.path.parent)
+            log.warning("state file %s could not be used; kept it as %s", self.path, backup.name)
+        self._unusable = False
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,7 +1,8 @@
 """The built-in topics (docs/protocol.md §4): what the camera does for each request of the panel.
 
 :class:`BuiltinTopics` holds the camera's own state (power, the SD-format and tone flags) and the
-controllers it creates on first need (PTZ, OTA). Each handler takes a validated
+controllers it creates on first need (PTZ, OTA). Power is working, standby or unknown (``get_power``
+failed), and unknown is treated as standby: privacy fails closed. Each handler takes a validated
 :class:`~iotvideo_signaling.protocol.Request` and the visitor, calls the hardware hooks, and returns
 the reply's fields or raises (:class:`RequestError` for a refusal, NotImplementedError for a hook
 the camera lacks). No hook is called with a lock held: the state lock guards flags and
@@ -22,7 +23,7 @@ from .config import DeviceConfig
 from .errors import MAX_REASON, RequestError, ResultCode
 from .events import EventBus
 from .hardware import Hardware
-from .protocol import FIELDS, MD5_REASON, Request, is_md5
+from .protocol import FIELDS, MD5_REASON, Request, is_md5, short
 from .sessions import Sessions
 
 if TYPE_CHECKING:
@@ -50,6 +51,10 @@ _PTZ_PRESS = {"ptz_up_press": "up", "ptz_down_press": "down", "ptz_left_press": 
 #: camera without it answers 3 before the request's fields are read.
 TOPIC_HOOKS = (("sd_format", "format_sd"), ("bind_status", "play_tone"), ("upgrade", "install_firmware"))
 STANDBY_REASON = "camera is in standby"
+#: The power state after ``get_power`` failed or answered nonsense: treated as standby.
+UNKNOWN = "unknown"
+UNKNOWN_POWER_REASON = "privacy state unknown: treated as standby"
+_POWER_STATES = ("working", "standby")
 
 
 class BuiltinTopics:
@@ -87,8 +92,9 @@ class BuiltinTopics:
         self._clock = clock
         self._scheduler = scheduler
         self._lock = threading.Lock()  # guards the flags and the controller references below
-        self._power = "working"
-        self._power_turn = Turn()  # one power switch at a time, in order, with no lock held
+        self._power = "working"  # or "standby", or UNKNOWN (fail closed: treated as standby)
+        self._power_turn = Turn()  # one power switch (or read) at a time, in order, with no lock held
+        self._power_failure: Optional[str] = None  # the get_power failure last logged (under the turn)
         self._formatting = False  # from an accepted sd_format to the end of its job
         self._tone_queued = False  # while a prompt tone waits for the pool
         self._ptz: Optional[PtzController] = None
@@ -111,14 +117,19 @@ class BuiltinTopics:
         }
         for topic, hook in TOPIC_HOOKS:
             if hook not in self._hooks:
-                table[topic] = _unsupported
+                table[topic] = _unsupported(hook)
         return table
 
     # -- lifecycle (called by the Device) ------------------------------------------------------
 
     def start(self) -> None:
         """Read the power state, stop a motor that may still run, resume an upgrade."""
-        self._power = self._read_power()
+        if "set_power" in self._hooks and "get_power" not in self._hooks:
+            log.warning("the camera has a set_power hook but no get_power: it starts as working, whatever it was")
+        with self._power_turn:
+            status = self._read_power()
+            if status is not None:
+                self._record_power(status)  # no event: this is the initial state
         if "ptz_start" in self._hooks:
             try:
                 self._ptz_controller().start()  # after a crash the motor may run
@@ -145,8 +156,76 @@ class BuiltinTopics:
             shutil.rmtree(self._temp_download_dir, ignore_errors=True)
 
     def in_standby(self) -> bool:
-        """True while the camera is in standby (privacy mode)."""
-        return self._power == "standby"
+        """True while the camera is in standby (privacy mode), or its power state is unknown."""
+        return self._power != "working"
+
+    # -- power ---------------------------------------------------------------------------------
+
+    def power_changed(self, status: str) -> None:
+        """The camera changed its power by itself: record ``status`` (no hook is called)."""
+        if type(status) is not str or status not in _POWER_STATES:
+            raise ValueError(f"status must be 'working' or 'standby', not {status!r}")
+        if self._power_turn.held():  # told from inside set_power or get_power: that call records last
+            changed = self._record_power(status)
+        else:
+            with self._power_turn:  # after a switch in progress, so the newer state wins
+                changed = self._record_power(status)
+        if changed:
+            self._emit_power(status)
+
+    def refresh_power(self) -> str:
+        """Read ``get_power`` again and record it; the state: working, standby or unknown."""
+        with self._power_turn:
+            status = self._read_power()
+            if status is None:
+                return self._power  # no hook: the state recorded so far stands
+            changed = self._record_power(status)
+        if changed:
+            self._emit_power(status)
+        return status
+
+    def _record_power(self, status: str) -> bool:
+        """Record ``status`` (the caller holds the power turn); stop a PTZ move unless working.
+
+        Returns:
+            True when the state changed (the caller publishes it once the turn is released).
+        """
+        with self._lock:
+            changed = self._power != status
+            self._power = status  # before the stop: a press racing with it is refused
+            ptz = self._ptz
+        if status != UNKNOWN:
+            self._power_failure = None  # known again: the next failure is news
+        if status != "working" and ptz is not None:
+            try:
+                ptz.stop("standby")
+            except Exception as exc:  # noqa: BLE001 - the power did switch; the move's timers retry
+                log.warning("PTZ stop on standby failed: %s", exc)
+        return changed
+
+    def _emit_power(self, status: str) -> None:
+        if status == UNKNOWN:
+            self._events.emit("power", status="standby", reason="privacy state unknown")
+        else:
+            self._events.emit("power", status=status)
+
+    def _read_power(self) -> Optional[str]:
+        """``get_power``'s answer, UNKNOWN when it fails (logged once per distinct failure), or
+        None when the camera has no such hook (nothing to read: what the Device knows stands)."""
+        try:
+            power = self._hw.get_power()
+        except NotImplementedError:
+            return None
+        except Exception as exc:  # noqa: BLE001 - fail closed
+            failure = f"get_power failed ({type(exc).__name__}: {exc})"
+        else:
+            if type(power) is str and power in _POWER_STATES:
+                return power
+            failure = f"get_power returned {short(power)}"
+        if failure != self._power_failure:
+            self._power_failure = failure
+            log.warning("%s: the privacy state is unknown, treated as standby until it is known", failure)
+        return UNKNOWN
 
     def upgrade_status(self) -> OtaStatus:
         """The state of the current (or last) upgrade; idle when there was none."""
@@ -171,7 +250,8 @@ class BuiltinTopics:
         signal = self._hw.signal_strength()
         if type(signal) is not int or not 0 <= signal <= 100:
             signal = max(0, min(100, int(signal)))
-        return {"status": self._power, "user_num": self._sessions.viewers(visitor), "signal_strength": signal}
+        power = "working" if self._power == "working" else "standby"  # unknown: standby, failing closed
+        return {"status": power, "user_num": self._sessions.viewers(visitor), "signal_strength": signal}
 
     def version(self, request: Request, visitor: Optional[str]) -> Mapping[str, Any]:
         return {"info": str(self._hw.firmware_version())}
@@ -185,17 +265,9 @@ class BuiltinTopics:
         status = _POWER.read(request)
         with self._power_turn:  # the hook's state and ours end up the same, whatever the races
             self._hw.set_power(status)
-            with self._lock:
-                changed = self._power != status
-                self._power = status  # before the stop: a press racing with it is refused
-                ptz = self._ptz
-            if status == "standby" and ptz is not None:
-                try:
-                    ptz.stop("standby")
-                except Exception as exc:  # noqa: BLE001 - the power did switch; the move's timers retry
-                    log.warning("PTZ stop on standby failed: %s", exc)
+            changed = self._record_power(status)  # also ends an unknown state
         if changed:
-            self._events.emit("power", status=status)
+            self._emit_power(status)
 
     def sd_format(self, request: Request, visitor: Optional[str]) -> None:
         with self._lock:  # busy first: a card being formatted may well read as absent meanwhile
@@ -294,15 +366,18 @@ class BuiltinTopics:
             ptz.visitor_gone(visitor)
 
     def _ptz_ready(self) -> PtzController:
-        if self._power == "standby":
-            raise RequestError(STANDBY_REASON, code=ResultCode.STANDBY)
+        self._refuse_in_standby()
         return self._ptz or self._ptz_controller()
 
     def _allow_motor(self) -> bool:
-        """The PTZ controller's ``allow_start``: no start in standby."""
-        if self._power == "standby":
-            raise RequestError(STANDBY_REASON, code=ResultCode.STANDBY)
+        """The PTZ controller's ``allow_start``: no start in standby (or an unknown power state)."""
+        self._refuse_in_standby()
         return True
+
+    def _refuse_in_standby(self) -> None:
+        power = self._power
+        if power != "working":
+            raise RequestError(STANDBY_REASON if power == "standby" else UNKNOWN_POWER_REASON, code=ResultCode.STANDBY)
 
     def _ptz_controller(self) -> PtzController:
         """The PTZ controller, created on first need; NotImplementedError without PTZ hooks."""
@@ -364,19 +439,14 @@ class BuiltinTopics:
                 )
             return self._ota
 
-    def _read_power(self) -> str:
-        try:
-            power = self._hw.get_power()
-        except NotImplementedError:
-            return "working"
-        except Exception as exc:  # noqa: BLE001
-            log.warning("cannot read the power state (%s); assuming working", exc)
-            return "working"
-        return power if power in ("working", "standby") else "working"
 
+def _unsupported(hook: str) -> TopicHandler:
+    """The handler of a topic whose hook the camera lacks: NotImplementedError naming the hook."""
 
-def _unsupported(request: Request, visitor: Optional[str]) -> None:
-    raise NotImplementedError(request.topic)
+    def unsupported(request: Request, visitor: Optional[str]) -> None:
+        raise NotImplementedError(hook)
+
+    return unsupported
 
 
 _RESERVED = frozenset({"confirmation_topic", "result", "message_id"})
