@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Union
+from typing import TYPE_CHECKING, Callable
 
 from ._command import Command
+from ._lifecycle import Lifecycle
 from ._log import logger
 from ._wire import decode_command
 from .config import DeviceConfig
 from .errors import ResultCode, WireError
 from .events import Event, EventBus
-from .hardware import Hardware
+from .hardware import Hardware, implemented_hooks
 from .inner import DEVICE_ERROR as INNER_DEVICE_ERROR
 from .inner import handle_inner
 from .jobs import MAX_QUEUED_JOBS, Jobs, WorkerPool
@@ -32,9 +33,8 @@ from .protocol import (
     MAX_TOPIC_ECHO,
     MISSING,
     EnvelopeError,
+    FailureReplies,
     error_reply,
-    failure_reply,
-    missing_hook,
     oversized_reply,
     parse_request,
     reply,
@@ -44,6 +44,7 @@ from .sessions import Admission, Sessions, sharer_refusal
 from .topics import LEGACY_PTZ, BuiltinTopics, TokenHandler, TopicHandler, guard_reply_fields
 
 if TYPE_CHECKING:
+    from ._wire_py import Buffer
     from .ota import OtaStatus
     from .scheduling import Scheduler
 
@@ -51,21 +52,18 @@ __all__ = ["MAX_REPLY_SIZE", "Device", "DeviceConfig", "TokenHandler", "TopicHan
 
 log = logger(__name__)
 
-Buffer = Union[bytes, bytearray, memoryview, str]
 #: The longest reply, unless ``max_message_size`` is larger; a longer one becomes error 7.
 MAX_REPLY_SIZE = 16384
 
-_NEW, _STARTING, _RUNNING, _CLOSED = "new", "starting", "running", "closed"
 _DEFAULT_CONFIG = DeviceConfig()
 
 
 class Device:
     """A camera that answers the panel protocol.
 
-    Power (privacy mode): the Device reads ``Hardware.get_power`` at :meth:`start` and changes
-    it on ``set_status``. A camera that also changes it by itself (a physical privacy switch)
-    calls :meth:`power_changed`, or :meth:`refresh_power` to have it read again. A state that
-    cannot be read is unknown and treated as standby: privacy fails closed.
+    Power (privacy mode) is read at :meth:`start`, changed by ``set_status``, and reported by a
+    camera that switches it by itself through :meth:`power_changed` or :meth:`refresh_power`.
+    A state that cannot be read is treated as standby: privacy fails closed.
 
     Args:
         hardware: the hooks of this camera (:class:`~iotvideo_signaling.SimulatedHardware` for a
@@ -95,15 +93,11 @@ class Device:
         self._max_size = config.max_message_size
         # Replies stay under 16 KiB (docs/protocol.md §1), or under the command limit if that is larger.
         self._max_reply = max(MAX_REPLY_SIZE, config.max_message_size)
-        self._lock = threading.Condition(threading.Lock())  # the lifecycle and the dispatch tables
-        self._phase = _NEW
-        self._starter: int | None = None  # the thread running start()
+        self._lock = threading.Lock()  # the dispatch tables
+        self._life = Lifecycle()
         self._hardware_started = False  # Hardware.start() returned (it is not called again)
         self._events = EventBus(wall_clock)
-        # The hooks this camera implements (overridden in its class), for "unsupported" answers.
-        self._hooks = frozenset(
-            name for name in vars(Hardware) if not name.startswith("_") and _overrides(hardware, name)
-        )
+        self._hooks = implemented_hooks(hardware)
         self._jobs: Jobs = jobs if jobs is not None else WorkerPool(config.workers, max_queued=MAX_QUEUED_JOBS)
         self._denied = frozenset(config.sharer_denied_topics)
         self._sessions = Sessions(
@@ -125,47 +119,36 @@ class Device:
         )
         self._topics: dict[str, TopicHandler] = self._builtins.handlers()
         self._tokens: dict[str, TokenHandler] = {name: self._builtins.legacy_ptz for name in LEGACY_PTZ}
-        self._told_unsupported: set[str] = set()  # the missing hooks logged so far
+        self._failures = FailureReplies()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> Device:
-        """Begin the Device's life: start the hardware (:meth:`Hardware.start`), read the power
-        state, stop a motor that may still be running after a crash, resume an interrupted
-        upgrade. Idempotent and thread-safe; returns self.
+        """Begin the Device's life: :meth:`Hardware.start`, read the power state, stop a motor
+        that may still run after a crash, resume an upgrade. Idempotent, thread-safe; returns self.
 
-        Call it at boot (or use ``with Device(...)``): a Device used without it starts on its
-        first command or session call, which would leave the motor running until then.
+        Call it at boot (or use ``with``): a Device used without it starts on first use.
 
         Raises:
             RuntimeError: the Device is closed.
-            Exception: what ``Hardware.start()`` raised (the Device stays unstarted; the next
-                start, or first use, tries again).
+            Exception: what ``Hardware.start()`` raised (the next start tries again).
         """
-        with self._lock:
-            while self._phase == _STARTING and self._starter != threading.get_ident():
-                self._lock.wait()
-            if self._phase != _NEW:
-                if self._phase == _CLOSED:
-                    raise RuntimeError("device is closed")
-                return self  # running, or a hook called back while starting
-            self._phase, self._starter = _STARTING, threading.get_ident()
-        phase = _NEW
+        if not self._life.begin_start():
+            return self  # running, or a hook called back while starting
         try:
             if not self._hardware_started:
                 self.hardware.start()
                 self._hardware_started = True
             self._builtins.start()
-            phase = _RUNNING
-        finally:
-            with self._lock:
-                self._phase, self._starter = phase, None
-                self._lock.notify_all()
+        except BaseException:
+            self._life.start_failed()
+            raise
+        self._life.started()
         return self
 
     def _started(self) -> None:
         """Start on first use; a closed Device stays closed (its requests are answered all the same)."""
-        if self._phase not in (_RUNNING, _CLOSED):
+        if not self._life.running and not self._life.closed:
             self.start()
 
     def close(self, timeout: float | None = None) -> None:
@@ -174,12 +157,8 @@ class Device:
         Background jobs that have not started are dropped (an SD format waiting for the pool is
         reported failed); a running one is waited for, up to ``timeout`` seconds (None: no limit).
         """
-        with self._lock:
-            while self._phase == _STARTING and self._starter != threading.get_ident():
-                self._lock.wait()
-            if self._phase == _CLOSED:
-                return
-            self._phase = _CLOSED
+        if not self._life.begin_close():
+            return
         self._builtins.close()
         self._jobs.close(timeout)
         self._builtins.remove_temporary_files()
@@ -203,7 +182,7 @@ class Device:
             raw: the command as received (``bytes``, ``bytearray``, ``memoryview`` or ``str``).
             visitor: the SDK's id of the peer that sent it; its session gives its role.
         """
-        if self._phase != _RUNNING:
+        if not self._life.running:
             try:
                 self._started()
             except Exception:
@@ -217,7 +196,7 @@ class Device:
             return error_reply("", ResultCode.MALFORMED_COMMAND, f"unreadable command ({type(exc).__name__})")
         try:
             if command.action == "inner_define":
-                out = handle_inner(self, command, visitor, on_unsupported=self._unsupported)
+                out = handle_inner(self, command, visitor, on_unsupported=self._failures.unsupported)
                 return out if len(out) <= self._max_reply else INNER_DEVICE_ERROR
             if value is None:
                 return self._token(command, visitor)
@@ -237,7 +216,7 @@ class Device:
             try:
                 out = reply(topic, message_id, handler(request, visitor))
             except Exception as exc:  # noqa: BLE001 - mapped to a result code
-                return self._failure(topic, message_id, exc)
+                return self._failures.reply(topic, message_id, exc)
             return out if len(out) <= self._max_reply else oversized_reply(topic, message_id)
         except Exception:
             log.exception("unexpected failure while handling a command")
@@ -252,26 +231,8 @@ class Device:
         try:
             out = reply(topic, MISSING, handler(command, visitor))
         except Exception as exc:  # noqa: BLE001 - mapped to a result code
-            return self._failure(topic, MISSING, exc)
+            return self._failures.reply(topic, MISSING, exc)
         return out if len(out) <= self._max_reply else oversized_reply(topic, MISSING)
-
-    def _failure(self, topic: str, message_id: object, exc: Exception) -> bytes:
-        if isinstance(exc, NotImplementedError):
-            self._unsupported(topic, exc)
-        return failure_reply(topic, message_id, exc)
-
-    def _unsupported(self, command: str, exc: NotImplementedError) -> None:
-        """Log, once per hook, that ``command`` was answered "not supported" for lack of it."""
-        hook = missing_hook(exc)
-        key = hook or f"({command})"  # a bare NotImplementedError: once per command
-        with self._lock:
-            if key in self._told_unsupported:
-                return
-            self._told_unsupported.add(key)
-        if hook is None:
-            log.info("%s: a hook raised NotImplementedError; answering 'not supported'", command)
-        else:
-            log.info("%s: the camera has no %s hook; answering 'not supported' (logged once)", command, hook)
 
     # -- extension points ------------------------------------------------------------------------
 
@@ -355,35 +316,18 @@ class Device:
         return self._builtins.in_standby()
 
     def power_changed(self, status: str) -> None:
-        """Tell the Device that the camera changed its power by itself.
-
-        For a camera whose privacy mode also changes without ``set_status`` (a physical privacy
-        switch or shutter, a schedule of its own): call this from its code with the new state.
-        The Device records it without calling ``set_power``, publishes a ``power`` event if it
-        changed, and stops a PTZ move on standby. It also ends an unknown state. Safe to call
-        from any thread, including from inside the ``set_power`` or ``get_power`` hook; it does
-        not start the Device (:meth:`start` reads ``get_power`` itself).
-
-        Args:
-            status: ``"working"`` or ``"standby"``.
-
-        Raises:
-            ValueError: another status.
+        """The camera changed its power by itself (a physical privacy switch): record ``status``
+        (``"working"`` or ``"standby"``, else ValueError) without calling ``set_power``, publish
+        ``power``, stop a PTZ move on standby. Safe from any thread and from inside a power hook.
         """
         self._builtins.power_changed(status)
 
     def refresh_power(self) -> str:
-        """Read the power state again through ``Hardware.get_power`` and record it.
+        """Read ``Hardware.get_power`` again and record it (it is read once at :meth:`start`).
 
-        Read once at :meth:`start`; call this when the camera's state may have changed without
-        :meth:`power_changed` being called (or to retry after a failed read). A ``get_power``
-        that raises or answers anything but ``"working"``/``"standby"`` leaves the state
-        unknown, which the Device treats as standby (streams refused, ``ptz`` answers 8,
-        ``get_status`` reports ``standby``) until a read succeeds, ``set_status`` succeeds or
-        :meth:`power_changed` is called; each distinct failure is logged once as a warning. A
-        change is published as a ``power`` event (an unknown state as ``standby``, with a
-        ``reason``), and standby stops a PTZ move. Without a ``get_power`` hook the state
-        recorded so far stands. It does not start the Device.
+        A read that fails or answers anything but ``"working"``/``"standby"`` leaves the state
+        unknown, treated as standby until a read, a ``set_status`` or :meth:`power_changed`
+        succeeds (docs/decisions.md). Does not start the Device.
 
         Returns:
             ``"working"``, ``"standby"`` or ``"unknown"``.
@@ -409,6 +353,3 @@ class Device:
         self._started()
         return self._builtins.cancel_upgrade()
 
-
-def _overrides(hardware: Hardware, hook: str) -> bool:
-    return getattr(type(hardware), hook, None) is not getattr(Hardware, hook)

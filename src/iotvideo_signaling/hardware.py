@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["Hardware", "PtzLimits"]
+__all__ = ["Hardware", "PtzLimits", "implemented_hooks"]
 
 #: ``(min_x, max_x, min_y, max_y)`` of the pan/tilt end stops, in motor steps.
 PtzLimits = tuple[int, int, int, int]
@@ -139,3 +139,12 @@ class Hardware:
         Returns the playback position in milliseconds for ``progress``, else None.
         """
         raise NotImplementedError("playback")
+
+
+def implemented_hooks(hardware: Hardware) -> frozenset[str]:
+    """The hooks ``hardware``'s class overrides: the camera's abilities (a topic without its hook
+    answers "unsupported" before reading its fields)."""
+    base = vars(Hardware)
+    return frozenset(
+        name for name in base if not name.startswith("_") and getattr(type(hardware), name, None) is not base[name]
+    )

@@ -5,6 +5,7 @@ validated fields comes out, and replies are built as bytes with orjson in the ke
 (``confirmation_topic``, ``result``, the topic's fields, ``message_id``).
 """
 
+import threading
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Optional, Tuple
 
@@ -302,3 +303,30 @@ def oversized_reply(topic: str, message_id: Any) -> bytes:
     """The error reply (7) that replaces a reply longer than the reply limit."""
     log.warning("%s: the reply is longer than the reply limit; answering a device error instead", topic)
     return error_reply(topic, ResultCode.DEVICE_ERROR, "reply too large", message_id)
+
+
+class FailureReplies:
+    """:func:`failure_reply` for one Device, which also logs each missing hook once (at INFO)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._told: set[str] = set()
+
+    def reply(self, topic: str, message_id: Any, exc: Exception) -> bytes:
+        """The error reply for what a handler raised (see :func:`failure_reply`)."""
+        if isinstance(exc, NotImplementedError):
+            self.unsupported(topic, exc)
+        return failure_reply(topic, message_id, exc)
+
+    def unsupported(self, command: str, exc: NotImplementedError) -> None:
+        """Log, once per hook, that ``command`` was answered "not supported" for lack of it."""
+        hook = missing_hook(exc)
+        key = hook or f"({command})"  # a bare NotImplementedError: once per command
+        with self._lock:
+            if key in self._told:
+                return
+            self._told.add(key)
+        if hook is None:
+            log.info("%s: a hook raised NotImplementedError; answering 'not supported'", command)
+        else:
+            log.info("%s: the camera has no %s hook; answering 'not supported' (logged once)", command, hook)
