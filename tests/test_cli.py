@@ -182,6 +182,24 @@ def test_demo_command_exits_0() -> None:
     assert "UNEXPECTED" not in result.stdout
 
 
+def test_demo_without_trustme_skips_the_upgrade_and_says_how_to_get_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setitem(sys.modules, "trustme", None)  # import trustme raises ImportError
+    lines: list[str] = []
+    assert run_demo(str(tmp_path), lines.append) == 0
+    text = "\n".join(lines)
+    assert 'skipped: trustme is not installed; for this step: pip install "iotvideo-signaling[demo]"' in text
+    assert '"topic":"upgrade"' not in text
+    assert lines[-1].endswith(" 1 skipped, 0 unexpected")
+    assert main(["demo"]) == 0
+    assert 'for this step: pip install "iotvideo-signaling[demo]"' in capsys.readouterr().out
+    assert any("iotvideo-signaling[demo]" in record.getMessage() for record in caplog.records)
+
+
 def test_make_firmware_writes_an_image_the_simulator_installs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

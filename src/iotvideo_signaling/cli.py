@@ -148,7 +148,9 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="walk a simulated camera through every topic")
     demo.description = (
         "Start a simulated camera in a temporary directory and send it every topic of the protocol the way the "
-        "panel does, printing each request and reply. Exits 0 when every step got its expected result."
+        "panel does, printing each request and reply. Exits 0 when every step got its expected result. The "
+        "upgrade step serves an image over HTTPS with a throwaway CA from trustme: "
+        'pip install "iotvideo-signaling[demo]" (without it, that step is skipped).'
     )
     demo.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, help="default: warning")
     demo.set_defaults(run=_demo)
