@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import socket
 import subprocess
 import sys
@@ -11,9 +12,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from iotvideo_signaling import __version__, implementation
 from iotvideo_signaling.cli import build_commands, main
 from iotvideo_signaling.demo import run_demo
-from test_server_harness import run_cli
+from test_server_harness import run_cli, start_server
 
 P = b"action=user_define&channel=0&cmd="
 
@@ -37,7 +39,13 @@ def test_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
 def test_python_dash_m_and_version() -> None:
     result = run_cli("--version")
     assert result.returncode == 0
-    assert result.stdout.startswith("iotvideo-signaling ")
+    assert result.stdout == f"iotvideo-signaling {__version__} (wire backend: {implementation})\n"
+
+
+def test_version_names_the_pure_python_backend() -> None:
+    result = run_cli("--version", env={"IOTVIDEO_SIGNALING_NO_EXTENSIONS": "1"})
+    assert result.returncode == 0
+    assert result.stdout == f"iotvideo-signaling {__version__} (wire backend: python)\n"
 
 
 def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -71,6 +79,33 @@ def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:
         result = run_cli("serve", "--state-dir", str(tmp_path), "--listen", f"tcp://127.0.0.1:{port}")
     assert result.returncode == 2
     assert f"cannot listen on tcp://127.0.0.1:{port}" in result.stderr
+
+
+def test_serve_warns_at_start_on_the_pure_python_backend(tmp_path: Path) -> None:
+    env = {**os.environ, "IOTVIDEO_SIGNALING_NO_EXTENSIONS": "1"}
+    served = start_server(tmp_path, ("tcp://127.0.0.1:0",), env=env)
+    try:
+        log = served.log()
+    finally:
+        assert served.stop() == 0
+    (line,) = [line for line in log.splitlines() if "wire backend" in line]
+    assert " WARNING iotvideo_signaling.server.daemon: running on the pure-Python wire backend" in line
+    assert "IOTVIDEO_SIGNALING_NO_EXTENSIONS is set" in line
+    assert log.index("wire backend") < log.index("listening on")
+
+
+def test_the_backend_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    from iotvideo_signaling import _wire
+    from iotvideo_signaling.server.daemon import backend_warning
+
+    monkeypatch.setattr(_wire, "implementation", "c")
+    assert backend_warning() is None
+    monkeypatch.setattr(_wire, "implementation", "python")
+    monkeypatch.setattr(_wire, "NO_EXTENSIONS", False)  # the extension was not built
+    warning = backend_warning()
+    assert warning is not None
+    assert "C extension was not built" in warning and "C compiler" in warning
+    assert "IOTVIDEO_SIGNALING_REQUIRE_EXTENSIONS=1" in warning
 
 
 # -- send: building commands -------------------------------------------------------------------

@@ -29,6 +29,7 @@ from urllib.parse import quote
 import orjson
 
 from . import __version__
+from ._wire import implementation
 
 __all__ = ["build_commands", "main"]
 
@@ -111,7 +112,9 @@ def _parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Device side of the Tencent Lianlian IoT Video standard-panel signaling protocol.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__} (wire backend: {implementation})"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     raw = argparse.RawDescriptionHelpFormatter
 
