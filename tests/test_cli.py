@@ -71,6 +71,15 @@ def test_serve_reports_config_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "listen URL 'udp://127.0.0.1:1'" in capsys.readouterr().err
 
 
+def test_serve_reports_a_config_file_that_is_not_utf8(tmp_path: Path) -> None:
+    config = tmp_path / "latin1.toml"
+    config.write_bytes('[hardware]\nname = "cam\xe9ra"\n'.encode("latin-1"))
+    result = run_cli("serve", "--config", str(config))
+    assert result.returncode == 2
+    why = "not UTF-8 (byte 0xe9 at offset 22); save it as UTF-8, as TOML requires"
+    assert result.stderr == f"iotvideo-signaling serve: error: {config}: {why}\n"  # one line, no traceback
+
+
 def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

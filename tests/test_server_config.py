@@ -241,6 +241,21 @@ def test_missing_config_file(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.toml")
 
 
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        ('[server]\nlog_level = "d\xe9bug"\n'.encode("latin-1"), "byte 0xe9 at offset 23"),
+        ('[server]\nlog_level = "info"\n'.encode("utf-16"), "byte 0xff at offset 0"),  # with its BOM
+    ],
+)
+def test_a_config_file_that_is_not_utf8_is_one_clear_message(tmp_path: Path, content: bytes, where: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    assert str(raised.value) == f"{path}: not UTF-8 ({where}); save it as UTF-8, as TOML requires"
+
+
 def test_tokens_in_a_readable_file_are_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = write(tmp_path, f"[tokens]\nowner = '{OWNER}'\n")
     path.chmod(0o644)

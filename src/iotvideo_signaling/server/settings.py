@@ -151,7 +151,7 @@ def load_settings(path: str | os.PathLike[str]) -> Settings:
     """Read and validate a TOML config file.
 
     Raises:
-        ConfigError: the file is unreadable, is not TOML, or holds an unknown or invalid setting.
+        ConfigError: the file is unreadable, is not UTF-8 TOML, or holds an unknown or invalid setting.
     """
     data = _read_toml(Path(path))
     unknown = sorted(set(data) - set(_TABLES))
@@ -190,6 +190,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        where = f"byte 0x{exc.object[exc.start]:02x} at offset {exc.start}"
+        raise ConfigError(f"{path}: not UTF-8 ({where}); save it as UTF-8, as TOML requires") from None
 
 
 def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
