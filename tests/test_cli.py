@@ -117,6 +117,88 @@ def test_the_backend_warning(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "IOTVIDEO_SIGNALING_REQUIRE_EXTENSIONS=1" in warning
 
 
+# -- serve with a vendor's Hardware, as the README shows it -----------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_block(first_line: str) -> str:
+    """The README's code block whose first line is ``first_line``."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"\n{first_line}\n") + 1
+    return text[start : text.index("\n```", start) + 1]
+
+
+def with_pythonpath(directory: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(directory), os.environ.get("PYTHONPATH")]))}
+
+
+def test_the_readme_hardware_example_serves(tmp_path: Path) -> None:
+    (tmp_path / "my_camera.py").write_text(readme_block("# my_camera.py"), encoding="utf-8")
+    config = readme_block("# camera.toml")
+    assert 'class = "my_camera:MyCamera"' in config
+    served = start_server(tmp_path, ("tcp://127.0.0.1:0",), config=config, env=with_pythonpath(tmp_path))
+    try:  # the README's commands, with the harness's --state-dir and port
+        readme = README.read_text(encoding="utf-8")
+        assert "PYTHONPATH=/opt/my-camera iotvideo-signaling serve --config camera.toml --state-dir" in readme
+        assert '\niotvideo-signaling send get_status "set_status standby" "Mirror_flip flip" version\n' in readme
+        commands = ("get_status", "set_status standby", "Mirror_flip flip", "version")
+        sent = run_cli("send", "--to", served.url("tcp"), *commands)
+    finally:
+        assert served.stop() == 0
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    replies = [orjson.loads(line) for line in sent.stdout.splitlines()]
+    assert replies[0]["signal_strength"] == 90 and replies[0]["status"] == "working"
+    assert replies[3]["info"] == "V1.2.0"
+    # --state-dir (the harness passes one) reached the class as state_dir=
+    saved = orjson.loads((served.state_dir / "my_camera.json").read_bytes())
+    assert saved == {"power": "standby", "flip": "flip"}
+
+
+BUGGY_HARDWARE = """
+from iotvideo_signaling import Hardware
+
+
+class Buggy(Hardware):
+    def __init__(self, port="/dev/ttyS1"):
+        self.port = port
+        self.speed = int(self.port)  # the vendor's bug: a ValueError inside the constructor
+"""
+
+
+@pytest.mark.parametrize("level", ["info", "debug"])
+def test_serve_shows_a_constructor_traceback_only_in_debug(tmp_path: Path, level: str) -> None:
+    (tmp_path / "buggy_hw.py").write_text(BUGGY_HARDWARE, encoding="utf-8")
+    config = tmp_path / "camera.toml"
+    config.write_text('[hardware]\nclass = "buggy_hw:Buggy"\n', encoding="utf-8")
+    result = run_cli(
+        "serve", "--config", str(config), "--listen", "tcp://127.0.0.1:0", "--log-level", level,
+        env=with_pythonpath(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 2
+    error = (
+        "iotvideo-signaling serve: error: [hardware] buggy_hw:Buggy could not start: ValueError: invalid literal "
+        "for int() with base 10: '/dev/ttyS1' (the traceback is logged with --log-level debug)"
+    )
+    assert result.stderr.splitlines()[-1] == error
+    if level == "debug":
+        assert "Traceback (most recent call last)" in result.stderr
+        assert "self.speed = int(self.port)" in result.stderr
+    else:
+        assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_a_state_dir_nothing_would_use(tmp_path: Path) -> None:
+    (tmp_path / "buggy_hw.py").write_text(BUGGY_HARDWARE, encoding="utf-8")
+    config = tmp_path / "camera.toml"
+    text = f'[device]\ndownload_dir = "{tmp_path}"\n[hardware]\nclass = "buggy_hw:Buggy"\n'
+    config.write_text(text, encoding="utf-8")
+    result = run_cli("serve", "--config", str(config), "--state-dir", str(tmp_path), env=with_pythonpath(tmp_path))
+    assert result.returncode == 2
+    error = "iotvideo-signaling serve: error: [hardware] buggy_hw:Buggy has no state_dir parameter and [device] "
+    assert result.stderr.startswith(error + "download_dir is set")
+
+
 # -- send: building commands -------------------------------------------------------------------
 
 

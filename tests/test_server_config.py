@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -321,6 +322,104 @@ sd_card = false
 def test_hardware_class_errors(spec: str, options: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         build_hardware(Settings(hardware_class=spec, hardware_options=options))
+
+
+VENDOR_MODULE = """
+from iotvideo_signaling import Hardware
+
+
+class WithStateDir(Hardware):
+    def __init__(self, state_dir, colour="grey"):
+        self.state_dir = state_dir
+        self.colour = colour
+
+
+class KeywordStateDir(Hardware):
+    def __init__(self, *, state_dir=None):
+        self.state_dir = state_dir
+
+
+class NoStateDir(Hardware):
+    def __init__(self, colour="grey"):
+        self.colour = colour
+
+
+class BuggyConstructor(Hardware):
+    def __init__(self, port="/dev/ttyS1"):
+        self.port = len(port) + "1"  # a TypeError raised inside the constructor
+
+
+class MissingDevice(Hardware):
+    def __init__(self, port="/dev/nonexistent-motor"):
+        open(port, "rb")
+"""
+
+
+@pytest.fixture
+def vendor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A vendor's hardware module on the Python path; returns its name."""
+    (tmp_path / "vendor_hw.py").write_text(VENDOR_MODULE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "vendor_hw", raising=False)
+    return "vendor_hw"
+
+
+@pytest.mark.parametrize("cls", ["WithStateDir", "KeywordStateDir"])
+def test_the_state_dir_is_passed_to_a_class_that_takes_one(vendor: str, cls: str, tmp_path: Path) -> None:
+    hardware: Any = build_hardware(Settings(state_dir=tmp_path / "state", hardware_class=f"{vendor}:{cls}"))
+    assert hardware.state_dir == tmp_path / "state"
+    hardware = build_hardware(Settings(hardware_class=f"{vendor}:{cls}", hardware_options={"state_dir": "x"}))
+    assert hardware.state_dir == "x"  # without --state-dir, [hardware] state_dir is the class's option
+
+
+def test_the_state_dir_set_twice_is_refused(vendor: str, tmp_path: Path) -> None:
+    options = {"state_dir": "x"}
+    settings = Settings(state_dir=tmp_path, hardware_class=f"{vendor}:WithStateDir", hardware_options=options)
+    with pytest.raises(ConfigError, match=r"set twice, as \[hardware\] state_dir and as --state-dir"):
+        build_hardware(settings)
+
+
+def test_a_class_without_state_dir_keeps_it_for_the_downloads(
+    vendor: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="iotvideo_signaling.server.settings")
+    hardware: Any = build_hardware(Settings(state_dir=tmp_path, hardware_class=f"{vendor}:NoStateDir"))
+    assert hardware.colour == "grey"
+    assert f"{vendor}:NoStateDir has no state_dir parameter: the state directory {tmp_path} only holds" in caplog.text
+    settings = Settings(
+        state_dir=tmp_path, hardware_class=f"{vendor}:NoStateDir", device=DeviceConfig(download_dir=str(tmp_path))
+    )
+    with pytest.raises(ConfigError) as refused:
+        build_hardware(settings)
+    assert str(refused.value) == (
+        f"[hardware] {vendor}:NoStateDir has no state_dir parameter and [device] download_dir is set, so the state "
+        f"directory {tmp_path} would not be used: drop --state-dir (or [server] state_dir), "
+        "or give the class a state_dir parameter"
+    )
+
+
+def test_wrong_options_and_a_failing_constructor_are_told_apart(
+    vendor: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(ConfigError) as wrong:
+        build_hardware(Settings(hardware_class=f"{vendor}:NoStateDir", hardware_options={"size": 3}))
+    assert str(wrong.value) == (
+        f"[hardware] {vendor}:NoStateDir does not take these options: got an unexpected keyword argument 'size'"
+    )
+    with pytest.raises(ConfigError, match="missing a required argument: 'state_dir'"):
+        build_hardware(Settings(hardware_class=f"{vendor}:WithStateDir"))
+
+    caplog.set_level("DEBUG", logger="iotvideo_signaling.server.settings")
+    with pytest.raises(ConfigError) as buggy:
+        build_hardware(Settings(hardware_class=f"{vendor}:BuggyConstructor"))
+    assert str(buggy.value).startswith(f"[hardware] {vendor}:BuggyConstructor could not start: TypeError: ")
+    assert str(buggy.value).endswith("(the traceback is logged with --log-level debug)")
+    (record,) = [record for record in caplog.records if record.exc_info]
+    assert record.levelname == "DEBUG" and record.exc_info is not None
+    assert isinstance(record.exc_info[1], TypeError)
+
+    with pytest.raises(ConfigError, match=r"MissingDevice could not start: FileNotFoundError: .*nonexistent-motor"):
+        build_hardware(Settings(hardware_class=f"{vendor}:MissingDevice"))
 
 
 # -- systemd -----------------------------------------------------------------------------------

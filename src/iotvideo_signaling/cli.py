@@ -59,8 +59,10 @@ config file (TOML; every table and key is optional):
   [device]    any DeviceConfig field: max_message_size, max_connections (also caps
               connections; default 32), max_firmware_size, ptz_move_cap_s, ...
   [tokens]    owner = "...", sharer = "..."   (16+ printable characters each)
-  [hardware]  class = "package.module:Class" (default SimulatedHardware(state_dir));
-              every other key is a keyword argument of the class
+  [hardware]  class = "package.module:Class" (default SimulatedHardware(state_dir)), imported
+              from the Python path (PYTHONPATH); every other key is a keyword argument of
+              the class, and the state directory is passed as state_dir= when the class
+              takes one (without it, the directory only holds the firmware downloads)
 
 Command-line options override the file. SIGTERM or SIGINT stops the daemon cleanly (exit 0).
 With NOTIFY_SOCKET set (systemd Type=notify) it sends READY=1, WATCHDOG=1 and STOPPING=1.
@@ -126,7 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--state-dir",
         metavar="DIR",
-        help="the simulated camera's state (default: $XDG_STATE_HOME/iotvideo-signaling or ~/.local/state/...)",
+        help="the camera's state and firmware downloads (default: $XDG_STATE_HOME/iotvideo-signaling or "
+        "~/.local/state/...)",
     )
     serve.add_argument(
         "--listen", metavar="URL", action="append", help="where to listen (repeatable; replaces the config's list)"
