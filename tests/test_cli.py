@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -262,6 +263,12 @@ def test_full_command_strings_are_sent_as_they_are() -> None:
         (["ptz"], "ptz needs DIRECTION"),
         (["upgrade", "https://h/f", "abc"], "upgrade needs URL MD5 SIZE"),
         (["upgrade", "https://h/f", "abc", "big"], "SIZE must be a number"),
+        (["ptz sideways"], "ptz DIRECTION 'sideways' is not one of: up, down, left, right, release, stop"),
+        (["ptz", "ptz_up"], "ptz DIRECTION 'ptz_up' is not one of"),
+        (["Mirror_flip", "upside-down"], "Mirror_flip MODE 'upside-down' is not one of: normal, flip"),
+        (["set_status off"], "set_status STATUS 'off' is not one of: working, standby"),
+        (["get_device_st type=video"], "get_device_st type 'video' is not one of: live, voice, playback"),
+        (["get_device_st", "quality=4k"], "get_device_st quality '4k' is not one of: standard, high, super"),
     ],
 )
 def test_send_usage_errors(arguments: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -269,6 +276,74 @@ def test_send_usage_errors(arguments: list[str], message: str, capsys: pytest.Ca
         built(*arguments)
     assert main(["send", "--to", "tcp://127.0.0.1:1", *arguments]) == 2
     assert message.split("'", maxsplit=1)[0] in capsys.readouterr().err
+
+
+def test_a_bad_shorthand_is_refused_before_connecting(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert main(["send", "--to", f"tcp://127.0.0.1:{port}", "version", "ptz sideways"]) == 2
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody connected
+    assert capsys.readouterr().err == (
+        "iotvideo-signaling send: error: ptz DIRECTION 'sideways' is not one of: up, down, left, right, release, "
+        "stop, ptz_up_press, ptz_down_press, ptz_left_press, ptz_right_press, ptz_release_pre\n"
+    )
+    # sent as they are: the device judges a full command string or a JSON object
+    sideways = '{"topic":"ptz","data":{"cmd":"sideways"}}'
+    assert built(sideways) == [P + b'{"topic":"ptz","data":{"cmd":"sideways"},"message_id":1}']
+
+
+@pytest.mark.parametrize("timeout", ["-1", "0", "-0.5", "nan", "inf", "soon"])
+def test_send_refuses_a_timeout_that_is_not_positive(timeout: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["send", "--timeout", timeout, "--to", "tcp://127.0.0.1:1", "version"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: argument --timeout: '{timeout}'" in err
+    assert "timed out" not in err
+
+
+def test_send_calls_its_target_the_to_url(capsys: pytest.CaptureFixture[str]) -> None:
+    for url, why in [
+        ("tcp://127.0.0.1", "give HOST:PORT, e.g. tcp://127.0.0.1:7130"),
+        ("tcp://127.0.0.1:0", "the port must be a number from 1 to 65535"),
+        ("http://127.0.0.1:7130", "use tcp://HOST:PORT, ws://HOST:PORT or unix:///PATH"),
+    ]:
+        assert main(["send", "--to", url, "version"]) == 2
+        assert capsys.readouterr().err == f"iotvideo-signaling send: error: --to URL {url!r}: {why}\n"
+
+
+def _no_such_host(*args: object, **kwargs: object) -> Any:
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+@pytest.mark.parametrize("scheme", ["tcp", "ws"])
+def test_send_says_a_host_cannot_be_resolved(
+    scheme: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", _no_such_host)
+    assert main(["send", "--to", f"{scheme}://camera.invalid:7130", "version"]) == 1
+    assert capsys.readouterr().err == (
+        f"iotvideo-signaling send: error: cannot connect to {scheme}://camera.invalid:7130: "
+        "cannot resolve the host 'camera.invalid' (Name or service not known)\n"
+    )
+
+
+def test_serve_says_a_host_cannot_be_resolved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", _no_such_host)
+    listen = ["--listen", "tcp://127.0.0.1:0", "--listen", "ws://camera.invalid:7131"]
+    assert main(["serve", "--state-dir", str(tmp_path), *listen]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "iotvideo-signaling serve: error: ws://camera.invalid:7131: cannot resolve the host 'camera.invalid' "
+        "(Name or service not known)\n"
+    )
+    assert "loopback" not in err
 
 
 def test_send_without_a_server_fails_with_1(capsys: pytest.CaptureFixture[str]) -> None:
@@ -334,7 +409,7 @@ def test_make_firmware_writes_an_image_the_simulator_installs(
     from iotvideo_signaling import SimulatedHardware
 
     path = tmp_path / "fw.bin"
-    assert main(["make-firmware", str(path), "--version", "V9.9.9", "--size", "4096"]) == 0
+    assert main(["make-firmware", str(path), "--firmware-version", "V9.9.9", "--size", "4096"]) == 0
     printed = orjson.loads(capsys.readouterr().out)
     data = path.read_bytes()
     assert printed == {"path": str(path), "version": "V9.9.9", "md5": hashlib.md5(data).hexdigest(), "fileSize": 4096}
@@ -345,5 +420,14 @@ def test_make_firmware_writes_an_image_the_simulator_installs(
 
 
 def test_make_firmware_refuses_a_bad_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["make-firmware", str(tmp_path / "fw.bin"), "--version", "has space"]) == 2
+    assert main(["make-firmware", str(tmp_path / "fw.bin"), "--firmware-version", "has space"]) == 2
     assert "version" in capsys.readouterr().err
+
+
+def test_make_firmware_takes_no_version_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--version`` is the program's; the image's version is ``--firmware-version``."""
+    with pytest.raises(SystemExit) as exited:
+        main(["make-firmware", str(tmp_path / "fw.bin"), "--version", "V9.9.9"])
+    assert exited.value.code == 2
+    assert "the following arguments are required: --firmware-version" in capsys.readouterr().err
+    assert not (tmp_path / "fw.bin").exists()

@@ -23,6 +23,7 @@ from iotvideo_signaling.server import (
     parse_listen,
 )
 from iotvideo_signaling.server.client import reply_ok
+from iotvideo_signaling.server.listen import parse_target
 
 OWNER = "owner-token-0123456789abcdef"
 SHARER = "sharer-token-0123456789abcdef"
@@ -270,6 +271,54 @@ def test_check_refuses_non_loopback_without_tokens() -> None:
         exposed.check()
     Settings(listen=exposed.listen, owner_token=OWNER).check()
     Settings(listen=(parse_listen("unix:///x.sock"), parse_listen("tcp://[::1]:0"))).check()
+
+
+def test_check_says_a_listen_host_cannot_be_resolved(monkeypatch: pytest.MonkeyPatch) -> None:
+    # not a host name at all: refused while encoding it, before any lookup
+    with pytest.raises(ConfigError, match=r"cannot resolve the host 'a\.\.b' \(encoding with 'idna' codec failed"):
+        Settings(listen=(parse_listen("ws://a..b:1"),), owner_token=OWNER).check()
+
+    looked_up: list[object] = []
+
+    def resolver(host: str, *args: object, **kwargs: object) -> Any:
+        looked_up.append(host)
+        if host == "camera.lan":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.168.1.20", 7130))]
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    unresolvable = Settings(listen=(parse_listen("tcp://camera.invalid:7130"),), owner_token=OWNER)
+    with pytest.raises(ConfigError) as raised:
+        unresolvable.check()
+    assert str(raised.value) == (
+        "tcp://camera.invalid:7130: cannot resolve the host 'camera.invalid' (Name or service not known)"
+    )
+    with pytest.raises(ConfigError, match=r"cannot resolve the host 'camera\.invalid'"):
+        Settings(listen=unresolvable.listen).check()  # not "is not a loopback address"
+    with pytest.raises(ConfigError, match=r"tcp://camera\.lan:7130 is not a loopback address"):
+        Settings(listen=(parse_listen("tcp://camera.lan:7130"),)).check()
+    Settings(listen=(parse_listen("tcp://camera.lan:7130"),), owner_token=OWNER).check()
+    assert looked_up == ["camera.invalid", "camera.invalid", "camera.lan", "camera.lan"]
+
+    literal = ("tcp://127.0.0.1:1", "tcp://localhost:2", "ws://[::1]:3", "tcp://0.0.0.0:4", "unix:///x.sock")
+    Settings(listen=tuple(parse_listen(url) for url in literal), owner_token=OWNER).check()
+    assert len(looked_up) == 4  # addresses and localhost are not looked up
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("tcp://127.0.0.1", "--to URL 'tcp://127.0.0.1': give HOST:PORT, e.g. tcp://127.0.0.1:7130"),
+        ("tcp://127.0.0.1:0", "--to URL 'tcp://127.0.0.1:0': the port must be a number from 1 to 65535"),
+        ("udp://h:1", "--to URL 'udp://h:1': use tcp://HOST:PORT, ws://HOST:PORT or unix:///PATH"),
+        ("unix://", "--to URL 'unix://': give a socket path"),
+    ],
+)
+def test_parse_target_calls_it_the_to_url(url: str, message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_target(url)
+    assert str(raised.value).startswith(message)
+    assert parse_target("ws://[::1]:7131") == parse_listen("ws://[::1]:7131")
 
 
 @pytest.mark.parametrize("value", [0, -1, True, 2.0])

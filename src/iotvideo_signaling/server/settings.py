@@ -118,11 +118,13 @@ class Settings:
         """Refuse settings that would be unsafe to serve with.
 
         Raises:
-            ConfigError: a listener is not on loopback and no owner token is set, or
-                ``max_pending_auth`` is not a positive integer.
+            ConfigError: a listener's host name does not resolve, a listener is not on loopback
+                and no owner token is set, or ``max_pending_auth`` is not a positive integer.
         """
         if type(self.max_pending_auth) is not int or self.max_pending_auth < 1:
             raise ConfigError("max_pending_auth must be a positive integer")
+        for address in self.listen:
+            address.check_host()
         exposed = [str(address) for address in self.listen if not address.loopback]
         if exposed and not self.owner_token:
             raise ConfigError(
