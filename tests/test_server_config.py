@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from iotvideo_signaling.server import (
     parse_listen,
 )
 from iotvideo_signaling.server.client import reply_ok
+from iotvideo_signaling.server.listen import parse_target
 
 OWNER = "owner-token-0123456789abcdef"
 SHARER = "sharer-token-0123456789abcdef"
@@ -241,6 +243,21 @@ def test_missing_config_file(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.toml")
 
 
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        ('[server]\nlog_level = "d\xe9bug"\n'.encode("latin-1"), "byte 0xe9 at offset 23"),
+        ('[server]\nlog_level = "info"\n'.encode("utf-16"), "byte 0xff at offset 0"),  # with its BOM
+    ],
+)
+def test_a_config_file_that_is_not_utf8_is_one_clear_message(tmp_path: Path, content: bytes, where: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    assert str(raised.value) == f"{path}: not UTF-8 ({where}); save it as UTF-8, as TOML requires"
+
+
 def test_tokens_in_a_readable_file_are_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = write(tmp_path, f"[tokens]\nowner = '{OWNER}'\n")
     path.chmod(0o644)
@@ -254,6 +271,54 @@ def test_check_refuses_non_loopback_without_tokens() -> None:
         exposed.check()
     Settings(listen=exposed.listen, owner_token=OWNER).check()
     Settings(listen=(parse_listen("unix:///x.sock"), parse_listen("tcp://[::1]:0"))).check()
+
+
+def test_check_says_a_listen_host_cannot_be_resolved(monkeypatch: pytest.MonkeyPatch) -> None:
+    # not a host name at all: refused while encoding it, before any lookup
+    with pytest.raises(ConfigError, match=r"cannot resolve the host 'a\.\.b' \(encoding with 'idna' codec failed"):
+        Settings(listen=(parse_listen("ws://a..b:1"),), owner_token=OWNER).check()
+
+    looked_up: list[object] = []
+
+    def resolver(host: str, *args: object, **kwargs: object) -> Any:
+        looked_up.append(host)
+        if host == "camera.lan":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.168.1.20", 7130))]
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    unresolvable = Settings(listen=(parse_listen("tcp://camera.invalid:7130"),), owner_token=OWNER)
+    with pytest.raises(ConfigError) as raised:
+        unresolvable.check()
+    assert str(raised.value) == (
+        "tcp://camera.invalid:7130: cannot resolve the host 'camera.invalid' (Name or service not known)"
+    )
+    with pytest.raises(ConfigError, match=r"cannot resolve the host 'camera\.invalid'"):
+        Settings(listen=unresolvable.listen).check()  # not "is not a loopback address"
+    with pytest.raises(ConfigError, match=r"tcp://camera\.lan:7130 is not a loopback address"):
+        Settings(listen=(parse_listen("tcp://camera.lan:7130"),)).check()
+    Settings(listen=(parse_listen("tcp://camera.lan:7130"),), owner_token=OWNER).check()
+    assert looked_up == ["camera.invalid", "camera.invalid", "camera.lan", "camera.lan"]
+
+    literal = ("tcp://127.0.0.1:1", "tcp://localhost:2", "ws://[::1]:3", "tcp://0.0.0.0:4", "unix:///x.sock")
+    Settings(listen=tuple(parse_listen(url) for url in literal), owner_token=OWNER).check()
+    assert len(looked_up) == 4  # addresses and localhost are not looked up
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("tcp://127.0.0.1", "--to URL 'tcp://127.0.0.1': give HOST:PORT, e.g. tcp://127.0.0.1:7130"),
+        ("tcp://127.0.0.1:0", "--to URL 'tcp://127.0.0.1:0': the port must be a number from 1 to 65535"),
+        ("udp://h:1", "--to URL 'udp://h:1': use tcp://HOST:PORT, ws://HOST:PORT or unix:///PATH"),
+        ("unix://", "--to URL 'unix://': give a socket path"),
+    ],
+)
+def test_parse_target_calls_it_the_to_url(url: str, message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_target(url)
+    assert str(raised.value).startswith(message)
+    assert parse_target("ws://[::1]:7131") == parse_listen("ws://[::1]:7131")
 
 
 @pytest.mark.parametrize("value", [0, -1, True, 2.0])
@@ -306,6 +371,104 @@ sd_card = false
 def test_hardware_class_errors(spec: str, options: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         build_hardware(Settings(hardware_class=spec, hardware_options=options))
+
+
+VENDOR_MODULE = """
+from iotvideo_signaling import Hardware
+
+
+class WithStateDir(Hardware):
+    def __init__(self, state_dir, colour="grey"):
+        self.state_dir = state_dir
+        self.colour = colour
+
+
+class KeywordStateDir(Hardware):
+    def __init__(self, *, state_dir=None):
+        self.state_dir = state_dir
+
+
+class NoStateDir(Hardware):
+    def __init__(self, colour="grey"):
+        self.colour = colour
+
+
+class BuggyConstructor(Hardware):
+    def __init__(self, port="/dev/ttyS1"):
+        self.port = len(port) + "1"  # a TypeError raised inside the constructor
+
+
+class MissingDevice(Hardware):
+    def __init__(self, port="/dev/nonexistent-motor"):
+        open(port, "rb")
+"""
+
+
+@pytest.fixture
+def vendor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A vendor's hardware module on the Python path; returns its name."""
+    (tmp_path / "vendor_hw.py").write_text(VENDOR_MODULE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "vendor_hw", raising=False)
+    return "vendor_hw"
+
+
+@pytest.mark.parametrize("cls", ["WithStateDir", "KeywordStateDir"])
+def test_the_state_dir_is_passed_to_a_class_that_takes_one(vendor: str, cls: str, tmp_path: Path) -> None:
+    hardware: Any = build_hardware(Settings(state_dir=tmp_path / "state", hardware_class=f"{vendor}:{cls}"))
+    assert hardware.state_dir == tmp_path / "state"
+    hardware = build_hardware(Settings(hardware_class=f"{vendor}:{cls}", hardware_options={"state_dir": "x"}))
+    assert hardware.state_dir == "x"  # without --state-dir, [hardware] state_dir is the class's option
+
+
+def test_the_state_dir_set_twice_is_refused(vendor: str, tmp_path: Path) -> None:
+    options = {"state_dir": "x"}
+    settings = Settings(state_dir=tmp_path, hardware_class=f"{vendor}:WithStateDir", hardware_options=options)
+    with pytest.raises(ConfigError, match=r"set twice, as \[hardware\] state_dir and as --state-dir"):
+        build_hardware(settings)
+
+
+def test_a_class_without_state_dir_keeps_it_for_the_downloads(
+    vendor: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="iotvideo_signaling.server.settings")
+    hardware: Any = build_hardware(Settings(state_dir=tmp_path, hardware_class=f"{vendor}:NoStateDir"))
+    assert hardware.colour == "grey"
+    assert f"{vendor}:NoStateDir has no state_dir parameter: the state directory {tmp_path} only holds" in caplog.text
+    settings = Settings(
+        state_dir=tmp_path, hardware_class=f"{vendor}:NoStateDir", device=DeviceConfig(download_dir=str(tmp_path))
+    )
+    with pytest.raises(ConfigError) as refused:
+        build_hardware(settings)
+    assert str(refused.value) == (
+        f"[hardware] {vendor}:NoStateDir has no state_dir parameter and [device] download_dir is set, so the state "
+        f"directory {tmp_path} would not be used: drop --state-dir (or [server] state_dir), "
+        "or give the class a state_dir parameter"
+    )
+
+
+def test_wrong_options_and_a_failing_constructor_are_told_apart(
+    vendor: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(ConfigError) as wrong:
+        build_hardware(Settings(hardware_class=f"{vendor}:NoStateDir", hardware_options={"size": 3}))
+    assert str(wrong.value) == (
+        f"[hardware] {vendor}:NoStateDir does not take these options: got an unexpected keyword argument 'size'"
+    )
+    with pytest.raises(ConfigError, match="missing a required argument: 'state_dir'"):
+        build_hardware(Settings(hardware_class=f"{vendor}:WithStateDir"))
+
+    caplog.set_level("DEBUG", logger="iotvideo_signaling.server.settings")
+    with pytest.raises(ConfigError) as buggy:
+        build_hardware(Settings(hardware_class=f"{vendor}:BuggyConstructor"))
+    assert str(buggy.value).startswith(f"[hardware] {vendor}:BuggyConstructor could not start: TypeError: ")
+    assert str(buggy.value).endswith("(the traceback is logged with --log-level debug)")
+    (record,) = [record for record in caplog.records if record.exc_info]
+    assert record.levelname == "DEBUG" and record.exc_info is not None
+    assert isinstance(record.exc_info[1], TypeError)
+
+    with pytest.raises(ConfigError, match=r"MissingDevice could not start: FileNotFoundError: .*nonexistent-motor"):
+        build_hardware(Settings(hardware_class=f"{vendor}:MissingDevice"))
 
 
 # -- systemd -----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import itertools
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -29,6 +30,10 @@ from urllib.parse import quote
 import orjson
 
 from . import __version__
+from ._wire import implementation
+from .inner import _QUALITIES
+from .protocol import FIELDS, PTZ_COMMANDS
+from .sessions import STREAM_KINDS
 
 __all__ = ["build_commands", "main"]
 
@@ -58,8 +63,10 @@ config file (TOML; every table and key is optional):
   [device]    any DeviceConfig field: max_message_size, max_connections (also caps
               connections; default 32), max_firmware_size, ptz_move_cap_s, ...
   [tokens]    owner = "...", sharer = "..."   (16+ printable characters each)
-  [hardware]  class = "package.module:Class" (default SimulatedHardware(state_dir));
-              every other key is a keyword argument of the class
+  [hardware]  class = "package.module:Class" (default SimulatedHardware(state_dir)), imported
+              from the Python path (PYTHONPATH); every other key is a keyword argument of
+              the class, and the state directory is passed as state_dir= when the class
+              takes one (without it, the directory only holds the firmware downloads)
 
 Command-line options override the file. SIGTERM or SIGINT stops the daemon cleanly (exit 0).
 With NOTIFY_SOCKET set (systemd Type=notify) it sends READY=1, WATCHDOG=1 and STOPPING=1.
@@ -83,7 +90,9 @@ each COMMAND is one of:
 
 Commands are pipelined over one connection; each reply is printed as it arrives. The exit status
 is 0 only when every reply has result "0" (status "0" for inner commands), 1 otherwise, 2 for a
-usage error. The token may also come from ${TOKEN_ENV}.
+usage error: a shorthand that is unknown or given a value it does not take (ptz sideways) is
+refused before connecting; a full command string or a JSON object is sent as it is. The token may
+also come from ${TOKEN_ENV}.
 
 examples:
   {PROG} send get_status version "ptz up" "ptz release"
@@ -111,7 +120,9 @@ def _parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Device side of the Tencent Lianlian IoT Video standard-panel signaling protocol.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__} (wire backend: {implementation})"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     raw = argparse.RawDescriptionHelpFormatter
 
@@ -123,7 +134,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--state-dir",
         metavar="DIR",
-        help="the simulated camera's state (default: $XDG_STATE_HOME/iotvideo-signaling or ~/.local/state/...)",
+        help="the camera's state and firmware downloads (default: $XDG_STATE_HOME/iotvideo-signaling or "
+        "~/.local/state/...)",
     )
     serve.add_argument(
         "--listen", metavar="URL", action="append", help="where to listen (repeatable; replaces the config's list)"
@@ -138,9 +150,11 @@ def _parser() -> argparse.ArgumentParser:
         "send", help="send commands to a running daemon and print the replies", epilog=SEND_EPILOG, formatter_class=raw
     )
     send.description = "Send commands to a running daemon over tcp://, unix:// or ws:// and print the replies."
-    send.add_argument("--to", metavar="URL", default=DEFAULT_URL, help=f"the daemon (default: {DEFAULT_URL})")
+    send.add_argument("--to", metavar="URL", default=DEFAULT_URL, help=f"the daemon's URL (default: {DEFAULT_URL})")
     send.add_argument("--token", help=f"sent first as AUTH <token> (default: ${TOKEN_ENV})")
-    send.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds per reply (default: 10)")
+    send.add_argument(
+        "--timeout", type=_seconds, default=10.0, metavar="S", help="seconds per reply, more than 0 (default: 10)"
+    )
     send.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, help="default: warning")
     send.add_argument("commands", nargs="+", metavar="COMMAND")
     send.set_defaults(run=_send)
@@ -148,7 +162,9 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="walk a simulated camera through every topic")
     demo.description = (
         "Start a simulated camera in a temporary directory and send it every topic of the protocol the way the "
-        "panel does, printing each request and reply. Exits 0 when every step got its expected result."
+        "panel does, printing each request and reply. Exits 0 when every step got its expected result. The "
+        "upgrade step serves an image over HTTPS with a throwaway CA from trustme: "
+        'pip install "iotvideo-signaling[demo]" (without it, that step is skipped).'
     )
     demo.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, help="default: warning")
     demo.set_defaults(run=_demo)
@@ -160,10 +176,27 @@ def _parser() -> argparse.ArgumentParser:
         "'upgrade URL MD5 SIZE' to a simulated camera."
     )
     image.add_argument("path", help="the file to write")
-    image.add_argument("--version", dest="image_version", required=True, help="the version it installs, e.g. V2.0.0")
+    image.add_argument(
+        "--firmware-version",
+        dest="image_version",
+        metavar="VERSION",
+        required=True,
+        help="the version it installs, e.g. V2.0.0",
+    )
     image.add_argument("--size", type=int, default=1024 * 1024, help="bytes (default: 1 MiB)")
     image.set_defaults(run=_make_firmware)
     return parser
+
+
+def _seconds(text: str) -> float:
+    """``send --timeout``: a finite number of seconds above 0, refused while parsing."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds greater than 0")
+    return value
 
 
 def _make_firmware(args: argparse.Namespace) -> int:
@@ -224,12 +257,13 @@ def _serve(args: argparse.Namespace) -> int:
 def _send(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415 - only the commands that talk to a daemon need it
 
-    from .server import ClientError, ConfigError, exchange, parse_listen  # noqa: PLC0415
+    from .server import ClientError, ConfigError, exchange  # noqa: PLC0415
     from .server.client import reply_ok  # noqa: PLC0415
+    from .server.listen import parse_target  # noqa: PLC0415
 
     _configure_logging(args.log_level or "warning")
     try:
-        address = parse_listen(args.to)
+        address = parse_target(args.to)
         commands = build_commands(args.commands)
     except (ConfigError, ValueError) as exc:
         _error("send", exc)
@@ -269,6 +303,15 @@ _SHORTHANDS: dict[str, tuple[tuple[str, ...], Callable[[list[str]], dict[str, An
     "upgrade": (("URL", "MD5", "SIZE"), lambda ops: {"data": {"url": ops[0], "md5": ops[1], "fileSize": _int(ops[2])}}),
 }
 _ALIASES = {"mirror_flip": "Mirror_flip"}
+#: shorthand -> the values its operands may take (None: any); anything else is refused before
+#: connecting (a full command string or a JSON object sends whatever it says)
+_OPERAND_CHOICES: dict[str, tuple[tuple[str, ...] | None, ...]] = {
+    "Mirror_flip": (FIELDS["Mirror_flip"][0].choices,),
+    "set_status": (FIELDS["set_status"][0].choices,),
+    "ptz": ((*_PTZ_ALIASES, *PTZ_COMMANDS),),
+}
+#: inner command -> parameter -> the values it may take (other parameters are sent as they are)
+_INNER_CHOICES = {"get_device_st": {"type": STREAM_KINDS, "quality": _QUALITIES}}
 _INNER = {
     "get_device_st": {"type": "live", "quality": "standard"},
     "get_record_index": {},
@@ -294,7 +337,8 @@ def build_commands(arguments: Sequence[str], message_ids: Iterator[int] | None =
     ``"ptz up"`` and ``ptz up`` mean the same.
 
     Raises:
-        ValueError: an unknown shorthand or a missing operand.
+        ValueError: an unknown shorthand, a missing operand, or an operand value the shorthand
+            does not take (``ptz sideways``).
     """
     ids = message_ids if message_ids is not None else itertools.count(1)
     words: list[str] = []
@@ -316,6 +360,7 @@ def build_commands(arguments: Sequence[str], message_ids: Iterator[int] | None =
             params = dict(_INNER[word])
             while position < len(words) and "=" in words[position] and not words[position].startswith("action="):
                 name, _, value = words[position].partition("=")
+                _check_operand(word, name, value, _INNER_CHOICES.get(word, {}).get(name))
                 params[name] = value
                 position += 1
             query = "".join(f"&{quote(name, safe='')}={quote(value, safe='')}" for name, value in params.items())
@@ -330,9 +375,16 @@ def build_commands(arguments: Sequence[str], message_ids: Iterator[int] | None =
             if len(given) < len(operands):
                 raise ValueError(f"{topic} needs {' '.join(operands)}")
             position += len(operands)
+            for operand, value, choices in zip(operands, given, _OPERAND_CHOICES.get(topic, ())):
+                _check_operand(topic, operand, value, choices)
             body = {"topic": topic, "message_id": next(ids), **build(given)}
             commands.append(USER_DEFINE + orjson.dumps(body))
     return commands
+
+
+def _check_operand(command: str, name: str, value: str, choices: Sequence[str] | None) -> None:
+    if choices is not None and value not in choices:
+        raise ValueError(f"{command} {name} {value!r} is not one of: {', '.join(choices)}")
 
 
 def _json_command(text: str, ids: Iterator[int]) -> bytes:

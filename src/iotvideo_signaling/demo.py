@@ -3,8 +3,8 @@
 :func:`run_demo` sends each step's command to an in-process Device as the panel's visitor, checks
 its result and the events it causes, and writes a transcript line by line to a callable. The
 upgrade step downloads a simulated image from :func:`firmware_server`, an HTTPS server on
-loopback whose throwaway CA comes from ``trustme`` (the ``server`` extra); without ``trustme``
-that step is skipped.
+loopback whose throwaway CA comes from ``trustme`` (the ``demo`` extra); without ``trustme``
+that step is skipped and the transcript says how to install it.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ from .simulator import SimulatedHardware
 __all__ = ["DemoFirmware", "firmware_server", "run_demo"]
 
 log = logging.getLogger(__name__)
+
+#: How to get the demo's upgrade step (its throwaway CA comes from ``trustme``).
+DEMO_INSTALL = 'pip install "iotvideo-signaling[demo]"'
 
 
 def run_demo(state_dir: str, out: Callable[[str], None]) -> int:
@@ -241,7 +244,7 @@ def _demo_upgrade(demo: _Demo, firmware: DemoFirmware | None) -> None:
     """An OTA from the demo's local HTTPS server: accepted at once, then downloaded, verified, installed."""
     if firmware is None:
         demo.out("\n-- upgrade: firmware from a local HTTPS server")
-        demo.skip("trustme is not installed (pip install 'iotvideo-signaling[server]')")
+        demo.skip(f"trustme is not installed; for this step: {DEMO_INSTALL}")
         return
     demo.step("version before the upgrade", {"topic": "version"})
     demo.step(
@@ -270,9 +273,9 @@ class DemoFirmware(NamedTuple):
 def firmware_server(directory: Path, version: str, size: int) -> Iterator[DemoFirmware | None]:
     """Serve a simulated image of ``version`` over HTTPS on 127.0.0.1; None without trustme."""
     try:
-        import trustme  # noqa: PLC0415 - optional: the server extra
+        import trustme  # noqa: PLC0415 - optional: the demo extra
     except ImportError:
-        log.warning("trustme is not installed: the demo skips its upgrade step")
+        log.warning("trustme is not installed: the demo skips its upgrade step (%s)", DEMO_INSTALL)
         yield None
         return
     image = directory / "firmware.bin"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Awaitable, Sequence
 from typing import Any, Callable
 
@@ -87,7 +88,7 @@ async def _exchange_lines(
             opening = asyncio.open_connection(address.host, address.port, limit=_MAX_REPLY)
         reader, writer = await asyncio.wait_for(opening, timeout)
     except (OSError, asyncio.TimeoutError) as exc:
-        raise ClientError(f"cannot connect to {address}: {_why(exc)}") from None
+        raise _cannot_connect(address, exc) from None
 
     async def write_all() -> None:
         lines = [b"AUTH " + token.encode()] if token else []
@@ -132,7 +133,7 @@ async def _exchange_ws(
     try:
         ws = await connect(str(address), compression=None, max_size=_MAX_REPLY, open_timeout=timeout)
     except (OSError, asyncio.TimeoutError, WebSocketException) as exc:
-        raise ClientError(f"cannot connect to {address}: {_why(exc)}") from None
+        raise _cannot_connect(address, exc) from None
 
     async def write_all() -> None:
         if token:
@@ -194,6 +195,12 @@ def _check_auth(reply: bytes) -> None:
         if result == "5":  # the token was fine (or not looked at): the daemon is full
             raise ClientError(f"the server refused the connection: {reason or 'too many connections'}")
         raise ClientError(f"the server refused the token{': ' + reason if reason else ''}")
+
+
+def _cannot_connect(address: ListenAddress, exc: BaseException) -> ClientError:
+    if isinstance(exc, socket.gaierror):
+        return ClientError(f"cannot connect to {address}: cannot resolve the host {address.host!r} ({_why(exc)})")
+    return ClientError(f"cannot connect to {address}: {_why(exc)}")
 
 
 def _why(exc: BaseException) -> str:

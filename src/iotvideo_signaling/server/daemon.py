@@ -27,6 +27,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import _wire
 from ..device import Device
 from ..state import atomic_write_json
 from .hub import Hub
@@ -249,6 +250,9 @@ def run(settings: Settings, *, ready_file: str | os.PathLike[str] | None = None)
         ConfigError: the settings are unsafe or unusable, or a listener cannot be bound.
     """
     settings.check()
+    warning = backend_warning()
+    if warning:
+        log.warning("%s", warning)
     hardware = build_hardware(settings)
     config = settings.device
     if config.download_dir is None:  # firmware downloads must survive a restart to resume
@@ -265,6 +269,21 @@ def run(settings: Settings, *, ready_file: str | os.PathLike[str] | None = None)
         return 1
     log.info("stopped")
     return 0
+
+
+def backend_warning() -> str | None:
+    """What to tell the operator when the wire backend is the pure-Python twin, else None."""
+    if _wire.implementation == "c":
+        return None
+    if _wire.NO_EXTENSIONS:
+        why = "IOTVIDEO_SIGNALING_NO_EXTENSIONS is set; unset it for the compiled one"
+    else:
+        why = (
+            "the C extension was not built when this package was installed; for the compiled one, "
+            "reinstall where a C compiler and the Python headers are available "
+            "(with IOTVIDEO_SIGNALING_REQUIRE_EXTENSIONS=1, pip stops with the reason instead of falling back)"
+        )
+    return f"running on the pure-Python wire backend, several times slower at parsing commands: {why}"
 
 
 async def _serve(daemon: Daemon) -> None:

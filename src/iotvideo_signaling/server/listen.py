@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import socket
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_LISTEN", "SCHEMES", "ConfigError", "ListenAddress", "parse_listen"]
+__all__ = ["DEFAULT_LISTEN", "SCHEMES", "ConfigError", "ListenAddress", "parse_listen", "parse_target"]
 
 SCHEMES = ("tcp", "unix", "ws")
 
@@ -48,6 +49,27 @@ class ListenAddress:
         except ValueError:
             return False
 
+    def check_host(self) -> None:
+        """Refuse a host name that does not resolve (IP addresses and ``localhost`` are not looked up).
+
+        Raises:
+            ConfigError: the name cannot be resolved, with the resolver's reason.
+        """
+        if self.scheme == "unix" or self.host.lower() == "localhost":
+            return
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            pass
+        else:
+            return
+        try:
+            socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise ConfigError(f"{self}: cannot resolve the host {self.host!r} ({exc.strerror or exc})") from None
+        except UnicodeError as exc:  # not a valid host name at all (an empty label, one too long)
+            raise ConfigError(f"{self}: cannot resolve the host {self.host!r} ({exc})") from None
+
     def with_port(self, port: int) -> ListenAddress:
         """The same address with the port the system actually bound."""
         return dataclasses.replace(self, port=port)
@@ -71,22 +93,38 @@ def parse_listen(url: str) -> ListenAddress:
     Raises:
         ConfigError: the URL has another scheme, no host, or a bad port.
     """
+    return _parse(url, "listen URL", listening=True)
+
+
+def parse_target(url: str) -> ListenAddress:
+    """Parse the URL of a daemon to connect to (``send --to``): the same forms as :func:`parse_listen`.
+
+    Raises:
+        ConfigError: the URL has another scheme, no host, or a bad port; the message calls it
+            the ``--to`` URL.
+    """
+    return _parse(url, "--to URL", listening=False)
+
+
+def _parse(url: str, name: str, *, listening: bool) -> ListenAddress:
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in SCHEMES:
-        raise ConfigError(f"listen URL {url!r}: use tcp://HOST:PORT, ws://HOST:PORT or unix:///PATH")
+        raise ConfigError(f"{name} {url!r}: use tcp://HOST:PORT, ws://HOST:PORT or unix:///PATH")
     if scheme == "unix":
         if not rest or "\0" in rest:
-            raise ConfigError(f"listen URL {url!r}: give a socket path, e.g. unix:///run/camera.sock")
+            raise ConfigError(f"{name} {url!r}: give a socket path, e.g. unix:///run/camera.sock")
         return ListenAddress("unix", path=rest)
     if rest.startswith("["):
         host, bracket, port_text = rest[1:].partition("]")
         if not bracket or not port_text.startswith(":"):
-            raise ConfigError(f"listen URL {url!r}: write an IPv6 address as [ADDRESS]:PORT")
+            raise ConfigError(f"{name} {url!r}: write an IPv6 address as [ADDRESS]:PORT")
         port_text = port_text[1:]
     else:
         host, _, port_text = rest.rpartition(":")
     if not host or "/" in host or "/" in port_text:
-        raise ConfigError(f"listen URL {url!r}: give HOST:PORT (0.0.0.0 means every interface)")
-    if not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
-        raise ConfigError(f"listen URL {url!r}: the port must be a number from 0 to 65535")
+        hint = " (0.0.0.0 means every interface)" if listening else ", e.g. tcp://127.0.0.1:7130"
+        raise ConfigError(f"{name} {url!r}: give HOST:PORT{hint}")
+    lowest = 0 if listening else 1  # a listener's port 0 asks for any free port
+    if not (port_text.isascii() and port_text.isdigit()) or not lowest <= int(port_text) <= 65535:
+        raise ConfigError(f"{name} {url!r}: the port must be a number from {lowest} to 65535")
     return ListenAddress(scheme, host, int(port_text))

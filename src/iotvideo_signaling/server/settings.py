@@ -32,6 +32,7 @@ listens or starts.
 from __future__ import annotations
 
 import importlib
+import inspect
 import ipaddress
 import logging
 import math
@@ -125,11 +126,13 @@ class Settings:
         """Refuse settings that would be unsafe to serve with.
 
         Raises:
-            ConfigError: a listener is not on loopback and no owner token is set, or
-                ``max_pending_auth`` is not a positive integer.
+            ConfigError: a listener's host name does not resolve, a listener is not on loopback
+                and no owner token is set, or ``max_pending_auth`` is not a positive integer.
         """
         if type(self.max_pending_auth) is not int or self.max_pending_auth < 1:
             raise ConfigError("max_pending_auth must be a positive integer")
+        for address in self.listen:
+            address.check_host()
         exposed = [str(address) for address in self.listen if not address.loopback]
         if exposed and not self.owner_token:
             raise ConfigError(
@@ -160,7 +163,7 @@ def load_settings(path: str | os.PathLike[str]) -> Settings:
     """Read and validate a TOML config file.
 
     Raises:
-        ConfigError: the file is unreadable, is not TOML, or holds an unknown or invalid setting.
+        ConfigError: the file is unreadable, is not UTF-8 TOML, or holds an unknown or invalid setting.
     """
     data = _read_toml(Path(path))
     unknown = sorted(set(data) - set(_TABLES))
@@ -199,6 +202,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        where = f"byte 0x{exc.object[exc.start]:02x} at offset {exc.start}"
+        raise ConfigError(f"{path}: not UTF-8 ({where}); save it as UTF-8, as TOML requires") from None
 
 
 def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -407,10 +413,19 @@ def build_hardware(settings: Settings) -> Hardware:
     """Construct the configured hardware.
 
     Without ``[hardware] class`` it is ``SimulatedHardware(state_dir, **options)``; with one, the
-    class is imported and called with the options as keyword arguments only.
+    class is imported and called with the options as keyword arguments only, plus
+    ``state_dir=`` when a state directory is set (``--state-dir`` or ``[server] state_dir``) and
+    the constructor has a ``state_dir`` parameter. When it has none, that directory only holds
+    the firmware downloads; with ``[device] download_dir`` set too it would hold nothing, and the
+    combination is refused.
+
+    The options are checked against the constructor's signature before the call, so a wrong
+    option and an exception raised inside the constructor are told apart; the latter's traceback
+    is logged at debug level.
 
     Raises:
-        ConfigError: the class cannot be imported, is not a Hardware, or refuses the options.
+        ConfigError: the class cannot be imported, is not a Hardware, does not take the options
+            or the state directory, or its constructor raised.
     """
     options = dict(settings.hardware_options)
     if settings.hardware_class is None:
@@ -422,11 +437,51 @@ def build_hardware(settings: Settings) -> Hardware:
         args = ()
         name = settings.hardware_class
     try:
+        signature: inspect.Signature | None = inspect.signature(cls)
+    except (TypeError, ValueError):  # no signature to check: the call itself will tell
+        signature = None
+    if settings.hardware_class is not None and settings.state_dir is not None:
+        _add_state_dir(name, signature, settings, options)
+    if signature is not None:
+        try:
+            signature.bind(*args, **options)
+        except TypeError as exc:
+            raise ConfigError(f"[hardware] {name} does not take these options: {exc}") from None
+    try:
         return cls(*args, **options)
-    except TypeError as exc:
-        raise ConfigError(f"[hardware] {name} does not take these options: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - whatever a vendor's constructor raises, reported as such
-        raise ConfigError(f"[hardware] {name} could not start: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # whatever a vendor's constructor raises, reported as such
+        log.debug("[hardware] %s raised in its constructor", name, exc_info=True)
+        raise ConfigError(
+            f"[hardware] {name} could not start: {type(exc).__name__}: {exc} "
+            "(the traceback is logged with --log-level debug)"
+        ) from None
+
+
+def _add_state_dir(
+    name: str, signature: inspect.Signature | None, settings: Settings, options: dict[str, Any]
+) -> None:
+    """Pass the configured state directory to a hardware class that takes one, or refuse it."""
+    state_dir = settings.resolved_state_dir()
+    parameter = signature.parameters.get("state_dir") if signature is not None else None
+    if parameter is not None and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+        if "state_dir" in options:
+            raise ConfigError(
+                "the state directory is set twice, as [hardware] state_dir and as --state-dir "
+                "(or [server] state_dir): keep one"
+            )
+        options["state_dir"] = state_dir
+    elif settings.device.download_dir is not None:
+        raise ConfigError(
+            f"[hardware] {name} has no state_dir parameter and [device] download_dir is set, so the state "
+            f"directory {state_dir} would not be used: drop --state-dir (or [server] state_dir), "
+            "or give the class a state_dir parameter"
+        )
+    else:
+        log.info(
+            "%s has no state_dir parameter: the state directory %s only holds the firmware downloads",
+            name,
+            state_dir,
+        )
 
 
 def _import_class(spec: str) -> type[Hardware]:
