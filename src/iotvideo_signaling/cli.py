@@ -59,7 +59,10 @@ config file (TOML; every table and key is optional):
   [server]    listen = ["tcp://127.0.0.1:7130"], state_dir, log_level, idle_timeout = 300,
               auth_timeout = 10, write_timeout = 10, write_buffer_size = 262144,
               max_pending_auth = 8 (connections waiting for AUTH; when full, the oldest
-              of the most crowded source address is evicted)
+              of the most crowded source address is evicted),
+              allowed_origins = ["http://localhost:8080"] (web pages allowed on ws://, exactly
+              scheme://host[:port]; none by default: a browser gets 403, clients without an
+              Origin header are served)
   [device]    any DeviceConfig field: max_message_size, max_connections (also caps
               connections; default 32), max_firmware_size, ptz_move_cap_s, ...
   [tokens]    owner = "...", sharer = "..."   (16+ printable characters each)
