@@ -604,7 +604,7 @@ allowed_origins = [
         ("['http://localhost:99999']", "'http://localhost:99999' is not an origin"),
         ("['http://localhost:port']", "is not an origin"),
         ("['http://localhost:0']", "has port 0"),
-        ("['http://[::g]:8080']", "is not an origin"),
+        ("['http://[::g]:8080']", "is not an origin|has an invalid IPv6 address"),
         ("['http://caméra.local']", "not ASCII: write its punycode"),
         ("['null']", "'null' is the origin every sandboxed or file:// page shares"),
         ("['*']", "'\\*' is a pattern: list each origin"),
