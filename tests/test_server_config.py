@@ -275,7 +275,7 @@ def test_check_refuses_non_loopback_without_tokens() -> None:
 
 def test_check_says_a_listen_host_cannot_be_resolved(monkeypatch: pytest.MonkeyPatch) -> None:
     # not a host name at all: refused while encoding it, before any lookup
-    with pytest.raises(ConfigError, match=r"cannot resolve the host 'a\.\.b' \(encoding with 'idna' codec failed"):
+    with pytest.raises(ConfigError, match=r"cannot resolve the host 'a\.\.b' \(.*idna"):
         Settings(listen=(parse_listen("ws://a..b:1"),), owner_token=OWNER).check()
 
     looked_up: list[object] = []
