@@ -104,7 +104,7 @@ def test_serve_warns_at_start_on_the_pure_python_backend(tmp_path: Path) -> None
 
 def test_the_backend_warning(monkeypatch: pytest.MonkeyPatch) -> None:
     from iotvideo_signaling import _wire
-    from iotvideo_signaling.server.daemon import backend_warning
+    from iotvideo_signaling.server.process import backend_warning
 
     monkeypatch.setattr(_wire, "implementation", "c")
     assert backend_warning() is None

@@ -473,7 +473,7 @@ def test_unix_socket_is_0660_even_with_umask_0(tmp_path: Path) -> None:
 def test_unix_socket_file_is_never_wider_than_its_owner_before_chmod(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from iotvideo_signaling.server.daemon import UNIX_SOCKET_MODE, _bind_unix
+    from iotvideo_signaling.server.unixsock import UNIX_SOCKET_MODE, bind_unix
 
     modes: list[int] = []
     chmod = os.chmod
@@ -486,7 +486,7 @@ def test_unix_socket_file_is_never_wider_than_its_owner_before_chmod(
     socket_dir = Path(tempfile.mkdtemp(prefix="ivs-"))
     umask = os.umask(0)
     try:
-        sock = _bind_unix(socket_dir / "s.sock")
+        sock = bind_unix(socket_dir / "s.sock")
         assert os.umask(0) == 0  # the process umask is back to what it was
     finally:
         os.umask(umask)

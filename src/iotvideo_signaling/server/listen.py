@@ -1,4 +1,4 @@
-"""Listen addresses: the ``tcp://``, ``unix://`` and ``ws://`` URLs of the daemon and of ``send``.
+"""Listen addresses: the ``tcp://``, ``unix://``, ``ws://`` and ``bridge://`` URLs of the daemon and of ``send``.
 
 :func:`parse_listen` turns a URL into a :class:`ListenAddress`, which knows whether only this
 machine can reach it. :class:`ConfigError`, the error of every setting that cannot be used, lives
@@ -12,9 +12,11 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_LISTEN", "SCHEMES", "ConfigError", "ListenAddress", "parse_listen", "parse_target"]
+__all__ = ["DEFAULT_LISTEN", "PATH_SCHEMES", "SCHEMES", "ConfigError", "ListenAddress", "parse_listen", "parse_target"]
 
-SCHEMES = ("tcp", "unix", "ws")
+SCHEMES = ("tcp", "unix", "ws", "bridge")
+#: The schemes whose address is a Unix socket path.
+PATH_SCHEMES = ("unix", "bridge")
 
 
 class ConfigError(ValueError):
@@ -26,10 +28,11 @@ class ListenAddress:
     """One parsed listen URL.
 
     Attributes:
-        scheme: ``"tcp"``, ``"unix"`` or ``"ws"``.
+        scheme: ``"tcp"``, ``"unix"``, ``"ws"`` or ``"bridge"`` (the device SDK's shim, see
+            bridge.py).
         host: the host of ``tcp`` and ``ws`` (an IP address or a name), else ``""``.
         port: the port of ``tcp`` and ``ws`` (0: any free port), else 0.
-        path: the socket path of ``unix``, else ``""``.
+        path: the socket path of ``unix`` and ``bridge``, else ``""``.
     """
 
     scheme: str
@@ -40,7 +43,7 @@ class ListenAddress:
     @property
     def loopback(self) -> bool:
         """True when only this machine can connect: a Unix socket, ``localhost`` or a loopback IP."""
-        if self.scheme == "unix":
+        if self.scheme in PATH_SCHEMES:
             return True
         if self.host.lower() == "localhost":
             return True
@@ -55,7 +58,7 @@ class ListenAddress:
         Raises:
             ConfigError: the name cannot be resolved, with the resolver's reason.
         """
-        if self.scheme == "unix" or self.host.lower() == "localhost":
+        if self.scheme in PATH_SCHEMES or self.host.lower() == "localhost":
             return
         try:
             ipaddress.ip_address(self.host)
@@ -75,8 +78,8 @@ class ListenAddress:
         return dataclasses.replace(self, port=port)
 
     def __str__(self) -> str:
-        if self.scheme == "unix":
-            return f"unix://{self.path}"
+        if self.scheme in PATH_SCHEMES:
+            return f"{self.scheme}://{self.path}"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.scheme}://{host}:{self.port}"
 
@@ -86,7 +89,7 @@ DEFAULT_LISTEN = ListenAddress("tcp", "127.0.0.1", 7130)
 
 
 def parse_listen(url: str) -> ListenAddress:
-    """Parse ``tcp://HOST:PORT``, ``ws://HOST:PORT`` or ``unix:///PATH``.
+    """Parse ``tcp://HOST:PORT``, ``ws://HOST:PORT``, ``unix:///PATH`` or ``bridge:///PATH``.
 
     IPv6 hosts are written in brackets (``tcp://[::1]:7130``). Port 0 asks for any free port.
 
@@ -109,11 +112,17 @@ def parse_target(url: str) -> ListenAddress:
 def _parse(url: str, name: str, *, listening: bool) -> ListenAddress:
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in SCHEMES:
-        raise ConfigError(f"{name} {url!r}: use tcp://HOST:PORT, ws://HOST:PORT or unix:///PATH")
+        raise ConfigError(f"{name} {url!r}: use tcp://HOST:PORT, ws://HOST:PORT, unix:///PATH or bridge:///PATH")
     if scheme == "unix":
         if not rest or "\0" in rest:
             raise ConfigError(f"{name} {url!r}: give a socket path, e.g. unix:///run/camera.sock")
         return ListenAddress("unix", path=rest)
+    if scheme == "bridge":  # the C shim is configured with an absolute path: so is the listener
+        if not rest.startswith("/") or "\0" in rest:
+            raise ConfigError(
+                f"{name} {url!r}: give an absolute socket path, e.g. bridge:///run/iotvideo-signaling/bridge.sock"
+            )
+        return ListenAddress("bridge", path=rest)
     if rest.startswith("["):
         host, bracket, port_text = rest[1:].partition("]")
         if not bracket or not port_text.startswith(":"):

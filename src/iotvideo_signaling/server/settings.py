@@ -25,12 +25,18 @@ A config file (all tables and keys optional)::
     class = "my_camera.hardware:CameraHardware"   # default: SimulatedHardware(state_dir, **kwargs)
     signal_strength = 70
 
+    [channels.1]              # an NVR: one table per channel, merged over [hardware]; each channel
+    port = 1                  # is its own Device, with the state directory STATE_DIR/channel-N
+    [channels.2]
+    port = 2
+
 Listen URLs are parsed by listen.py. Everything here is plain data and validation; nothing
 listens or starts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import ipaddress
@@ -91,6 +97,9 @@ class Settings:
         allowed_origins: the ``Origin`` headers (``scheme://host[:port]``, as a browser sends
             them) that ``ws://`` listeners accept besides none; a handshake from any other web
             page is refused with HTTP 403 (see websocket.py and :func:`parse_origins`).
+        channels: an NVR's cameras: ``{channel: hardware options}``, each merged over
+            ``hardware_class`` (key ``"class"``) and ``hardware_options``. Empty: one camera on
+            channel 0. See :meth:`channel_numbers` and :meth:`for_channel`.
     """
 
     listen: tuple[ListenAddress, ...] = (DEFAULT_LISTEN,)
@@ -107,6 +116,7 @@ class Settings:
     write_buffer_size: int = 256 * 1024
     log_level: str | None = None
     allowed_origins: tuple[str, ...] = ()
+    channels: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def tokens(self) -> dict[str, str]:
@@ -121,6 +131,32 @@ class Settings:
     def resolved_state_dir(self) -> Path:
         """The state directory to use."""
         return self.state_dir if self.state_dir is not None else default_state_dir()
+
+    def channel_numbers(self) -> tuple[int, ...]:
+        """The channels with a camera, lowest first: ``(0,)`` without ``[channels]``."""
+        return tuple(sorted(self.channels)) if self.channels else (0,)
+
+    def for_channel(self, channel: int) -> Settings:
+        """The settings of one channel's camera: its hardware, and on an NVR its own state directory.
+
+        Raises:
+            ConfigError: the channel has no camera, or its ``class`` is not ``'package.module:Class'``.
+        """
+        if not self.channels:
+            if channel != 0:
+                raise ConfigError(f"no camera on channel {channel}")
+            return self
+        if channel not in self.channels:
+            raise ConfigError(f"no camera on channel {channel}")
+        options = {**self.hardware_options, **self.channels[channel]}
+        hardware_class = _class_spec(options.pop("class", self.hardware_class), f"[channels.{channel}]")
+        return dataclasses.replace(
+            self,
+            hardware_class=hardware_class,
+            hardware_options=options,
+            state_dir=self.resolved_state_dir() / f"channel-{channel}",
+            channels={},
+        )
 
     def check(self) -> None:
         """Refuse settings that would be unsafe to serve with.
@@ -156,7 +192,7 @@ _SERVER_KEYS = (
     "write_buffer_size",
     "allowed_origins",
 )
-_TABLES = ("server", "device", "tokens", "hardware")
+_TABLES = ("server", "device", "tokens", "hardware", "channels")
 
 
 def load_settings(path: str | os.PathLike[str]) -> Settings:
@@ -177,12 +213,31 @@ def load_settings(path: str | os.PathLike[str]) -> Settings:
     if values["owner_token"] or values["sharer_token"]:
         _warn_if_readable(Path(path))
     hardware = dict(tables["hardware"])
-    hardware_class = hardware.pop("class", None)
-    if hardware_class is not None and (type(hardware_class) is not str or ":" not in hardware_class):
-        raise ConfigError("[hardware] class must be a string 'package.module:Class'")
-    values["hardware_class"] = hardware_class
+    values["hardware_class"] = _class_spec(hardware.pop("class", None), "[hardware]")
     values["hardware_options"] = hardware
+    values["channels"] = _channels(tables["channels"])
     return Settings(**values)
+
+
+def _class_spec(value: Any, table: str) -> str | None:
+    if value is not None and (type(value) is not str or ":" not in value):
+        raise ConfigError(f"{table} class must be a string 'package.module:Class'")
+    return value
+
+
+def _channels(table: Mapping[str, Any]) -> dict[int, Mapping[str, Any]]:
+    """``[channels.N]`` tables: N a decimal channel number below 2**32, each a table of options."""
+    channels: dict[int, Mapping[str, Any]] = {}
+    for key, options in table.items():
+        if not (key.isascii() and key.isdigit() and int(key) < 2**32):
+            raise ConfigError(f"[channels.{key}]: a channel is a decimal number below 2**32")
+        if not isinstance(options, dict):
+            raise ConfigError(f"[channels.{key}] must be a table (the options of that channel's hardware)")
+        _class_spec(options.get("class"), f"[channels.{key}]")
+        channels[int(key)] = options
+    if len(channels) != len(table):
+        raise ConfigError("[channels]: a channel is listed twice (e.g. 1 and 01)")
+    return channels
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
