@@ -97,7 +97,7 @@ def test_serve_warns_at_start_on_the_pure_python_backend(tmp_path: Path) -> None
     assert served.stop() == 0
     log = served.log()  # read after the stop: "listening on" is logged after the ready file is written
     (line,) = [line for line in log.splitlines() if "wire backend" in line]
-    assert " WARNING iotvideo_signaling.server.daemon: running on the pure-Python wire backend" in line
+    assert " WARNING iotvideo_signaling.server.process: running on the pure-Python wire backend" in line
     assert "IOTVIDEO_SIGNALING_NO_EXTENSIONS is set" in line
     assert log.index("wire backend") < log.index("listening on")
 
@@ -308,7 +308,7 @@ def test_send_calls_its_target_the_to_url(capsys: pytest.CaptureFixture[str]) ->
     for url, why in [
         ("tcp://127.0.0.1", "give HOST:PORT, e.g. tcp://127.0.0.1:7130"),
         ("tcp://127.0.0.1:0", "the port must be a number from 1 to 65535"),
-        ("http://127.0.0.1:7130", "use tcp://HOST:PORT, ws://HOST:PORT or unix:///PATH"),
+        ("http://127.0.0.1:7130", "use tcp://HOST:PORT, ws://HOST:PORT, unix:///PATH or bridge:///PATH"),
     ]:
         assert main(["send", "--to", url, "version"]) == 2
         assert capsys.readouterr().err == f"iotvideo-signaling send: error: --to URL {url!r}: {why}\n"

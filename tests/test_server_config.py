@@ -310,7 +310,7 @@ def test_check_says_a_listen_host_cannot_be_resolved(monkeypatch: pytest.MonkeyP
     [
         ("tcp://127.0.0.1", "--to URL 'tcp://127.0.0.1': give HOST:PORT, e.g. tcp://127.0.0.1:7130"),
         ("tcp://127.0.0.1:0", "--to URL 'tcp://127.0.0.1:0': the port must be a number from 1 to 65535"),
-        ("udp://h:1", "--to URL 'udp://h:1': use tcp://HOST:PORT, ws://HOST:PORT or unix:///PATH"),
+        ("udp://h:1", "--to URL 'udp://h:1': use tcp://HOST:PORT, ws://HOST:PORT, unix:///PATH or bridge:///PATH"),
         ("unix://", "--to URL 'unix://': give a socket path"),
     ],
 )

@@ -48,6 +48,9 @@ listen URLs:
   tcp://HOST:PORT   one command per line, one reply per line, in order (port 0: any free port)
   unix:///PATH      the same over a Unix socket (created with mode 0660)
   ws://HOST:PORT    one command per WebSocket message; device events pushed as {"event": {...}}
+  bridge:///PATH    the device SDK's C shim in the camera app (docs/sdk-integration.md); frames of
+                    docs/bridge-protocol.md over a Unix socket (mode 0660); no tokens. A daemon
+                    with bridge:// listeners only runs without asyncio, in less memory.
 
 Without --listen or a listen setting: tcp://127.0.0.1:7130. A listener that is not on loopback
 needs [tokens] in the config file. With tokens, every connection on every listener starts with
@@ -70,6 +73,9 @@ config file (TOML; every table and key is optional):
               from the Python path (PYTHONPATH); every other key is a keyword argument of
               the class, and the state directory is passed as state_dir= when the class
               takes one (without it, the directory only holds the firmware downloads)
+  [channels]  an NVR: [channels.1], [channels.2], ... one table per channel, merged over
+              [hardware]; each channel is its own camera with the state directory
+              STATE_DIR/channel-N, reached through bridge:// (tcp/unix/ws serve the lowest)
 
 Command-line options override the file. SIGTERM or SIGINT stops the daemon cleanly (exit 0).
 With NOTIFY_SOCKET set (systemd Type=notify) it sends READY=1, WATCHDOG=1 and STOPPING=1.
@@ -152,7 +158,9 @@ def _parser() -> argparse.ArgumentParser:
     send = commands.add_parser(
         "send", help="send commands to a running daemon and print the replies", epilog=SEND_EPILOG, formatter_class=raw
     )
-    send.description = "Send commands to a running daemon over tcp://, unix:// or ws:// and print the replies."
+    send.description = (
+        "Send commands to a running daemon over tcp://, unix://, ws:// or bridge:// and print the replies."
+    )
     send.add_argument("--to", metavar="URL", default=DEFAULT_URL, help=f"the daemon's URL (default: {DEFAULT_URL})")
     send.add_argument("--token", help=f"sent first as AUTH <token> (default: ${TOKEN_ENV})")
     send.add_argument(

@@ -2,7 +2,9 @@
 
 Commands are pipelined: a writer task sends them all while the replies are read as they come, so
 a long list neither waits for each round trip nor deadlocks on full socket buffers. Over
-``ws://``, event messages (``{"event": ...}``) are skipped.
+``ws://``, event messages (``{"event": ...}``) are skipped. Over ``bridge://`` the client speaks
+as the C shim would (docs/bridge-protocol.md): ``HELLO``, then each command as a ``COMMAND`` frame
+of visitor 0 on channel 0; that checks the daemon's side of the bridge without the camera app.
 """
 
 from __future__ import annotations
@@ -67,6 +69,10 @@ async def exchange(
     Raises:
         ClientError: see the class.
     """
+    if address.scheme == "bridge":
+        if token:
+            raise ClientError("bridge:// takes no token: its socket's file mode decides who may connect")
+        return await _exchange_bridge(address, commands, timeout, on_reply)
     if address.scheme != "ws" and any(b"\n" in command for command in commands):
         raise ClientError("a command sent over tcp:// or unix:// cannot contain a newline")
     if address.scheme == "ws":
@@ -162,6 +168,66 @@ async def _exchange_ws(
         _cancel(writing)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(ws.close(), 2)
+
+
+async def _exchange_bridge(
+    address: ListenAddress,
+    commands: Sequence[bytes],
+    timeout: float,
+    on_reply: Callable[[bytes], None] | None,
+) -> list[bytes]:
+    from .bridge import HEADER, MAX_BODY, VERSION, FrameType, frame  # noqa: PLC0415
+
+    if any(len(command) > MAX_BODY for command in commands):
+        raise ClientError(f"a command sent over bridge:// is at most {MAX_BODY} bytes")
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(address.path), timeout)
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise _cannot_connect(address, exc) from None
+
+    async def write_all() -> None:
+        writer.write(frame(FrameType.HELLO, b"iotvideo-signaling send", arg=VERSION))
+        for ident, command in enumerate(commands, 1):
+            writer.write(frame(FrameType.COMMAND, command, ident=ident))
+            await writer.drain()
+
+    async def read_frame() -> tuple[int, int, bytes]:
+        header = await asyncio.wait_for(reader.readexactly(HEADER.size), timeout)
+        length, kind, _, _, ident, _, _ = HEADER.unpack(header)
+        if length > MAX_BODY:
+            raise ClientError(f"{address} sent a frame of {length} bytes")
+        body = await asyncio.wait_for(reader.readexactly(length), timeout)
+        if kind == FrameType.ERROR:
+            raise ClientError(f"{address} answered an error: {body.decode('ascii', 'replace')}")
+        return kind, ident, body
+
+    writing = asyncio.ensure_future(write_all())
+    try:
+        kind, _, _ = await read_frame()
+        if kind != FrameType.WELCOME:
+            raise ClientError(f"{address} did not welcome the connection (frame type {kind})")
+        expected = 1
+
+        async def read_one() -> bytes:
+            nonlocal expected
+            kind, ident, body = await read_frame()
+            if kind != FrameType.REPLY or ident != expected:
+                raise ClientError(f"{address} answered frame type {kind} for request {ident}")
+            expected += 1
+            return body
+
+        return await _collect(read_one, len(commands), None, on_reply)
+    except asyncio.TimeoutError:
+        raise ClientError(f"no reply from {address} within {timeout:g} s") from None
+    except asyncio.IncompleteReadError:
+        raise ClientError(f"{address} closed the connection") from None
+    except OSError as exc:
+        raise ClientError(f"connection to {address} failed: {_why(exc)}") from None
+    finally:
+        _cancel(writing)
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
 
 
 async def _collect(
