@@ -21,11 +21,9 @@ import logging
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import quote
 
 import orjson
 
@@ -374,6 +372,8 @@ def build_commands(arguments: Sequence[str], message_ids: Iterator[int] | None =
                 _check_operand(word, name, value, _INNER_CHOICES.get(word, {}).get(name))
                 params[name] = value
                 position += 1
+            from urllib.parse import quote  # noqa: PLC0415 - the daemon does not need it
+
             query = "".join(f"&{quote(name, safe='')}={quote(value, safe='')}" for name, value in params.items())
             commands.append(f"action=inner_define&channel=0&cmd={word}{query}".encode())
         else:
@@ -417,5 +417,7 @@ def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo  # noqa: PLC0415 - http.server and ssl only for the demo
 
     _configure_logging(args.log_level or "warning")
+    import tempfile  # noqa: PLC0415 - the daemon does not need it
+
     with tempfile.TemporaryDirectory(prefix="iotvideo-signaling-demo-") as state_dir:
         return run_demo(state_dir, print)

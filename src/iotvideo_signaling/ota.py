@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -526,6 +525,8 @@ class OtaManager:
 
     def _check_space(self, job: Job, have: int) -> None:
         try:
+            import shutil  # noqa: PLC0415 - once per upgrade
+
             free = shutil.disk_usage(self._dir).free
         except OSError:
             return

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import stat
 import threading
 import time
@@ -160,6 +159,8 @@ class SimulatedHardware(Hardware):
         with os.scandir(self.sd_dir) as entries:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
+                    import shutil  # noqa: PLC0415 - rarely: a directory on the simulated card
+
                     shutil.rmtree(entry.path)
                 else:
                     os.unlink(entry.path)

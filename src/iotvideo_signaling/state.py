@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Collection, Mapping
@@ -41,10 +40,25 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _temporary_beside(target: Path) -> tuple[int, str]:
+    """A new file ``.NAME.XXXXXXXX.tmp`` beside ``target``, mode 0600: ``(fd, path)``.
+
+    What :func:`tempfile.mkstemp` does, without importing tempfile (with shutil, random, bz2 and
+    lzma it costs a daemon about 1 MiB of memory).
+    """
+    for _ in range(100):
+        tmp = str(target.parent / f".{target.name}.{os.urandom(4).hex()}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {target}")
+
+
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically and durably (tmp, fsync, replace, dir fsync)."""
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = _temporary_beside(target)
     try:
         try:
             handle = os.fdopen(fd, "wb")
@@ -143,7 +157,7 @@ class StateFile:
         """Raise OSError unless a write could replace the file now (a temporary file is created
         beside it and removed, as a write would)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        fd, tmp = _temporary_beside(self.path)
         os.close(fd)
         os.unlink(tmp)
 

@@ -50,7 +50,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
-from urllib.parse import urlsplit
 
 from ..config import DeviceConfig
 from ..hardware import Hardware
@@ -350,6 +349,8 @@ def _origin(text: str) -> str:
     if "@" in rest:
         raise refuse(f"holds user information: an origin is only {_ORIGIN_FORM}")
     try:
+        from urllib.parse import urlsplit  # noqa: PLC0415 - only with allowed_origins
+
         parts = urlsplit(text)
         port = parts.port
     except ValueError as exc:
