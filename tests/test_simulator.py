@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any, Callable, Optional
 import orjson
 import pytest
 
-from iotvideo_signaling import Device, Event, SimulatedHardware
+from iotvideo_signaling import Device, Event, SimulatedHardware, state
 from spec_examples import ask, inner, send
 
 WAIT = 10.0
@@ -169,9 +168,9 @@ def test_a_corrupt_state_file_is_kept_beside(tmp_path: Path) -> None:
 def _unwritable(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make every write in the state directory fail as a read-only directory would (even for root)."""
     def refused(*args: Any, **kwargs: Any) -> Any:
-        raise PermissionError(13, "Permission denied", str(kwargs.get("dir")))
+        raise PermissionError(13, "Permission denied", str(args[0].parent))
 
-    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    monkeypatch.setattr(state, "_temporary_beside", refused)  # where every write begins
 
 
 def test_an_unwritable_state_directory_is_one_line_at_start_and_per_failure(

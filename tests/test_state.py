@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -364,6 +363,6 @@ def test_statefile_check_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     def refused(*args: Any, **kwargs: Any) -> Any:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    monkeypatch.setattr(state, "_temporary_beside", refused)  # where every write begins
     with pytest.raises(PermissionError):
         store.check_writable()
