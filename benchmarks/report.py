@@ -1,7 +1,8 @@
 """Print the README's speed tables (markdown), or check the budget: ``python -m benchmarks.report``.
 
 ``[--device] [--short] [--per-message] [--profile]`` print tables; ``--check`` measures the
-performance budget and exits 1 when a target is missed (:mod:`benchmarks.check`).
+performance budget and exits 1 when a target is missed (:mod:`benchmarks.check`); ``--bridge``
+measures the SDK bridge end to end, from a C harness through the daemon (:mod:`benchmarks.bridge`).
 
 Wire layer (default): for each contender, the median µs per message over the corpus (each
 message's own time is the median over rounds, then the median over the messages), the mean µs per
@@ -202,6 +203,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--per-message", action="store_true", help="add a table of µs per message")
     parser.add_argument("--profile", action="store_true", help="with --device: add cProfile of handle and the floor")
     parser.add_argument(
+        "--bridge", action="store_true", help="the SDK bridge: C harness -> daemon round trip, and the daemon's memory"
+    )
+    parser.add_argument(
         "--check",
         action="store_true",
         help="measure the performance budget (best of 3) and exit 1 when a target is missed; always in full",
@@ -219,6 +223,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except RuntimeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+    if args.bridge:
+        from . import bridge
+
+        try:
+            print(bridge.render(bridge.measure(commands=20_000 if args.short or short_mode() else 100_000)))
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
     if args.device:
         return _device(args)
     if args.profile:
