@@ -14,6 +14,8 @@
  *   run    threads send commands for `seconds`, visitors 0..2 viewing throughout; per call its
  *          duration and kind (ok, or the shim's fixed reply); for fault tests that kill, stop or
  *          restart the daemon meanwhile. Ends with get_status.
+ *   edge   with no daemon: the fixed replies' message_id rule, too-large and NULL src commands,
+ *          stream requests failing closed, the API's answers to misuse.
  *   events threads x count viewer start/stop events (no commands), then the known state; with a
  *          small queue=N this overflows the event queue (RESYNC).
  * Options: threads=16 count=2000 seconds=3 timeout_ms=2000 queue=0 (shim default) wait_ms=5000
@@ -496,8 +498,7 @@ static void *run_thread(void *arg)
     long i = 0;
     char src[256], mid[64];
     while (now_ns() < run_until) {
-        snprintf(mid, sizeof mid, "%ld", (long)v * 1000000L + i);
-        snprintf(src, sizeof src, "{\"topic\":\"get_status\",\"message_id\":%s}", mid);
+        make_command(i, v, src, sizeof src, mid, sizeof mid);
         sdk_command((uint32_t)v, 0, src, mid, NULL);
         if (i % 50 == 0)
             sdk_stream((uint32_t)v, 0, 0);
@@ -585,6 +586,81 @@ static char *final_report(void)
     return out;
 }
 
+
+/* The fixed replies' message_id rule, with no daemon (every answer is the shim's own). */
+static int edge_mode(void)
+{
+    static const struct {
+        const char *src;
+        const char *mid; /* expected raw message_id, or NULL: must have none */
+    } cases[] = {
+        {"{\"topic\":\"get_status\",\"message_id\":7}", "7"},
+        {"{\"topic\":\"get_status\",\"message_id\":-42,}", "-42"},
+        {"{\"message_id\" :\t\"a-b_c.d:e\"}", "\"a-b_c.d:e\""},
+        {"action=user_define&channel=0&cmd={\"topic\":\"x\",\"message_id\":1234567890123456}", "1234567890123456"},
+        {"{\"message_id\":12345678901234567}", NULL}, /* 17 digits */
+        {"{\"message_id\":007}", NULL},              /* not a JSON number */
+        {"{\"message_id\":1.5}", NULL},
+        {"{\"message_id\":1e3}", NULL},
+        {"{\"message_id\":\"has space\"}", NULL},
+        {"{\"message_id\":\"quote\\\"inside\"}", NULL},
+        {"{\"message_id\":\"0123456789012345678901234567890123456789012345678901234567890123\"}",
+         "\"0123456789012345678901234567890123456789012345678901234567890123\""}, /* 64 chars */
+        {"{\"message_id\":\"01234567890123456789012345678901234567890123456789012345678901234\"}", NULL}, /* 65 */
+        {"{\"message_id\":null}", NULL},
+        {"{\"message_id\":", NULL},
+        {"{\"message_id\":-}", NULL},
+        {"{\"message_id\"}", NULL},
+        {"", NULL},
+        {"not json", NULL},
+    };
+    size_t i;
+    long bad = 0;
+    uint8_t *reply = NULL;
+    size_t len = 0;
+    char *big;
+    iv_avt_usr_data_parm_s p;
+
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *text = NULL;
+        jp j;
+        enum kind k = sdk_command(1, 0, cases[i].src, cases[i].mid, &text);
+        if (k != K_UNAVAILABLE || !text || json_check(text, strlen(text), &j) != 0 || (!cases[i].mid && j.mid)) {
+            fprintf(stderr, "edge case %u: %s -> %s\n", (unsigned)i, cases[i].src, text ? text : "(null)");
+            bad++;
+        }
+        free(text);
+    }
+    /* NULL src with length 0 is allowed */
+    memset(&p, 0, sizeof p);
+    ivs_iv_recv_command(IV_AVT_COMMAND_USR_DATA, 1, 0, IV_AVT_VIDEO_RES_FL, &p);
+    if (!p.dst.buf || !strstr((const char *)p.dst.buf, IVS_REASON_UNAVAILABLE))
+        bad++;
+    if (p.dst.buf)
+        p.dst.buf_free_fn(p.dst.buf, p.dst.size);
+    /* too large: answered before anything else, message_id echoed */
+    big = malloc(IVS_MAX_BODY + 2);
+    if (!big)
+        return 1;
+    memset(big, ' ', IVS_MAX_BODY + 1);
+    memcpy(big, "{\"message_id\":99,\"x\":\"", 22);
+    big[IVS_MAX_BODY + 1] = 0;
+    if (sdk_command(1, 0, big, "99", NULL) != K_TOO_LARGE)
+        bad++;
+    free(big);
+    /* stream requests fail closed; unknown request types are refused */
+    if (sdk_stream(1, 0, 0) != IV_AVT_DEV_REFUSE || sdk_stream(1, 0, 7) != IV_AVT_DEV_REFUSE)
+        bad++;
+    /* the API's misuse answers */
+    if (ivs_bridge_command(NULL, 0, 0, "{}", 2, &reply, &len) != -1 || !reply || len == 0)
+        bad++;
+    ivs_bridge_free(reply, len); /* the static fallback: must not be freed */
+    if (ivs_bridge_command(NULL, 0, 0, "{}", 2, NULL, NULL) != -1 || ivs_bridge_request_stream(NULL, 0, 0, 0) != 1)
+        bad++;
+    ivs_bridge_free(NULL, 0);
+    return bad ? 1 : 0;
+}
+
 static int parse_opt(const char *a)
 {
     const char *eq = strchr(a, '=');
@@ -619,7 +695,7 @@ int main(int argc, char **argv)
     uint64_t t0;
 
     if (argc < 3) {
-        fprintf(stderr, "usage: fake_sdk SOCKET churn|bench|run|events [key=value ...]\n");
+        fprintf(stderr, "usage: fake_sdk SOCKET churn|bench|run|events|edge [key=value ...]\n");
         return 2;
     }
     opt.mode = argv[2];
@@ -706,6 +782,9 @@ int main(int argc, char **argv)
             free(status);
         }
         print_summary(extra);
+    } else if (!strcmp(opt.mode, "edge")) {
+        rc = edge_mode();
+        print_summary(rc ? ",\"edge\":\"failed\"" : ",\"edge\":\"passed\"");
     } else {
         fprintf(stderr, "fake_sdk: unknown mode %s\n", opt.mode);
         rc = 2;
