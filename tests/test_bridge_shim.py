@@ -87,6 +87,22 @@ def fake_sdk_sanitized(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _build(directory / "fake_sdk", SANITIZE)
 
 
+@pytest.fixture(scope="session")
+def fake_sdk_tsan(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("shim_tsan")
+    probe = directory / "probe.c"
+    probe.write_text("int main(void) { return 0; }\n")
+    result = subprocess.run(
+        [_compiler(), "-fsanitize=thread", str(probe), "-o", str(directory / "probe")],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0 or subprocess.run([str(directory / "probe")], check=False).returncode != 0:
+        pytest.skip("the compiler cannot build or run -fsanitize=thread here")
+    return _build(directory / "fake_sdk", ["-fsanitize=thread", "-g"])
+
+
 @dataclass
 class Run:
     returncode: int
@@ -264,6 +280,23 @@ def test_churn_sanitized(fake_sdk_sanitized: Path, daemon: Daemon) -> None:
         assert marker not in run.stderr, run.stderr[-5000:]
     _assert_clean(run)
     assert run.summary["final_status"]["user_num"] == 4
+
+
+def test_churn_thread_sanitized(fake_sdk_tsan: Path, daemon: Daemon) -> None:
+    """The churn, then a SIGKILL of the daemon mid-run, under ThreadSanitizer: no data race."""
+    daemon.start()
+    env = {**os.environ, "TSAN_OPTIONS": "halt_on_error=0"}
+    run = _finish(_start_sdk(fake_sdk_tsan, daemon.sock, "churn", "count=200", "timeout_ms=20000", env=env), 180)
+    assert "ThreadSanitizer" not in run.stderr, run.stderr[-5000:]
+    _assert_clean(run)
+    proc = _start_sdk(fake_sdk_tsan, daemon.sock, "run", "threads=4", "seconds=2", "timeout_ms=300", env=env)
+    try:
+        time.sleep(0.7)
+        daemon.kill(signal.SIGKILL)
+    finally:
+        run = _finish(proc, 60)
+    assert "ThreadSanitizer" not in run.stderr, run.stderr[-5000:]
+    _assert_clean(run)
 
 
 def test_daemon_starts_late(fake_sdk: Path, daemon: Daemon) -> None:
