@@ -1,0 +1,401 @@
+"""The C bridge shim (bridge/): compiled here with the system cc, driven by tests/c/fake_sdk.c.
+
+fake_sdk calls the shim only through the SDK's iv_avt callbacks (bridge/ivs_bridge_iv.c, built
+against the stand-in headers in tests/c/iv_stub/) and checks every reply itself: non-empty, NUL
+after it, strict JSON, the request's message_id echoed, freed once through dst.buf_free_fn, a
+"timeout" never before the timeout. It exits 1 when a check failed and prints a JSON summary
+that the tests below read.
+
+Timing. This suite runs on busy 2-core machines and under qemu, so it asserts nothing that load
+can break. Each fault test is built so that the bug it looks for shows up as a wait of SECONDS
+(a call blocked until the daemon came back), while a correct shim answers within its own
+reply timeout; the bound asserted is timeout + SLACK, SLACK being 1.5 s times the environment's
+IOTVIDEO_SIGNALING_TIME_FACTOR (default 1; raise it for emulators). The tight property, no
+"timeout" answer before the deadline, is load-proof and checked by fake_sdk itself (timeout_early);
+the measured figures (max_us, late_50ms: calls over timeout + 50 ms) are reported, and absolute
+latency belongs to the benchmark (`fake_sdk SOCK bench`).
+
+Skips: no cc (unless IOTVIDEO_SIGNALING_REQUIRE_CC=1, then they fail), a compiler that cannot link
+the sanitizers, absent cross compilers, and a daemon without the bridge:// listener.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge_harness import BAD_ANSWERS, RESYNC, FakeDaemon, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+BRIDGE = ROOT / "bridge"
+STUB = ROOT / "tests" / "c" / "iv_stub"
+SOURCES = [BRIDGE / "ivs_bridge.c", BRIDGE / "ivs_bridge_iv.c", ROOT / "tests" / "c" / "fake_sdk.c"]
+CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pthread", "-O2"]
+SANITIZE = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g"]
+CROSS = ["arm-linux-gnueabihf-gcc", "aarch64-linux-gnu-gcc", "mips-linux-gnu-gcc"]
+
+TRUE = {"1", "true", "yes", "on"}
+TIME_FACTOR = float(os.environ.get("IOTVIDEO_SIGNALING_TIME_FACTOR", "1") or "1")
+SLACK_MS = 1500 * TIME_FACTOR
+
+
+def _compiler() -> str:
+    cc = shutil.which("cc")
+    if cc is None:
+        if os.environ.get("IOTVIDEO_SIGNALING_REQUIRE_CC", "").strip().lower() in TRUE:
+            pytest.fail("IOTVIDEO_SIGNALING_REQUIRE_CC is set but there is no cc")
+        pytest.skip("no C compiler (cc)")
+    return cc
+
+
+def _build(out: Path, extra: list[str]) -> Path:
+    cmd = [_compiler(), *CFLAGS, *extra, f"-I{BRIDGE}", f"-I{STUB}", *map(str, SOURCES), "-o", str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def fake_sdk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build(tmp_path_factory.mktemp("shim") / "fake_sdk", [])
+
+
+@pytest.fixture(scope="session")
+def fake_sdk_sanitized(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("shim_san")
+    probe = directory / "probe.c"
+    probe.write_text("int main(void) { return 0; }\n")
+    result = subprocess.run(
+        [_compiler(), *SANITIZE, str(probe), "-o", str(directory / "probe")],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.skip("the compiler cannot link -fsanitize=address,undefined here")
+    return _build(directory / "fake_sdk", SANITIZE)
+
+
+@pytest.fixture(scope="session")
+def fake_sdk_tsan(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("shim_tsan")
+    probe = directory / "probe.c"
+    probe.write_text("int main(void) { return 0; }\n")
+    result = subprocess.run(
+        [_compiler(), "-fsanitize=thread", str(probe), "-o", str(directory / "probe")],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0 or subprocess.run([str(directory / "probe")], check=False).returncode != 0:
+        pytest.skip("the compiler cannot build or run -fsanitize=thread here")
+    return _build(directory / "fake_sdk", ["-fsanitize=thread", "-g"])
+
+
+@dataclass
+class Run:
+    returncode: int
+    summary: dict[str, Any]
+    stderr: str
+
+
+def _finish(proc: subprocess.Popen[str], timeout: float) -> Run:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    summary = json.loads(lines[-1]) if lines else {}
+    return Run(proc.returncode, summary, err)
+
+
+def _start_sdk(
+    binary: Path, sock: Path, mode: str, *opts: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(binary), str(sock), mode, *opts],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def _run_sdk(binary: Path, sock: Path, mode: str, *opts: str, timeout: float = 60) -> Run:
+    return _finish(_start_sdk(binary, sock, mode, *opts), timeout)
+
+
+@dataclass
+class Daemon:
+    """The real daemon (python -m iotvideo_signaling serve) on a bridge:// socket; restartable."""
+
+    sock: Path
+    workdir: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        return self.procs[-1]
+
+    def start(self) -> None:
+        ready = self.workdir / "ready.json"
+        ready.unlink(missing_ok=True)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        log = (self.workdir / "daemon.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "iotvideo_signaling", "serve", "--listen", f"bridge://{self.sock}",
+             "--state-dir", str(self.workdir / "state"), "--ready-file", str(ready), "--log-level", "warning"],
+            stdout=log, stderr=log, env=env,
+        )  # fmt: skip
+        log.close()
+        self.procs.append(proc)
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            if proc.poll() is not None:
+                text = (self.workdir / "daemon.log").read_text(errors="replace")
+                if "bridge" in text and ("scheme" in text or "invalid" in text.lower()):
+                    pytest.skip(f"this daemon has no bridge:// listener yet: {text[-300:]}")
+                pytest.fail(f"the daemon exited with {proc.returncode}: {text[-2000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail("the daemon did not become ready in 30 s")
+            time.sleep(0.02)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        self.proc.send_signal(sig)
+        if sig == signal.SIGKILL:
+            self.proc.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    handle = Daemon(tmp_path / "bridge.sock", tmp_path)
+    try:
+        yield handle
+    finally:
+        handle.stop_all()
+
+
+def _assert_clean(run: Run) -> None:
+    assert run.summary, f"no summary; rc={run.returncode}; stderr: {run.stderr[-3000:]}"
+    assert run.summary["problems"] == 0, run.summary
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.summary["given"] == run.summary["freed"]
+
+
+def _fallbacks(summary: dict[str, Any]) -> int:
+    return sum(n for kind, n in summary["kinds"].items() if kind != "ok")
+
+
+# ---- compiling ----
+
+
+@pytest.mark.parametrize("source", ["ivs_bridge.c", "ivs_bridge_iv.c"])
+def test_compiles_pedantic(source: str, tmp_path: Path) -> None:
+    """C99, every warning an error, -pedantic; also with the debug logging compiled in."""
+    cc = _compiler()
+    for extra in ([], ["-DIVS_BRIDGE_DEBUG"], ["-DIVS_REPLY_SIZE_COUNTS_NUL=1"]):
+        cmd = [cc, *CFLAGS, "-pedantic", *extra, f"-I{BRIDGE}", f"-I{STUB}", "-c", str(BRIDGE / source)]
+        result = subprocess.run([*cmd, "-o", str(tmp_path / "x.o")], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("compiler", CROSS)
+def test_cross_compiles(compiler: str, tmp_path: Path) -> None:
+    """32-bit ARM, arm64 and big-endian MIPS: compile only (the headers are built byte by byte)."""
+    if shutil.which(compiler) is None:
+        pytest.skip(f"{compiler} is not installed")
+    for source in ("ivs_bridge.c", "ivs_bridge_iv.c"):
+        cmd = [compiler, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", f"-I{BRIDGE}", f"-I{STUB}"]
+        result = subprocess.run(
+            [*cmd, "-c", str(BRIDGE / source), "-o", str(tmp_path / "x.o")], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stderr
+
+
+# ---- with no daemon at all ----
+
+
+def test_fixed_replies_without_daemon(fake_sdk: Path, tmp_path: Path) -> None:
+    """message_id echo rules, command too large, NULL src, fail-closed stream requests, misuse answers."""
+    run = _run_sdk(fake_sdk, tmp_path / "nobody.sock", "edge", "wait_ms=0")
+    _assert_clean(run)
+    assert run.summary["edge"] == "passed", run.stderr
+    assert run.summary["kinds"]["too_large"] == 1
+    assert run.summary["stream_refuse"] == 2
+
+
+# ---- against the real daemon ----
+
+
+def test_churn(fake_sdk: Path, daemon: Daemon) -> None:
+    """16 SDK threads: commands in every form, viewer/talk/stream/peer-loss churn, then a known state."""
+    daemon.start()
+    # a healthy daemon answers everything: the timeout is long so that load cannot make it a fallback
+    run = _run_sdk(fake_sdk, daemon.sock, "churn", "threads=16", "count=1200", "timeout_ms=20000", timeout=120)
+    _assert_clean(run)
+    summary = run.summary
+    assert summary["kinds"]["ok"] == summary["calls"] > 16 * 1200
+    assert summary["stream_accept"] > 0
+    status = summary["final_status"]
+    assert status["result"] == "0" and status["message_id"] == 424242
+    assert status["user_num"] == 4  # visitors 0..3 view (0 with two streams), the churn's sessions all gone
+    assert summary["final_talk_stream"] == 1  # visitor 5 holds the intercom: visitor 6 is refused
+
+
+def test_churn_sanitized(fake_sdk_sanitized: Path, daemon: Daemon) -> None:
+    """The churn under AddressSanitizer (leaks included) and UndefinedBehaviorSanitizer."""
+    daemon.start()
+    env = {
+        **os.environ,
+        "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
+        "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
+    }
+    proc = _start_sdk(fake_sdk_sanitized, daemon.sock, "churn", "threads=16", "count=300", "timeout_ms=20000", env=env)
+    run = _finish(proc, 180)
+    for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer"):
+        assert marker not in run.stderr, run.stderr[-5000:]
+    _assert_clean(run)
+    assert run.summary["final_status"]["user_num"] == 4
+
+
+def test_churn_thread_sanitized(fake_sdk_tsan: Path, daemon: Daemon) -> None:
+    """The churn, then a SIGKILL of the daemon mid-run, under ThreadSanitizer: no data race."""
+    daemon.start()
+    env = {**os.environ, "TSAN_OPTIONS": "halt_on_error=0"}
+    run = _finish(_start_sdk(fake_sdk_tsan, daemon.sock, "churn", "count=200", "timeout_ms=20000", env=env), 180)
+    assert "ThreadSanitizer" not in run.stderr, run.stderr[-5000:]
+    _assert_clean(run)
+    proc = _start_sdk(fake_sdk_tsan, daemon.sock, "run", "threads=4", "seconds=2", "timeout_ms=300", env=env)
+    try:
+        time.sleep(0.7)
+        daemon.kill(signal.SIGKILL)
+    finally:
+        run = _finish(proc, 60)
+    assert "ThreadSanitizer" not in run.stderr, run.stderr[-5000:]
+    _assert_clean(run)
+
+
+def test_daemon_starts_late(fake_sdk: Path, daemon: Daemon) -> None:
+    """No daemon yet: every call is answered at once; once it starts, calls succeed, viewers replayed."""
+    timeout_ms = 5000
+    proc = _start_sdk(fake_sdk, daemon.sock, "run", "threads=4", "seconds=3", f"timeout_ms={timeout_ms}", "wait_ms=0")
+    try:
+        time.sleep(1.0)
+        daemon.start()
+    finally:
+        run = _finish(proc, 60)
+    _assert_clean(run)
+    summary = run.summary
+    assert summary["kinds"]["unavailable"] > 0
+    assert summary["ok_after_fallback"] > 0
+    # "at once": far from the 5 s a waiting call would take (see the module docstring on timing)
+    assert summary["max_unavailable_us"] < SLACK_MS * 1000
+    assert summary["final_status"]["user_num"] == 3  # viewers started while the daemon was away
+
+
+def test_daemon_killed_and_restarted(fake_sdk: Path, daemon: Daemon) -> None:
+    """SIGKILL mid-run: fallbacks, then recovery without restarting the SDK, viewers replayed."""
+    daemon.start()
+    timeout_ms = 500
+    proc = _start_sdk(fake_sdk, daemon.sock, "run", "threads=4", "seconds=4", f"timeout_ms={timeout_ms}")
+    try:
+        time.sleep(1.0)
+        daemon.kill(signal.SIGKILL)
+        time.sleep(1.0)
+        daemon.start()
+    finally:
+        run = _finish(proc, 60)
+    _assert_clean(run)
+    summary = run.summary
+    assert _fallbacks(summary) > 0
+    assert summary["ok_after_fallback"] > 0
+    assert summary["max_us"] < (timeout_ms + SLACK_MS) * 1000, summary
+    assert summary["final_status"]["user_num"] == 3
+
+
+def test_daemon_stopped(fake_sdk: Path, daemon: Daemon) -> None:
+    """SIGSTOP for 3 s: calls end with "timeout" at their own deadline, not when the daemon resumes."""
+    daemon.start()
+    timeout_ms = 300
+    proc = _start_sdk(fake_sdk, daemon.sock, "run", "threads=4", "seconds=5", f"timeout_ms={timeout_ms}")
+    try:
+        time.sleep(1.0)
+        daemon.kill(signal.SIGSTOP)
+        time.sleep(3.0)
+        daemon.kill(signal.SIGCONT)
+    finally:
+        run = _finish(proc, 60)
+    _assert_clean(run)  # includes timeout_early == 0: no "timeout" before the deadline
+    summary = run.summary
+    assert summary["kinds"]["timeout"] > 0
+    assert summary["ok_after_fallback"] > 0
+    assert summary["max_us"] < (timeout_ms + SLACK_MS) * 1000, summary  # a blocked call would take ~3 s
+
+
+# ---- against a misbehaving fake daemon ----
+
+
+@pytest.mark.parametrize("bad", sorted(BAD_ANSWERS))
+def test_garbage_from_daemon(fake_sdk: Path, tmp_path: Path, bad: str) -> None:
+    """Garbage, an oversized frame, reserved bits, an empty REPLY, a fatal ERROR: drop, answer, reconnect."""
+    sock = tmp_path / "fake.sock"
+    with FakeDaemon(sock, bad_answer=bad, bad_connections=2) as fake:
+        run = _run_sdk(fake_sdk, sock, "run", "threads=2", "seconds=1.5", "timeout_ms=2000", "wait_ms=0")
+    _assert_clean(run)
+    summary = run.summary
+    assert summary["kinds"]["error"] >= 2, summary  # the caller whose answer was garbage, on both connections
+    assert summary["ok_after_fallback"] > 0
+    assert fake.connections >= 3
+    assert fake.hello_bodies[0] == b"ivs-bridge/1"
+    assert fake.protocol_errors == []
+    assert summary["final_status"]["user_num"] == 3  # replayed on every new connection
+
+
+def test_event_queue_overflow_resyncs(fake_sdk: Path, tmp_path: Path) -> None:
+    """A daemon that stops reading: the event queue overflows, RESYNC and the table follow."""
+    sock = tmp_path / "fake.sock"
+    with FakeDaemon(sock, stall_after_welcome=1.0) as fake:
+        run = _run_sdk(fake_sdk, sock, "events", "threads=8", "count=4000", "queue=8", "timeout_ms=20000")
+        wait_for(lambda: any(kind == RESYNC for kind, *_ in fake.frames), 10, "RESYNC")
+        state = fake.state
+    _assert_clean(run)
+    assert fake.protocol_errors == []
+    assert state.user_num() == 4
+    assert state.viewers[(0, 0)] == {1, 2}
+    assert state.talker == (5, 0)
+    assert run.summary["final_status"]["user_num"] == 4
+    assert run.summary["final_talk_stream"] == 1
+
+
+def test_slow_daemon_times_out(fake_sdk: Path, tmp_path: Path) -> None:
+    """Answers later than the timeout are dropped quietly; each caller gets "timeout" at its deadline."""
+    sock = tmp_path / "fake.sock"
+    with FakeDaemon(sock, answer_delay=0.4):
+        run = _run_sdk(fake_sdk, sock, "run", "threads=2", "seconds=1.5", "timeout_ms=100", "wait_ms=0")
+    _assert_clean(run)
+    assert run.summary["kinds"]["timeout"] > 0
+    assert run.summary["max_us"] < (100 + SLACK_MS) * 1000
