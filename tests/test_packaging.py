@@ -39,6 +39,10 @@ NEEDED = (
     "setup.py",
     "cext/_wire_c.pyx",
     "README.md",
+    "bridge/ivs_bridge.c",
+    "bridge/ivs_bridge_iv.c",
+    "tests/c/fake_sdk.c",
+    "tests/c/iv_stub/iv_av.h",
 )
 
 #: Run in full from the unpacked tree: the wire vectors read tests/data, the protocol tests use
@@ -98,10 +102,12 @@ def test_the_sdist_ships_what_the_tests_need(unpacked: tuple[Path, set[str]]) ->
     _, names = unpacked
     missing = [name for name in NEEDED if name not in names]
     assert not missing, f"not in the sdist: {missing}"
-    for top in ("tests", "benchmarks"):
+    for top in ("tests", "benchmarks", "bridge"):
         absent = sorted(_tree_files(ROOT / top, ROOT) - names)
         assert not absent, f"not in the sdist: {absent}"
-    assert not [name for name in names if name.endswith((".pyc", ".so", ".c"))]
+    generated_c = [name for name in names if name.startswith("cext/") and name.endswith(".c")]
+    built = [name for name in names if name.endswith((".pyc", ".so"))] + generated_c
+    assert not built, f"build products in the sdist: {built}"
 
 
 def test_the_unpacked_sdist_runs_its_tests(unpacked: tuple[Path, set[str]]) -> None:
