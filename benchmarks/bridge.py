@@ -23,14 +23,14 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from .load import served
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [ROOT / "bridge" / "ivs_bridge.c", ROOT / "bridge" / "ivs_bridge_iv.c", ROOT / "tests" / "c" / "fake_sdk.c"]
@@ -58,28 +58,11 @@ def compile_harness(out: Path) -> Path:
 @contextlib.contextmanager
 def daemon(work: Path, *listen: str) -> Iterator[int]:
     """A ``serve`` subprocess on the simulated camera; yields its pid once it listens."""
-    ready = work / "ready.json"
-    with contextlib.suppress(FileNotFoundError):
-        ready.unlink()
-    argv = [sys.executable, "-m", "iotvideo_signaling", "serve", "--state-dir", str(work / "state")]
-    argv += ["--ready-file", str(ready), "--log-level", "warning"]
+    args = ["--state-dir", str(work / "state"), "--log-level", "warning"]
     for url in listen:
-        argv += ["--listen", url]
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while not ready.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the daemon did not start")
-            time.sleep(0.02)
-        yield process.pid
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        args += ["--listen", url]
+    with served(work, *args) as (pid, _):
+        yield pid
 
 
 def rss_kib(pid: int) -> int:

@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["check_loopback", "main", "markdown", "run_load", "spawned_server"]
+__all__ = ["check_loopback", "main", "markdown", "run_load", "served", "spawned_server"]
 
 PREFIX = b"action=user_define&channel=0&cmd="
 
@@ -166,29 +166,39 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 @contextlib.contextmanager
+def served(work: Path, *args: str) -> Iterator[tuple[int, list[str]]]:
+    """``iotvideo-signaling serve ARGS`` as a subprocess with its ready file in ``work``; yields its
+    pid and bound URLs once it listens, and stops it (SIGTERM) at the end."""
+    ready = work / "ready.json"
+    with contextlib.suppress(FileNotFoundError):
+        ready.unlink()
+    command = [sys.executable, "-m", "iotvideo_signaling", "serve", *args, "--ready-file", str(ready)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the daemon did not start")
+            time.sleep(0.02)
+        yield process.pid, list(json.loads(ready.read_text(encoding="utf-8"))["listen"])
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
 def spawned_server(max_connections: int = 64) -> Iterator[str]:
     """A daemon on a free loopback port in a temporary state directory; yields its tcp:// URL."""
     with tempfile.TemporaryDirectory(prefix="iotvideo-load-") as tmp:
         config = Path(tmp, "config.toml")
         config.write_text(f"[device]\nmax_connections = {max_connections}\n", encoding="utf-8")
-        ready = Path(tmp, "ready.json")
-        command = [sys.executable, "-m", "iotvideo_signaling", "serve", "--config", str(config)]
-        command += ["--state-dir", str(Path(tmp, "state")), "--listen", "tcp://127.0.0.1:0"]
-        command += ["--ready-file", str(ready), "--log-level", "warning"]
-        process = subprocess.Popen(command)
-        try:
-            deadline = time.monotonic() + 20
-            while not ready.exists():
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the daemon did not start")
-                time.sleep(0.02)
-            yield str(json.loads(ready.read_text(encoding="utf-8"))["listen"][0])
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        args = ["--config", str(config), "--state-dir", str(Path(tmp, "state")), "--listen", "tcp://127.0.0.1:0"]
+        with served(Path(tmp), *args, "--log-level", "warning") as (_, urls):
+            yield urls[0]
 
 
 def main(argv: list[str] | None = None) -> int:

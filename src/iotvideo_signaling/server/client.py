@@ -87,35 +87,54 @@ async def _exchange_lines(
     timeout: float,
     on_reply: Callable[[bytes], None] | None,
 ) -> list[bytes]:
-    try:
-        if address.scheme == "unix":
-            opening = asyncio.open_unix_connection(address.path, limit=_MAX_REPLY)
-        else:
-            opening = asyncio.open_connection(address.host, address.port, limit=_MAX_REPLY)
-        reader, writer = await asyncio.wait_for(opening, timeout)
-    except (OSError, asyncio.TimeoutError) as exc:
-        raise _cannot_connect(address, exc) from None
+    if address.scheme == "unix":
+        opening = asyncio.open_unix_connection(address.path, limit=_MAX_REPLY)
+    else:
+        opening = asyncio.open_connection(address.host, address.port, limit=_MAX_REPLY)
 
-    async def write_all() -> None:
+    async def write_all(writer: asyncio.StreamWriter) -> None:
         lines = [b"AUTH " + token.encode()] if token else []
         lines.extend(commands)
         for start in range(0, len(lines), 256):
             writer.write(b"".join(line + b"\n" for line in lines[start : start + 256]))
             await writer.drain()
 
-    writing = asyncio.ensure_future(write_all())
+    async def read_one(reader: asyncio.StreamReader) -> bytes:
+        line = await asyncio.wait_for(reader.readline(), timeout)
+        if not line.endswith(b"\n"):
+            raise ClientError(f"{address} closed the connection")
+        return line[:-1]
+
+    return await _exchange_stream(
+        address, opening, timeout=timeout, write_all=write_all, read_one=read_one, count=len(commands), token=token,
+        on_reply=on_reply,
+    )
+
+
+async def _exchange_stream(
+    address: ListenAddress,
+    opening: Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]],
+    *,
+    timeout: float,
+    write_all: Callable[[asyncio.StreamWriter], Awaitable[None]],
+    read_one: Callable[[asyncio.StreamReader], Awaitable[bytes]],
+    count: int,
+    token: str | None,
+    on_reply: Callable[[bytes], None] | None,
+) -> list[bytes]:
+    """Connect, write everything from a task while ``count`` replies are read, close."""
     try:
-
-        async def read_one() -> bytes:
-            line = await asyncio.wait_for(reader.readline(), timeout)
-            if not line.endswith(b"\n"):
-                raise ClientError(f"{address} closed the connection")
-            return line[:-1]
-
-        return await _collect(read_one, len(commands), token, on_reply)
+        reader, writer = await asyncio.wait_for(opening, timeout)
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise _cannot_connect(address, exc) from None
+    writing = asyncio.ensure_future(write_all(writer))
+    try:
+        return await _collect(lambda: read_one(reader), count, token, on_reply)
     except asyncio.TimeoutError:
         raise ClientError(f"no reply from {address} within {timeout:g} s") from None
-    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+    except asyncio.IncompleteReadError:
+        raise ClientError(f"{address} closed the connection") from None
+    except (OSError, asyncio.LimitOverrunError) as exc:
         raise ClientError(f"connection to {address} failed: {_why(exc)}") from None
     finally:
         _cancel(writing)
@@ -180,18 +199,14 @@ async def _exchange_bridge(
 
     if any(len(command) > MAX_BODY for command in commands):
         raise ClientError(f"a command sent over bridge:// is at most {MAX_BODY} bytes")
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(address.path), timeout)
-    except (OSError, asyncio.TimeoutError) as exc:
-        raise _cannot_connect(address, exc) from None
 
-    async def write_all() -> None:
+    async def write_all(writer: asyncio.StreamWriter) -> None:
         writer.write(frame(FrameType.HELLO, b"iotvideo-signaling send", arg=VERSION))
         for ident, command in enumerate(commands, 1):
             writer.write(frame(FrameType.COMMAND, command, ident=ident))
             await writer.drain()
 
-    async def read_frame() -> tuple[int, int, bytes]:
+    async def read_frame(reader: asyncio.StreamReader) -> tuple[int, int, bytes]:
         header = await asyncio.wait_for(reader.readexactly(HEADER.size), timeout)
         length, kind, _, _, ident, _, _ = HEADER.unpack(header)
         if length > MAX_BODY:
@@ -201,33 +216,26 @@ async def _exchange_bridge(
             raise ClientError(f"{address} answered an error: {body.decode('ascii', 'replace')}")
         return kind, ident, body
 
-    writing = asyncio.ensure_future(write_all())
-    try:
-        kind, _, _ = await read_frame()
-        if kind != FrameType.WELCOME:
-            raise ClientError(f"{address} did not welcome the connection (frame type {kind})")
-        expected = 1
+    expected = 0  # the id of the next reply; 0: the WELCOME comes first
 
-        async def read_one() -> bytes:
-            nonlocal expected
-            kind, ident, body = await read_frame()
-            if kind != FrameType.REPLY or ident != expected:
-                raise ClientError(f"{address} answered frame type {kind} for request {ident}")
-            expected += 1
-            return body
+    async def read_one(reader: asyncio.StreamReader) -> bytes:
+        nonlocal expected
+        if expected == 0:
+            kind, _, _ = await read_frame(reader)
+            if kind != FrameType.WELCOME:
+                raise ClientError(f"{address} did not welcome the connection (frame type {kind})")
+            expected = 1
+        kind, ident, body = await read_frame(reader)
+        if kind != FrameType.REPLY or ident != expected:
+            raise ClientError(f"{address} answered frame type {kind} for request {ident}")
+        expected += 1
+        return body
 
-        return await _collect(read_one, len(commands), None, on_reply)
-    except asyncio.TimeoutError:
-        raise ClientError(f"no reply from {address} within {timeout:g} s") from None
-    except asyncio.IncompleteReadError:
-        raise ClientError(f"{address} closed the connection") from None
-    except OSError as exc:
-        raise ClientError(f"connection to {address} failed: {_why(exc)}") from None
-    finally:
-        _cancel(writing)
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+    opening = asyncio.open_unix_connection(address.path)
+    return await _exchange_stream(
+        address, opening, timeout=timeout, write_all=write_all, read_one=read_one, count=len(commands), token=None,
+        on_reply=on_reply,
+    )
 
 
 async def _collect(
