@@ -685,7 +685,11 @@ def _recv_all(sock: socket.socket, until: str, timeout: float = 5.0) -> list[str
     return messages
 
 
-def test_systemd_notify_ready_watchdog_stopping(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "listen",
+    ["tcp://127.0.0.1:0", "bridge://{sockets}/bridge.sock"],  # the event loop's pings, and the main thread's
+)
+def test_systemd_notify_ready_watchdog_stopping(tmp_path: Path, listen: str) -> None:
     import tempfile
 
     sock_dir = Path(tempfile.mkdtemp(prefix="ivs-notify-"))
@@ -693,10 +697,11 @@ def test_systemd_notify_ready_watchdog_stopping(tmp_path: Path) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(str(path))
         env = {**os.environ, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "200000"}
-        server = start_server(tmp_path, env=env)
+        server = start_server(tmp_path, (listen,), env=env)
         try:
             first = _recv_all(sock, "READY=1")
-            assert any(m.startswith("READY=1\nSTATUS=listening on tcp://127.0.0.1:") for m in first), first
+            scheme = listen.partition(":")[0]
+            assert any(m.startswith(f"READY=1\nSTATUS=listening on {scheme}://") for m in first), first
             pings = _recv_all(sock, "never", timeout=1.0)  # a ping every 0.1 s is expected
             assert pings.count("WATCHDOG=1") >= 3, pings
             server.process.send_signal(signal.SIGTERM)
