@@ -94,7 +94,8 @@ void ivs_bridge_close(ivs_bridge *b);
  * terminated, *reply_len without the NUL):
  *   unavailable - the daemon is not connected (answered at once, nothing is sent),
  *   timeout     - reply_timeout_ms passed since the call began,
- *   busy        - IVS_MAX_IN_FLIGHT requests already wait,
+ *   busy        - IVS_MAX_IN_FLIGHT requests already wait, or 256 KiB of request frames wait to be
+ *                 sent (a daemon that does not read),
  *   too large   - src_len > IVS_MAX_BODY,
  *   error       - the daemon answered ERROR, or the connection broke on garbage from it.
  * When even that reply cannot be allocated (or b is NULL), *reply points to a static constant
@@ -132,8 +133,14 @@ int ivs_bridge_request_stream(ivs_bridge *b, uint32_t visitor, uint32_t channel,
  *
  * Only changes are forwarded: a start for an entry already in the table or a stop for one that is
  * not there updates nothing and sends nothing, so the daemon's view equals the table's.
+ * Events and requests (commands, stream requests) reach the daemon in the order they were made,
+ * from one thread or from several. A request whose caller timed out before its frame was sent is
+ * not sent at all (one already handed to the socket may still arrive late).
  * When more than event_queue_len events wait to be sent (the daemon reads too slowly), the queued
- * events are dropped and the bridge sends RESYNC followed by the whole table instead. After every
+ * events are dropped and the bridge sends RESYNC followed by the whole table instead, after the
+ * requests already queued: a request queued before the overflow is sent, and answered, before
+ * the RESYNC, without the dropped events that preceded it and before the resync's state arrives;
+ * requests made after the overflow follow the table. After every
  * (re)connect the table is replayed (roles, viewers, talkers), so events that happen while the
  * daemon is away are not lost. video_res_type and role are sent in the one-byte arg field: values
  * outside 0..255 (a role outside 0..1) are ignored.

@@ -435,3 +435,67 @@ def test_slow_daemon_times_out(fake_sdk: Path, tmp_path: Path) -> None:
     _assert_clean(run)
     assert run.summary["kinds"]["timeout"] > 0
     assert run.summary["max_us"] < (100 + SLACK_MS) * 1000
+
+
+# ---- against a daemon that stops reading (the shim's queue backs up) ----
+
+COMMAND, PEER_LOST = 2, 8
+
+
+def _stall(binary: Path, sock: Path, *opts: str) -> tuple[Run, list[tuple[int, int, int, int]]]:
+    """fake_sdk's stall mode against a fake daemon that stops reading after the first command and
+    reads again once visitor 7's peer is lost; returns the run and the frames the daemon read."""
+    mark = sock.parent / "stalled"
+    with FakeDaemon(sock, pause_after_commands=1) as fake:
+        proc = _start_sdk(binary, sock, "stall", f"mark={mark}", "wait_ms=20000", *opts)
+        try:
+            wait_for(lambda: mark.exists() or proc.poll() is not None, 60 * TIME_FACTOR, "the stall")
+            fake.resume()
+        finally:
+            run = _finish(proc, 60 * TIME_FACTOR)
+        frames = list(fake.frames)
+        assert fake.protocol_errors == []
+    _assert_clean(run)
+    return run, frames
+
+
+@pytest.fixture(scope="module")
+def stalled(fake_sdk: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, list[tuple[int, int, int, int]]]:
+    """16 threads x 8 commands of 60 KB against a daemon that does not read, 300 ms timeout; then
+    visitor 7's command times out and its peer is lost; then the daemon reads everything."""
+    sock = tmp_path_factory.mktemp("stall") / "fake.sock"
+    return _stall(fake_sdk, sock, "threads=16", "count=8", "size=60000", "timeout_ms=300")
+
+
+def test_stalled_daemon_memory_is_bounded(stalled: tuple[Run, list[tuple[int, int, int, int]]]) -> None:
+    """Timed-out requests' frames do not pile up: the queued request bytes are capped (256 KiB,
+    then "busy"), so 7.7 MB of commands to a daemon that does not read cost far less than that."""
+    run, _ = stalled
+    summary = run.summary
+    assert summary["rss_start_kb"] > 0, "no /proc/self/status"
+    grown_kb = summary["rss_filled_kb"] - summary["rss_start_kb"]
+    assert grown_kb < 4096, summary  # uncapped: +7.8 MB (every timed-out 60 KB frame stays queued); capped: ~1 MB
+    assert summary["kinds"]["timeout"] + summary["kinds"]["busy"] >= 16 * 8, summary
+    assert summary["kinds"]["busy"] > 0, summary
+
+
+def test_timed_out_command_never_sent(stalled: tuple[Run, list[tuple[int, int, int, int]]]) -> None:
+    """A command whose caller was answered "timeout" while its frame was still queued never runs
+    later, when the daemon reads again; the peer's PEER_LOST does get there."""
+    run, frames = stalled
+    assert run.summary["v7_kind"] == "timeout", run.summary
+    assert [kind for kind, _, visitor, _ in frames if visitor == 7] == [PEER_LOST]
+    # of the 128 fillers, only those handed to the socket before they timed out can arrive: the
+    # kernel's socket buffer (~200 KB) and the one batch stuck in the send buffer (<= 256 KiB)
+    fillers = sum(1 for kind, _, visitor, _ in frames if kind == COMMAND and visitor >= 100)
+    assert fillers <= 16, fillers  # without the filter: all 128, run seconds late
+
+
+def test_peer_lost_after_waiting_command(fake_sdk: Path, tmp_path: Path) -> None:
+    """Events and requests leave in one FIFO: visitor 7's command, queued behind a backlog, is still
+    waiting when its peer is lost; the daemon must get COMMAND then PEER_LOST, never the reverse
+    (a session opened after PEER_LOST would stay open: a PTZ move nothing stops)."""
+    run, frames = _stall(fake_sdk, tmp_path / "fake.sock", "threads=6", "count=1", "size=60000", "live=1",
+                         "timeout_ms=20000")  # fmt: skip
+    assert run.summary["v7_kind"] == "ok", run.summary
+    assert [kind for kind, _, visitor, _ in frames if visitor == 7] == [COMMAND, PEER_LOST]
