@@ -24,7 +24,8 @@
  *     everything queued so far (appended by the next request, or by the thread when it takes the
  *     queue), and events are not queued meanwhile (the table has them).
  * The first producer after the thread last took the queue writes one byte to the wake pipe
- * (b->wake_pending), outside the mutex.
+ * (b->wake_pending). Everything is written under the mutex (the pipe never blocks): once an SDK
+ * call has unlocked b->mu for the last time it does not touch b again, so close can free it.
  *
  * The thread takes the queue (take_batch) into its own send buffer only when that buffer is
  * empty, so everything queued meanwhile goes out in one send(). It leaves out the frames of
@@ -554,7 +555,6 @@ static int apply_event(ivs_bridge *b, uint8_t type, uint32_t visitor, uint32_t c
 
 static void event(ivs_bridge *b, uint8_t type, uint32_t visitor, uint32_t channel, int value)
 {
-    int need_wake = 0;
     if (!b)
         return;
     pthread_mutex_lock(&b->mu);
@@ -568,12 +568,12 @@ static void event(ivs_bridge *b, uint8_t type, uint32_t visitor, uint32_t channe
             put_frame(&b->out, type, (uint8_t)value, 0, visitor, channel, NULL, 0);
             b->evn++;
         }
-        need_wake = !b->wake_pending;
-        b->wake_pending = 1;
+        if (!b->wake_pending) {
+            b->wake_pending = 1;
+            wake(b); /* under the mutex: close cannot free b before this call is done with it */
+        }
     }
     pthread_mutex_unlock(&b->mu);
-    if (need_wake)
-        wake(b);
 }
 
 void ivs_bridge_viewer_started(ivs_bridge *b, uint32_t visitor, uint32_t channel, int video_res_type)
@@ -630,7 +630,7 @@ static int request(ivs_bridge *b, uint8_t type, uint8_t arg, uint32_t visitor, u
 {
     slot_t *s;
     size_t index, frame = HDR + (size_t)src_len;
-    int need_wake, result;
+    int result;
     struct timespec ts;
 
     pthread_mutex_lock(&b->mu);
@@ -660,14 +660,11 @@ static int request(ivs_bridge *b, uint8_t type, uint8_t arg, uint32_t visitor, u
     s->fail = F_NONE;
     put_frame(&b->out, type, arg, s->id, visitor, channel, src, src_len);
     b->out_req += frame;
-    need_wake = !b->wake_pending;
-    b->wake_pending = 1;
-    b->active++;
-    if (need_wake) {
-        pthread_mutex_unlock(&b->mu);
+    if (!b->wake_pending) {
+        b->wake_pending = 1;
         wake(b);
-        pthread_mutex_lock(&b->mu);
     }
+    b->active++;
 
     ns_to_timespec(deadline, &ts);
     while (s->state == S_WAITING) {

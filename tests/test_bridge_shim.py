@@ -76,9 +76,8 @@ def fake_sdk(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _build(tmp_path_factory.mktemp("shim") / "fake_sdk", [])
 
 
-@pytest.fixture(scope="session")
-def fake_sdk_sanitized(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("shim_san")
+def _require_sanitizers(directory: Path) -> None:
+    """Skips (or fails, when required) unless -fsanitize=address,undefined builds and runs here."""
     probe = directory / "probe.c"
     probe.write_text("int main(void) { return 0; }\n")
     result = subprocess.run(
@@ -92,7 +91,30 @@ def fake_sdk_sanitized(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if _required():  # CI: gcc with libasan and libubsan, as Debian's gcc has them
             pytest.fail(f"-fsanitize=address,undefined does not build or run: {result.stderr[-500:]!r}")
         pytest.skip("-fsanitize=address,undefined does not build or run here (e.g. under qemu-user)")
+
+
+@pytest.fixture(scope="session")
+def fake_sdk_sanitized(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("shim_san")
+    _require_sanitizers(directory)
     return _build(directory / "fake_sdk", SANITIZE)
+
+
+# fake_sdk's hooked build: the shim's calls of these go through fake_sdk's wrappers (GNU ld, lld)
+HOOKS = ["-DFAKE_SDK_HOOKS", "-Wl,--wrap=pthread_mutex_unlock", "-Wl,--wrap=pthread_condattr_setclock"]
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
+    "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
+}
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer")
+
+
+@pytest.fixture(scope="session")
+def fake_sdk_hooked(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The hooked build, under AddressSanitizer and UndefinedBehaviorSanitizer."""
+    directory = tmp_path_factory.mktemp("shim_hooked")
+    _require_sanitizers(directory)
+    return _build(directory / "fake_sdk", [*SANITIZE, *HOOKS])
 
 
 @pytest.fixture(scope="session")
@@ -305,14 +327,10 @@ def test_churn_big_endian_mips_under_qemu(tmp_path: Path, daemon: Daemon) -> Non
 def test_churn_sanitized(fake_sdk_sanitized: Path, daemon: Daemon) -> None:
     """The churn under AddressSanitizer (leaks included) and UndefinedBehaviorSanitizer."""
     daemon.start()
-    env = {
-        **os.environ,
-        "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
-        "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
-    }
+    env = {**os.environ, **SANITIZER_ENV}
     proc = _start_sdk(fake_sdk_sanitized, daemon.sock, "churn", "threads=16", "count=300", "timeout_ms=20000", env=env)
     run = _finish(proc, 180)
-    for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer"):
+    for marker in SANITIZER_MARKERS:
         assert marker not in run.stderr, run.stderr[-5000:]
     _assert_clean(run)
     assert run.summary["final_status"]["user_num"] == 4
@@ -499,3 +517,18 @@ def test_peer_lost_after_waiting_command(fake_sdk: Path, tmp_path: Path) -> None
                          "timeout_ms=20000")  # fmt: skip
     assert run.summary["v7_kind"] == "ok", run.summary
     assert [kind for kind, _, visitor, _ in frames if visitor == 7] == [COMMAND, PEER_LOST]
+
+
+# ---- with fake_sdk's hooks ----
+
+
+def test_event_racing_close(fake_sdk_hooked: Path, tmp_path: Path) -> None:
+    """An event call held up right after the shim unlocks its mutex while another thread closes the
+    bridge (legal: the call began first): the call must be done with the bridge by then, or close
+    frees it under the call's feet (AddressSanitizer: heap-use-after-free)."""
+    sock = tmp_path / "fake.sock"
+    with FakeDaemon(sock):
+        run = _finish(_start_sdk(fake_sdk_hooked, sock, "close_race", env={**os.environ, **SANITIZER_ENV}), 60)
+    for marker in SANITIZER_MARKERS:
+        assert marker not in run.stderr, run.stderr[-5000:]
+    _assert_clean(run)

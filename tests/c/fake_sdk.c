@@ -25,8 +25,16 @@
  *          of them still wait when the peer is lost (use a timeout longer than the stall). Then
  *          the file mark=PATH is created, the daemon is waited for (wait_ms) and get_status
  *          reported, with visitor 7's reply kind and the peak RSS before and after the fill.
+ *   close_race  (hooked build, below) a thread raises an event and is held up for 300 ms right
+ *          after the shim unlocks its mutex; meanwhile the main thread closes the bridge: the
+ *          event call must not touch the bridge after that unlock (AddressSanitizer watches).
  * Options: threads=16 count=2000 seconds=3 timeout_ms=2000 queue=0 (shim default) wait_ms=5000
- * (how long to wait for the daemon before starting; 0: start at once) size=60000 live=0 mark=.
+ * (how long to wait for the daemon before starting; 0: start at once) size=60000 live=0 mark=
+ * no_monotonic=0 (hooked build: pthread_condattr_setclock fails, as on a libc without it).
+ *
+ * The hooked build: -DFAKE_SDK_HOOKS -Wl,--wrap=pthread_mutex_unlock
+ * -Wl,--wrap=pthread_condattr_setclock (GNU ld or lld) routes the shim's calls of those two
+ * through the wrappers below.
  *
  * Exit status 0 when every self-check held (see "problems" in the summary), 1 otherwise, 2 on
  * usage errors.
@@ -59,7 +67,8 @@ static struct {
     unsigned size;
     int live;
     const char *mark;
-} opt = {"", 16, 2000, 3.0, 2000, 0, 5000, 60000, 0, NULL};
+    int no_monotonic;
+} opt = {"", 16, 2000, 3.0, 2000, 0, 5000, 60000, 0, NULL, 0};
 
 static pthread_mutex_t stats_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
@@ -89,6 +98,55 @@ static void sleep_ms(unsigned ms)
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
 }
+
+/* ---- the hooked build ---- */
+
+#ifdef FAKE_SDK_HOOKS
+int __real_pthread_mutex_unlock(pthread_mutex_t *mu);
+int __wrap_pthread_mutex_unlock(pthread_mutex_t *mu);
+int __real_pthread_condattr_setclock(pthread_condattr_t *attr, clockid_t clock);
+int __wrap_pthread_condattr_setclock(pthread_condattr_t *attr, clockid_t clock);
+
+static pthread_key_t slow_key; /* set in a thread: its next mutex unlock is followed by 300 ms */
+
+int __wrap_pthread_mutex_unlock(pthread_mutex_t *mu)
+{
+    int r = __real_pthread_mutex_unlock(mu);
+    if (pthread_getspecific(slow_key)) {
+        pthread_setspecific(slow_key, NULL);
+        sleep_ms(300);
+    }
+    return r;
+}
+
+int __wrap_pthread_condattr_setclock(pthread_condattr_t *attr, clockid_t clock)
+{
+    if (opt.no_monotonic)
+        return EINVAL;
+    return __real_pthread_condattr_setclock(attr, clock);
+}
+
+static ivs_bridge *race_bridge;
+
+static void *race_thread(void *arg)
+{
+    (void)arg;
+    pthread_setspecific(slow_key, &slow_key);
+    ivs_bridge_viewer_started(race_bridge, 1, 0, 2);
+    return NULL;
+}
+
+/* The close_race mode: the event call is past the shim's mutex when close begins (legal). */
+static void close_race(ivs_bridge *b)
+{
+    pthread_t t;
+    race_bridge = b;
+    pthread_create(&t, NULL, race_thread, NULL);
+    sleep_ms(100);
+    ivs_bridge_close(b);
+    pthread_join(t, NULL);
+}
+#endif
 
 /* ---- a strict JSON validator (RFC 8259) that also returns the raw text of two top-level members ---- */
 
@@ -782,6 +840,8 @@ static int parse_opt(const char *a)
         opt.live = atoi(eq + 1);
     else if (!strncmp(a, "mark=", 5))
         opt.mark = eq + 1;
+    else if (!strncmp(a, "no_monotonic=", 13))
+        opt.no_monotonic = atoi(eq + 1);
     else
         return -1;
     return 0;
@@ -799,7 +859,7 @@ int main(int argc, char **argv)
     uint64_t t0;
 
     if (argc < 3) {
-        fprintf(stderr, "usage: fake_sdk SOCKET churn|bench|run|events|stall|edge [key=value ...]\n");
+        fprintf(stderr, "usage: fake_sdk SOCKET churn|bench|run|events|stall|close_race|edge [key=value ...]\n");
         return 2;
     }
     opt.mode = argv[2];
@@ -813,6 +873,15 @@ int main(int argc, char **argv)
         return 2;
     }
 
+#ifdef FAKE_SDK_HOOKS
+    if (pthread_key_create(&slow_key, NULL) != 0)
+        return 1;
+#else
+    if (opt.no_monotonic || !strcmp(opt.mode, "close_race")) {
+        fprintf(stderr, "fake_sdk: no_monotonic and close_race need the hooked build (FAKE_SDK_HOOKS)\n");
+        return 2;
+    }
+#endif
     memset(&o, 0, sizeof o);
     o.socket_path = argv[1];
     o.reply_timeout_ms = opt.timeout_ms;
@@ -889,6 +958,13 @@ int main(int argc, char **argv)
     } else if (!strcmp(opt.mode, "stall")) {
         extra = stall_mode();
         print_summary(extra);
+#ifdef FAKE_SDK_HOOKS
+    } else if (!strcmp(opt.mode, "close_race")) {
+        ivs_iv_use(NULL);
+        close_race(b);
+        b = NULL;
+        print_summary(NULL);
+#endif
     } else if (!strcmp(opt.mode, "edge")) {
         rc = edge_mode();
         print_summary(rc ? ",\"edge\":\"failed\"" : ",\"edge\":\"passed\"");
