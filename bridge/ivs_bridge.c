@@ -391,7 +391,10 @@ static int table_add(table_t *t, uint32_t visitor, uint32_t channel, int value)
 {
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 8;
-        entry_t *e = realloc(t->e, cap * sizeof *e);
+        entry_t *e;
+        if (cap > (size_t)-1 / 2 / sizeof *e)
+            return -1;
+        e = realloc(t->e, cap * sizeof *e);
         if (!e)
             return -1;
         t->e = e;
@@ -1118,7 +1121,7 @@ ivs_bridge *ivs_bridge_open(const ivs_options *opts)
     b->addr.sun_family = AF_UNIX;
     memcpy(b->addr.sun_path, path, strlen(path) + 1);
     b->timeout_ns = (uint64_t)timeout_ms * NS_PER_MS;
-    b->queue_len = queue_len;
+    b->queue_len = queue_len > IVS_MAX_EVENT_QUEUE_LEN ? IVS_MAX_EVENT_QUEUE_LEN : queue_len;
     b->rbuf = malloc(HDR + IVS_MAX_BODY);
     if (!b->rbuf || pipe(fds) != 0) {
         destroy(b, 0);

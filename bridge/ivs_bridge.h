@@ -46,6 +46,7 @@ extern "C" {
 /* Limits. */
 #define IVS_MAX_BODY 65536u    /* the protocol's MAX_BODY: longest frame body either way */
 #define IVS_MAX_IN_FLIGHT 1024 /* commands + stream requests waiting at once */
+#define IVS_MAX_EVENT_QUEUE_LEN 65536u /* larger event_queue_len values are clamped to it */
 
 /*
  * The fixed error replies of ivs_bridge_command (result codes as in the panel protocol).
@@ -65,7 +66,8 @@ typedef struct ivs_bridge ivs_bridge;
 typedef struct {
     const char *socket_path;   /* NULL: IVS_DEFAULT_SOCKET_PATH; copied by ivs_bridge_open */
     uint32_t reply_timeout_ms; /* 0: 2000 */
-    uint32_t event_queue_len;  /* 0: 256; events queued while a send is pending, see below */
+    uint32_t event_queue_len;  /* 0: 256; events waiting to be sent, at most (see below); values
+                                  over IVS_MAX_EVENT_QUEUE_LEN (65536) are clamped to it */
 } ivs_options;
 
 /*

@@ -532,3 +532,18 @@ def test_event_racing_close(fake_sdk_hooked: Path, tmp_path: Path) -> None:
     for marker in SANITIZER_MARKERS:
         assert marker not in run.stderr, run.stderr[-5000:]
     _assert_clean(run)
+
+
+def test_huge_event_queue_len_is_clamped(fake_sdk: Path, tmp_path: Path) -> None:
+    """event_queue_len 2^32 - 1 is clamped to IVS_MAX_EVENT_QUEUE_LEN (65536): the bridge opens (the
+    old evq allocation of queue_len * 12 bytes failed here, and wrapped to a small buffer on 32-bit
+    builds), and past 65536 waiting events it resyncs instead of queueing without limit."""
+    sock = tmp_path / "fake.sock"
+    with FakeDaemon(sock, stall_after_welcome=2.0) as fake:
+        run = _run_sdk(fake_sdk, sock, "events", "threads=8", "count=10000", "queue=4294967295", "timeout_ms=20000")
+        wait_for(lambda: any(kind == RESYNC for kind, *_ in fake.frames), 10, "RESYNC")
+        state = fake.state
+    _assert_clean(run)
+    assert fake.protocol_errors == []
+    assert state.user_num() == 4
+    assert run.summary["final_status"]["user_num"] == 4
