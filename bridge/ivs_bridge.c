@@ -64,6 +64,19 @@
 #define MSG_NOSIGNAL 0 /* platforms without it: see open_socket (SO_NOSIGPIPE) */
 #endif
 
+/*
+ * pipe2 makes the wake pipe close-on-exec atomically, so a fork + exec on another of the
+ * application's threads cannot inherit it. Linux has it (kernel 2.6.27, glibc 2.9, musl,
+ * uClibc-ng, bionic), but glibc declares it only under _GNU_SOURCE, which this strictly C99 +
+ * POSIX file does not define: it is declared here, with the libc's own signature. Build with
+ * -DIVS_BRIDGE_NO_PIPE2 for a libc that lacks it. pipe() + fcntl() remain the fallback, also when
+ * pipe2 fails with ENOSYS or EINVAL (an older kernel).
+ */
+#if defined(__linux__) && defined(O_CLOEXEC) && !defined(IVS_BRIDGE_NO_PIPE2)
+#define IVS_HAVE_PIPE2 1
+int pipe2(int fds[2], int flags);
+#endif
+
 /* ---- protocol constants (docs/bridge-protocol.md) ---- */
 
 #define HDR 20u
@@ -254,6 +267,25 @@ static int set_cloexec_nonblock(int fd)
     fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return -1;
+    return 0;
+}
+
+/* The wake pipe, both ends close-on-exec and non-blocking. */
+static int open_wake_pipe(int fds[2])
+{
+#ifdef IVS_HAVE_PIPE2
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0)
+        return 0;
+    if (errno != ENOSYS && errno != EINVAL)
+        return -1;
+#endif
+    if (pipe(fds) != 0)
+        return -1;
+    if (set_cloexec_nonblock(fds[0]) != 0 || set_cloexec_nonblock(fds[1]) != 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
     return 0;
 }
 
@@ -1123,14 +1155,13 @@ ivs_bridge *ivs_bridge_open(const ivs_options *opts)
     b->timeout_ns = (uint64_t)timeout_ms * NS_PER_MS;
     b->queue_len = queue_len > IVS_MAX_EVENT_QUEUE_LEN ? IVS_MAX_EVENT_QUEUE_LEN : queue_len;
     b->rbuf = malloc(HDR + IVS_MAX_BODY);
-    if (!b->rbuf || pipe(fds) != 0) {
+    if (!b->rbuf || open_wake_pipe(fds) != 0) {
         destroy(b, 0);
         return NULL;
     }
     b->wake_r = fds[0];
     b->wake_w = fds[1];
-    if (set_cloexec_nonblock(b->wake_r) != 0 || set_cloexec_nonblock(b->wake_w) != 0 ||
-        pthread_condattr_init(&ca) != 0) {
+    if (pthread_condattr_init(&ca) != 0) {
         destroy(b, 0);
         return NULL;
     }

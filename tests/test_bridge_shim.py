@@ -243,9 +243,16 @@ def _fallbacks(summary: dict[str, Any]) -> int:
 
 @pytest.mark.parametrize("source", ["ivs_bridge.c", "ivs_bridge_iv.c"])
 def test_compiles_pedantic(source: str, tmp_path: Path) -> None:
-    """C99, every warning an error, -pedantic; also with the debug logging compiled in."""
+    """C99, every warning an error, -pedantic; also with the debug logging compiled in, without
+    pipe2, and under _GNU_SOURCE (where glibc's declaration of pipe2 meets the shim's)."""
     cc = _compiler()
-    for extra in ([], ["-DIVS_BRIDGE_DEBUG"], ["-DIVS_REPLY_SIZE_COUNTS_NUL=1"]):
+    for extra in (
+        [],
+        ["-DIVS_BRIDGE_DEBUG"],
+        ["-DIVS_REPLY_SIZE_COUNTS_NUL=1"],
+        ["-DIVS_BRIDGE_NO_PIPE2"],
+        ["-D_GNU_SOURCE"],
+    ):
         cmd = [cc, *CFLAGS, "-pedantic", *extra, f"-I{BRIDGE}", f"-I{STUB}", "-c", str(BRIDGE / source)]
         result = subprocess.run([*cmd, "-o", str(tmp_path / "x.o")], capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stderr
