@@ -147,6 +147,7 @@ struct ivs_bridge {
     uint64_t timeout_ns;
     size_t queue_len;
     int wake_r, wake_w;
+    int mono_cond; /* the slots' condition variables time on CLOCK_MONOTONIC (else CLOCK_REALTIME) */
     pthread_t thread;
     int thread_started;
 
@@ -188,6 +189,26 @@ static uint64_t now_ns(void)
 static void ns_to_timespec(uint64_t ns, struct timespec *ts)
 {
     ts->tv_sec = (time_t)(ns / 1000000000ull);
+    ts->tv_nsec = (long)(ns % 1000000000ull);
+}
+
+/*
+ * The absolute time, on the clock of the slots' condition variables, for a wait that ends at the
+ * monotonic deadline (now: the monotonic time, before deadline). Where pthread_condattr_setclock
+ * failed that clock is CLOCK_REALTIME, and the deadline is converted at every wait; the waiter
+ * checks the monotonic clock after every wake-up, so a step of the wall clock forwards only
+ * costs one more wait, but a step backwards during a wait lengthens that wait.
+ */
+static void cond_deadline(const ivs_bridge *b, uint64_t deadline, uint64_t now, struct timespec *ts)
+{
+    uint64_t left = deadline - now, ns;
+    if (b->mono_cond) {
+        ns_to_timespec(deadline, ts);
+        return;
+    }
+    clock_gettime(CLOCK_REALTIME, ts);
+    ns = (uint64_t)ts->tv_nsec + left % 1000000000ull;
+    ts->tv_sec += (time_t)(left / 1000000000ull + ns / 1000000000ull);
     ts->tv_nsec = (long)(ns % 1000000000ull);
 }
 
@@ -701,10 +722,12 @@ static int request(ivs_bridge *b, uint8_t type, uint8_t arg, uint32_t visitor, u
     }
     b->active++;
 
-    ns_to_timespec(deadline, &ts);
     while (s->state == S_WAITING) {
-        if (pthread_cond_timedwait(&s->cond, &b->mu, &ts) == ETIMEDOUT)
+        uint64_t now = now_ns();
+        if (now >= deadline)
             break;
+        cond_deadline(b, deadline, now, &ts);
+        pthread_cond_timedwait(&s->cond, &b->mu, &ts);
     }
     switch (s->state) {
     case S_ANSWERED:
@@ -1165,11 +1188,8 @@ ivs_bridge *ivs_bridge_open(const ivs_options *opts)
         destroy(b, 0);
         return NULL;
     }
-    if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0) {
-        pthread_condattr_destroy(&ca);
-        destroy(b, 0);
-        return NULL;
-    }
+    /* where it fails, the attribute keeps the default clock, CLOCK_REALTIME: see cond_deadline */
+    b->mono_cond = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0;
     for (i = 0; i < IVS_MAX_IN_FLIGHT; i++, conds++) {
         if (pthread_cond_init(&b->slots[i].cond, &ca) != 0)
             break;

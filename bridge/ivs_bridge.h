@@ -12,8 +12,10 @@
  *     the socket, connects, reconnects with a backoff (50 ms doubling to 1 s) and replays the
  *     viewer/talker/role state after every (re)connect.
  *   - ivs_bridge_command and ivs_bridge_request_stream never wait longer than reply_timeout_ms,
- *     measured from the moment they are called, and answer at once while the daemon is not
- *     connected.
+ *     measured from the moment they are called (on CLOCK_MONOTONIC), and answer at once while the
+ *     daemon is not connected. (Where pthread_condattr_setclock cannot select CLOCK_MONOTONIC, the
+ *     waits are timed on CLOCK_REALTIME, still to the monotonic deadline, but a step of the wall
+ *     clock backwards during a wait lengthens that wait.)
  *   - ivs_bridge_command always hands back a non-empty, NUL-terminated JSON reply.
  *   - The event functions never block beyond a short internal mutex.
  *   - No SIGPIPE is ever raised (MSG_NOSIGNAL), sockets are close-on-exec, nothing is written to
@@ -22,7 +24,7 @@
  * Every function is safe to call from any number of threads at once, between ivs_bridge_open
  * and ivs_bridge_close.
  *
- * C99, POSIX (pthreads, clock_gettime with CLOCK_MONOTONIC, Unix sockets).
+ * C99, POSIX (pthreads, clock_gettime with CLOCK_MONOTONIC, Unix sockets); pipe2 on Linux.
  */
 #ifndef IVS_BRIDGE_H
 #define IVS_BRIDGE_H

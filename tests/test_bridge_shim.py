@@ -554,3 +554,19 @@ def test_huge_event_queue_len_is_clamped(fake_sdk: Path, tmp_path: Path) -> None
     assert fake.protocol_errors == []
     assert state.user_num() == 4
     assert run.summary["final_status"]["user_num"] == 4
+
+
+def test_without_monotonic_condition_variables(fake_sdk_hooked: Path, tmp_path: Path) -> None:
+    """pthread_condattr_setclock fails (fake_sdk's hook, as on a libc without it): the bridge still
+    opens, on realtime condition variables, and its calls still end at their monotonic deadline:
+    answers in time are "ok", the caller behind them gets "timeout", never early (fake_sdk checks)."""
+    sock = tmp_path / "fake.sock"
+    timeout_ms = 1000
+    with FakeDaemon(sock, answer_delay=0.6):  # one answer at a time: the second caller in line times out
+        proc = _start_sdk(fake_sdk_hooked, sock, "run", "threads=2", "seconds=2", f"timeout_ms={timeout_ms}",
+                          "wait_ms=0", "no_monotonic=1", env={**os.environ, **SANITIZER_ENV})  # fmt: skip
+        run = _finish(proc, 60)
+    _assert_clean(run)
+    assert run.summary["kinds"]["ok"] > 0, run.summary
+    assert run.summary["kinds"]["timeout"] > 0, run.summary
+    assert run.summary["max_us"] < (timeout_ms + SLACK_MS) * 1000, run.summary
