@@ -57,7 +57,7 @@ extern "C" {
  * "message_id" with the same value and JSON type, as its last member, e.g.
  *   {"confirmation_topic":"","result":"7","reason":"signaling service timeout","message_id":7}
  */
-#define IVS_REASON_UNAVAILABLE "signaling service unavailable" /* result "7": daemon not connected */
+#define IVS_REASON_UNAVAILABLE "signaling service unavailable" /* result "7": not connected, or lost */
 #define IVS_REASON_TIMEOUT "signaling service timeout"         /* result "7": no answer in time */
 #define IVS_REASON_BUSY "signaling service busy"               /* result "5": too many in flight */
 #define IVS_REASON_TOO_LARGE "command too large"               /* result "1": src_len > 65536 */
@@ -96,7 +96,9 @@ void ivs_bridge_close(ivs_bridge *b);
  * *reply_len = its length without the NUL (never 0).
  * On failure returns -1 with *reply = one of the fixed JSON error replies above (malloc'd, NUL
  * terminated, *reply_len without the NUL):
- *   unavailable - the daemon is not connected (answered at once, nothing is sent),
+ *   unavailable - the daemon is not connected (answered at once, nothing is sent), or the
+ *                 connection was lost, or the bridge closed, before the answer came (the
+ *                 command was sent then, and the daemon may have run it),
  *   timeout     - reply_timeout_ms passed since the call began,
  *   busy        - IVS_MAX_IN_FLIGHT requests already wait, or 256 KiB of request frames wait to be
  *                 sent (a daemon that does not read),
