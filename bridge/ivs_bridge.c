@@ -10,21 +10,28 @@
  * every waiting caller, and the thread reconnects after a backoff (50 ms doubling to 1 s, reset
  * by a WELCOME).
  *
- * SDK threads never touch the socket. Under the one mutex (b->mu) they:
+ * SDK threads never touch the socket. Under the one mutex (b->mu) they append frames to ONE FIFO,
+ * b->out, so the daemon sees events and requests in the order they happened:
  *   - requests (COMMAND, STREAM_REQUEST): take a waiter slot (id = slot index | per-slot sequence,
- *     never 0, never reused while waiting), append the frame to b->out, and wait on the slot's
- *     own condition variable (CLOCK_MONOTONIC) until the reader answers the slot, the link drops
- *     (link_down fails every waiting slot) or their deadline passes;
+ *     never 0, never reused while waiting), append the frame, and wait on the slot's own condition
+ *     variable until the reader answers the slot, the link drops (link_down fails every waiting
+ *     slot) or their deadline passes. The request frames queued are capped at OUT_CAP bytes: over
+ *     it, the frames of requests that no longer wait are dropped (filter_queue), and if that is not
+ *     enough the request is answered "busy";
  *   - events: update the state table (roles, viewers, talkers) and, while the link is up, append
- *     the event to b->evq. A full evq is emptied and b->resync set: the thread then sends RESYNC
- *     and the whole table instead.
- * The first producer after the thread last took the queues writes one byte to the wake pipe
- * (b->wake_pending), outside the mutex.
+ *     the event's frame. When queue_len event frames already wait, the queued event frames are
+ *     dropped (request frames stay, in order) and b->resync set: RESYNC and the whole table follow
+ *     everything queued so far (appended by the next request, or by the thread when it takes the
+ *     queue), and events are not queued meanwhile (the table has them).
+ * The first producer after the thread last took the queue writes one byte to the wake pipe
+ * (b->wake_pending). Everything is written under the mutex (the pipe never blocks): once an SDK
+ * call has unlocked b->mu for the last time it does not touch b again, so close can free it.
  *
- * The thread takes the queues (take_batch) into its own send buffer only when that buffer is
- * empty, so everything queued meanwhile goes out in one send(). Order within a batch: RESYNC and
- * table dump, then events, then requests; a request and an event from one thread keep their order
- * because a request's caller waits for the answer before it can raise the next event.
+ * The thread takes the queue (take_batch) into its own send buffer only when that buffer is
+ * empty, so everything queued meanwhile goes out in one send(). It leaves out the frames of
+ * requests whose caller stopped waiting (timed out): a command whose caller was already answered
+ * "timeout" never runs later. (Frames already in the send buffer or the kernel's socket buffer
+ * cannot be called back: those may still reach a daemon that resumes reading.)
  *
  * After WELCOME, under the same mutex that guards the table, the thread puts the whole table in
  * its send buffer and sets link_up: no event can fall between the replay and the live stream.
@@ -57,6 +64,19 @@
 #define MSG_NOSIGNAL 0 /* platforms without it: see open_socket (SO_NOSIGPIPE) */
 #endif
 
+/*
+ * pipe2 makes the wake pipe close-on-exec atomically, so a fork + exec on another of the
+ * application's threads cannot inherit it. Linux has it (kernel 2.6.27, glibc 2.9, musl,
+ * uClibc-ng, bionic), but glibc declares it only under _GNU_SOURCE, which this strictly C99 +
+ * POSIX file does not define: it is declared here, with the libc's own signature. Build with
+ * -DIVS_BRIDGE_NO_PIPE2 for a libc that lacks it. pipe() + fcntl() remain the fallback, also when
+ * pipe2 fails with ENOSYS or EINVAL (an older kernel).
+ */
+#if defined(__linux__) && defined(O_CLOEXEC) && !defined(IVS_BRIDGE_NO_PIPE2)
+#define IVS_HAVE_PIPE2 1
+int pipe2(int fds[2], int flags);
+#endif
+
 /* ---- protocol constants (docs/bridge-protocol.md) ---- */
 
 #define HDR 20u
@@ -87,6 +107,7 @@ enum {
 #define CONNECT_NS (1000ull * NS_PER_MS)   /* a connect still in progress by then: retry */
 #define SLOT_BITS 10u                       /* IVS_MAX_IN_FLIGHT == 1 << SLOT_BITS */
 #define SEQ_MAX ((1ul << (32u - SLOT_BITS)) - 1ul)
+#define OUT_CAP (256u * 1024u) /* bytes of request frames queued for the thread, at most */
 
 /* How a request ended when not with an answer. */
 enum fail_kind { F_NONE = 0, F_UNAVAILABLE, F_TIMEOUT, F_BUSY, F_TOO_LARGE, F_ERROR, F_NOMEM };
@@ -120,17 +141,13 @@ typedef struct {
     size_t n, cap;
 } table_t;
 
-typedef struct {
-    uint8_t type, arg;
-    uint32_t visitor, channel;
-} event_t;
-
 struct ivs_bridge {
     /* fixed after open */
     struct sockaddr_un addr;
     uint64_t timeout_ns;
     size_t queue_len;
     int wake_r, wake_w;
+    int mono_cond; /* the slots' condition variables time on CLOCK_MONOTONIC (else CLOCK_REALTIME) */
     pthread_t thread;
     int thread_started;
 
@@ -141,10 +158,10 @@ struct ivs_bridge {
     int stopping;
     int link_up;      /* WELCOME received on the current connection */
     int wake_pending; /* a wake byte is written or the thread will look anyway */
-    int resync;       /* the event queue overflowed: send RESYNC + table */
-    buf_t out;        /* request frames for the thread */
-    event_t *evq;
-    size_t evn;
+    int resync;       /* the event frames overflowed: RESYNC + table to follow what is queued */
+    buf_t out;        /* the FIFO: event and request frames for the thread */
+    size_t out_req;   /* bytes of request frames in out (at most OUT_CAP) */
+    size_t evn;       /* event frames in out (at most queue_len) */
     table_t roles, viewers, talkers;
     slot_t slots[IVS_MAX_IN_FLIGHT];
     uint16_t free_ring[IVS_MAX_IN_FLIGHT]; /* FIFO of free slot indices: ids spread over 2^32 */
@@ -172,6 +189,26 @@ static uint64_t now_ns(void)
 static void ns_to_timespec(uint64_t ns, struct timespec *ts)
 {
     ts->tv_sec = (time_t)(ns / 1000000000ull);
+    ts->tv_nsec = (long)(ns % 1000000000ull);
+}
+
+/*
+ * The absolute time, on the clock of the slots' condition variables, for a wait that ends at the
+ * monotonic deadline (now: the monotonic time, before deadline). Where pthread_condattr_setclock
+ * failed that clock is CLOCK_REALTIME, and the deadline is converted at every wait; the waiter
+ * checks the monotonic clock after every wake-up, so a step of the wall clock forwards only
+ * costs one more wait, but a step backwards during a wait lengthens that wait.
+ */
+static void cond_deadline(const ivs_bridge *b, uint64_t deadline, uint64_t now, struct timespec *ts)
+{
+    uint64_t left = deadline - now, ns;
+    if (b->mono_cond) {
+        ns_to_timespec(deadline, ts);
+        return;
+    }
+    clock_gettime(CLOCK_REALTIME, ts);
+    ns = (uint64_t)ts->tv_nsec + left % 1000000000ull;
+    ts->tv_sec += (time_t)(left / 1000000000ull + ns / 1000000000ull);
     ts->tv_nsec = (long)(ns % 1000000000ull);
 }
 
@@ -251,6 +288,25 @@ static int set_cloexec_nonblock(int fd)
     fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return -1;
+    return 0;
+}
+
+/* The wake pipe, both ends close-on-exec and non-blocking. */
+static int open_wake_pipe(int fds[2])
+{
+#ifdef IVS_HAVE_PIPE2
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0)
+        return 0;
+    if (errno != ENOSYS && errno != EINVAL)
+        return -1;
+#endif
+    if (pipe(fds) != 0)
+        return -1;
+    if (set_cloexec_nonblock(fds[0]) != 0 || set_cloexec_nonblock(fds[1]) != 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
     return 0;
 }
 
@@ -388,7 +444,10 @@ static int table_add(table_t *t, uint32_t visitor, uint32_t channel, int value)
 {
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 8;
-        entry_t *e = realloc(t->e, cap * sizeof *e);
+        entry_t *e;
+        if (cap > (size_t)-1 / 2 / sizeof *e)
+            return -1;
+        e = realloc(t->e, cap * sizeof *e);
         if (!e)
             return -1;
         t->e = e;
@@ -434,6 +493,73 @@ static int dump_table(ivs_bridge *b, buf_t *out)
                   b->viewers.e[i].channel, NULL, 0);
     for (i = 0; i < b->talkers.n; i++)
         put_frame(out, T_TALK_START, 0, 0, b->talkers.e[i].visitor, b->talkers.e[i].channel, NULL, 0);
+    return 0;
+}
+
+/* ---- the queue (under mu) ---- */
+
+static int is_request(uint8_t type)
+{
+    return type == T_COMMAND || type == T_STREAM_REQUEST;
+}
+
+/* 1 when no caller waits any more for the request frame at h (it timed out): never to be sent. */
+static int request_stale(const ivs_bridge *b, const uint8_t *h)
+{
+    uint32_t id = get32(h + 8);
+    const slot_t *s = &b->slots[id & (IVS_MAX_IN_FLIGHT - 1)];
+    return !(s->state == S_WAITING && s->id == id);
+}
+
+/*
+ * Walks the queue's frames in order and moves those still to be sent to dst: either the queue
+ * itself (compaction in place), or the I/O thread's send buffer, reserved for the whole queue by
+ * the caller (the queue is then left empty). Left out: the frames of requests nobody waits for,
+ * and, when drop_events, every other frame (events, and a RESYNC + table queued earlier).
+ */
+static void filter_queue(ivs_bridge *b, buf_t *dst, int drop_events)
+{
+    buf_t *q = &b->out;
+    size_t r = 0, w = dst == q ? 0 : dst->len, req = 0, events = 0;
+    while (r < q->len) {
+        const uint8_t *h = q->p + r;
+        size_t n = HDR + (size_t)get32(h);
+        int keep = is_request(h[4]) ? !request_stale(b, h) : !drop_events;
+        if (keep) {
+            memmove(dst->p + w, h, n); /* in place, w <= r */
+            w += n;
+            if (is_request(h[4]))
+                req += n;
+            else if (h[4] != T_RESYNC)
+                events++;
+        }
+        r += n;
+    }
+    if (dst == q) {
+        q->len = w;
+        b->out_req = req;
+        b->evn = events;
+    } else {
+        dst->len = w;
+        q->len = 0;
+        b->out_req = 0;
+        b->evn = 0;
+    }
+}
+
+/* Appends RESYNC and the whole table to buf (the queue or the send buffer), settling b->resync. */
+static int queue_resync(ivs_bridge *b, buf_t *buf)
+{
+    if (buf_reserve(buf, HDR) != 0)
+        return -1;
+    put_frame(buf, T_RESYNC, 0, 0, 0, 0, NULL, 0);
+    if (dump_table(b, buf) != 0) {
+        buf->len -= HDR;
+        return -1;
+    }
+    if (buf == &b->out) /* the table's frames count as queued events, as filter_queue counts them */
+        b->evn += b->roles.n + b->viewers.n + b->talkers.n;
+    b->resync = 0;
     return 0;
 }
 
@@ -485,27 +611,25 @@ static int apply_event(ivs_bridge *b, uint8_t type, uint32_t visitor, uint32_t c
 
 static void event(ivs_bridge *b, uint8_t type, uint32_t visitor, uint32_t channel, int value)
 {
-    int need_wake = 0;
     if (!b)
         return;
     pthread_mutex_lock(&b->mu);
-    if (!b->stopping && apply_event(b, type, visitor, channel, value) && b->link_up && !b->resync) {
-        if (b->evn >= b->queue_len) {
-            b->evn = 0; /* drop what waits; the table replaces it */
+    if (!b->stopping && apply_event(b, type, visitor, channel, value) && b->link_up) {
+        if (b->resync) {
+            /* nothing to queue: the table, sent after what is queued, has this event */
+        } else if (b->evn >= b->queue_len || buf_reserve(&b->out, HDR) != 0) {
+            filter_queue(b, &b->out, 1); /* drop the waiting events; the table replaces them */
             b->resync = 1;
         } else {
-            event_t *e = &b->evq[b->evn++];
-            e->type = type;
-            e->arg = (uint8_t)value;
-            e->visitor = visitor;
-            e->channel = channel;
+            put_frame(&b->out, type, (uint8_t)value, 0, visitor, channel, NULL, 0);
+            b->evn++;
         }
-        need_wake = !b->wake_pending;
-        b->wake_pending = 1;
+        if (!b->wake_pending) {
+            b->wake_pending = 1;
+            wake(b); /* under the mutex: close cannot free b before this call is done with it */
+        }
     }
     pthread_mutex_unlock(&b->mu);
-    if (need_wake)
-        wake(b);
 }
 
 void ivs_bridge_viewer_started(ivs_bridge *b, uint32_t visitor, uint32_t channel, int video_res_type)
@@ -561,8 +685,8 @@ static int request(ivs_bridge *b, uint8_t type, uint8_t arg, uint32_t visitor, u
                    uint32_t src_len, uint64_t deadline, uint8_t **body, size_t *body_len, uint8_t *answer_arg)
 {
     slot_t *s;
-    size_t index;
-    int need_wake, result;
+    size_t index, frame = HDR + (size_t)src_len;
+    int result;
     struct timespec ts;
 
     pthread_mutex_lock(&b->mu);
@@ -570,11 +694,14 @@ static int request(ivs_bridge *b, uint8_t type, uint8_t arg, uint32_t visitor, u
         pthread_mutex_unlock(&b->mu);
         return F_UNAVAILABLE;
     }
-    if (b->free_count == 0) {
+    if (b->out_req + frame > OUT_CAP)
+        filter_queue(b, &b->out, 0); /* drop the frames of requests that no longer wait */
+    if (b->free_count == 0 || b->out_req + frame > OUT_CAP) {
         pthread_mutex_unlock(&b->mu);
         return F_BUSY;
     }
-    if (buf_reserve(&b->out, HDR + (size_t)src_len) != 0) {
+    /* after an overflow, the table goes before this request: it must see the events before it */
+    if ((b->resync && queue_resync(b, &b->out) != 0) || buf_reserve(&b->out, frame) != 0) {
         pthread_mutex_unlock(&b->mu);
         return F_NOMEM;
     }
@@ -588,19 +715,19 @@ static int request(ivs_bridge *b, uint8_t type, uint8_t arg, uint32_t visitor, u
     s->type = type;
     s->fail = F_NONE;
     put_frame(&b->out, type, arg, s->id, visitor, channel, src, src_len);
-    need_wake = !b->wake_pending;
-    b->wake_pending = 1;
-    b->active++;
-    if (need_wake) {
-        pthread_mutex_unlock(&b->mu);
+    b->out_req += frame;
+    if (!b->wake_pending) {
+        b->wake_pending = 1;
         wake(b);
-        pthread_mutex_lock(&b->mu);
     }
+    b->active++;
 
-    ns_to_timespec(deadline, &ts);
     while (s->state == S_WAITING) {
-        if (pthread_cond_timedwait(&s->cond, &b->mu, &ts) == ETIMEDOUT)
+        uint64_t now = now_ns();
+        if (now >= deadline)
             break;
+        cond_deadline(b, deadline, now, &ts);
+        pthread_cond_timedwait(&s->cond, &b->mu, &ts);
     }
     switch (s->state) {
     case S_ANSWERED:
@@ -678,6 +805,7 @@ static void link_down(ivs_bridge *b, int kind)
     pthread_mutex_lock(&b->mu);
     b->link_up = 0;
     b->out.len = 0;
+    b->out_req = 0;
     b->evn = 0;
     b->resync = 0;
     b->wake_pending = 0;
@@ -695,27 +823,18 @@ static void link_down(ivs_bridge *b, int kind)
     b->rlen = 0;
 }
 
-/* Moves what the producers queued into the (empty) send buffer. Under mu. */
+/*
+ * Moves what the producers queued into the (empty) send buffer, in order, without the frames of
+ * requests that timed out meanwhile; then RESYNC and the table if an overflow asked for them. Under mu.
+ */
 static int take_batch(ivs_bridge *b)
 {
-    size_t i, need = b->out.len + b->evn * HDR + HDR;
     b->wake_pending = 0;
-    if (buf_reserve(&b->send, need) != 0)
+    if (buf_reserve(&b->send, b->out.len) != 0)
         return -1;
-    if (b->resync) {
-        put_frame(&b->send, T_RESYNC, 0, 0, 0, 0, NULL, 0);
-        if (dump_table(b, &b->send) != 0)
-            return -1;
-        b->resync = 0;
-    }
-    for (i = 0; i < b->evn; i++)
-        put_frame(&b->send, b->evq[i].type, b->evq[i].arg, 0, b->evq[i].visitor, b->evq[i].channel, NULL, 0);
-    b->evn = 0;
-    if (b->out.len) {
-        memcpy(b->send.p + b->send.len, b->out.p, b->out.len);
-        b->send.len += b->out.len;
-        b->out.len = 0;
-    }
+    filter_queue(b, &b->send, 0);
+    if (b->resync && queue_resync(b, &b->send) != 0)
+        return -1;
     return 0;
 }
 
@@ -758,6 +877,7 @@ static int handle_frame(ivs_bridge *b, const uint8_t *h, const uint8_t *body, ui
             *welcomed = 1;
             pthread_mutex_lock(&b->mu);
             b->out.len = 0;
+            b->out_req = 0;
             b->evn = 0;
             b->resync = 0;
             if (dump_table(b, &b->send) != 0) {
@@ -1030,7 +1150,6 @@ static void destroy(ivs_bridge *b, size_t conds)
     free(b->out.p);
     free(b->send.p);
     free(b->rbuf);
-    free(b->evq);
     free(b->roles.e);
     free(b->viewers.e);
     free(b->talkers.e);
@@ -1057,25 +1176,20 @@ ivs_bridge *ivs_bridge_open(const ivs_options *opts)
     b->addr.sun_family = AF_UNIX;
     memcpy(b->addr.sun_path, path, strlen(path) + 1);
     b->timeout_ns = (uint64_t)timeout_ms * NS_PER_MS;
-    b->queue_len = queue_len;
-    b->evq = malloc((size_t)queue_len * sizeof *b->evq);
+    b->queue_len = queue_len > IVS_MAX_EVENT_QUEUE_LEN ? IVS_MAX_EVENT_QUEUE_LEN : queue_len;
     b->rbuf = malloc(HDR + IVS_MAX_BODY);
-    if (!b->evq || !b->rbuf || pipe(fds) != 0) {
+    if (!b->rbuf || open_wake_pipe(fds) != 0) {
         destroy(b, 0);
         return NULL;
     }
     b->wake_r = fds[0];
     b->wake_w = fds[1];
-    if (set_cloexec_nonblock(b->wake_r) != 0 || set_cloexec_nonblock(b->wake_w) != 0 ||
-        pthread_condattr_init(&ca) != 0) {
+    if (pthread_condattr_init(&ca) != 0) {
         destroy(b, 0);
         return NULL;
     }
-    if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0) {
-        pthread_condattr_destroy(&ca);
-        destroy(b, 0);
-        return NULL;
-    }
+    /* where it fails, the attribute keeps the default clock, CLOCK_REALTIME: see cond_deadline */
+    b->mono_cond = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0;
     for (i = 0; i < IVS_MAX_IN_FLIGHT; i++, conds++) {
         if (pthread_cond_init(&b->slots[i].cond, &ca) != 0)
             break;

@@ -12,8 +12,10 @@
  *     the socket, connects, reconnects with a backoff (50 ms doubling to 1 s) and replays the
  *     viewer/talker/role state after every (re)connect.
  *   - ivs_bridge_command and ivs_bridge_request_stream never wait longer than reply_timeout_ms,
- *     measured from the moment they are called, and answer at once while the daemon is not
- *     connected.
+ *     measured from the moment they are called (on CLOCK_MONOTONIC), and answer at once while the
+ *     daemon is not connected. (Where pthread_condattr_setclock cannot select CLOCK_MONOTONIC, the
+ *     waits are timed on CLOCK_REALTIME, still to the monotonic deadline, but a step of the wall
+ *     clock backwards during a wait lengthens that wait.)
  *   - ivs_bridge_command always hands back a non-empty, NUL-terminated JSON reply.
  *   - The event functions never block beyond a short internal mutex.
  *   - No SIGPIPE is ever raised (MSG_NOSIGNAL), sockets are close-on-exec, nothing is written to
@@ -22,7 +24,7 @@
  * Every function is safe to call from any number of threads at once, between ivs_bridge_open
  * and ivs_bridge_close.
  *
- * C99, POSIX (pthreads, clock_gettime with CLOCK_MONOTONIC, Unix sockets).
+ * C99, POSIX (pthreads, clock_gettime with CLOCK_MONOTONIC, Unix sockets); pipe2 on Linux.
  */
 #ifndef IVS_BRIDGE_H
 #define IVS_BRIDGE_H
@@ -46,6 +48,7 @@ extern "C" {
 /* Limits. */
 #define IVS_MAX_BODY 65536u    /* the protocol's MAX_BODY: longest frame body either way */
 #define IVS_MAX_IN_FLIGHT 1024 /* commands + stream requests waiting at once */
+#define IVS_MAX_EVENT_QUEUE_LEN 65536u /* larger event_queue_len values are clamped to it */
 
 /*
  * The fixed error replies of ivs_bridge_command (result codes as in the panel protocol).
@@ -54,7 +57,7 @@ extern "C" {
  * "message_id" with the same value and JSON type, as its last member, e.g.
  *   {"confirmation_topic":"","result":"7","reason":"signaling service timeout","message_id":7}
  */
-#define IVS_REASON_UNAVAILABLE "signaling service unavailable" /* result "7": daemon not connected */
+#define IVS_REASON_UNAVAILABLE "signaling service unavailable" /* result "7": not connected, or lost */
 #define IVS_REASON_TIMEOUT "signaling service timeout"         /* result "7": no answer in time */
 #define IVS_REASON_BUSY "signaling service busy"               /* result "5": too many in flight */
 #define IVS_REASON_TOO_LARGE "command too large"               /* result "1": src_len > 65536 */
@@ -65,7 +68,8 @@ typedef struct ivs_bridge ivs_bridge;
 typedef struct {
     const char *socket_path;   /* NULL: IVS_DEFAULT_SOCKET_PATH; copied by ivs_bridge_open */
     uint32_t reply_timeout_ms; /* 0: 2000 */
-    uint32_t event_queue_len;  /* 0: 256; events queued while a send is pending, see below */
+    uint32_t event_queue_len;  /* 0: 256; events waiting to be sent, at most (see below); values
+                                  over IVS_MAX_EVENT_QUEUE_LEN (65536) are clamped to it */
 } ivs_options;
 
 /*
@@ -92,9 +96,12 @@ void ivs_bridge_close(ivs_bridge *b);
  * *reply_len = its length without the NUL (never 0).
  * On failure returns -1 with *reply = one of the fixed JSON error replies above (malloc'd, NUL
  * terminated, *reply_len without the NUL):
- *   unavailable - the daemon is not connected (answered at once, nothing is sent),
+ *   unavailable - the daemon is not connected (answered at once, nothing is sent), or the
+ *                 connection was lost, or the bridge closed, before the answer came (the
+ *                 command was sent then, and the daemon may have run it),
  *   timeout     - reply_timeout_ms passed since the call began,
- *   busy        - IVS_MAX_IN_FLIGHT requests already wait,
+ *   busy        - IVS_MAX_IN_FLIGHT requests already wait, or 256 KiB of request frames wait to be
+ *                 sent (a daemon that does not read),
  *   too large   - src_len > IVS_MAX_BODY,
  *   error       - the daemon answered ERROR, or the connection broke on garbage from it.
  * When even that reply cannot be allocated (or b is NULL), *reply points to a static constant
@@ -132,8 +139,14 @@ int ivs_bridge_request_stream(ivs_bridge *b, uint32_t visitor, uint32_t channel,
  *
  * Only changes are forwarded: a start for an entry already in the table or a stop for one that is
  * not there updates nothing and sends nothing, so the daemon's view equals the table's.
+ * Events and requests (commands, stream requests) reach the daemon in the order they were made,
+ * from one thread or from several. A request whose caller timed out before its frame was sent is
+ * not sent at all (one already handed to the socket may still arrive late).
  * When more than event_queue_len events wait to be sent (the daemon reads too slowly), the queued
- * events are dropped and the bridge sends RESYNC followed by the whole table instead. After every
+ * events are dropped and the bridge sends RESYNC followed by the whole table instead, after the
+ * requests already queued: a request queued before the overflow is sent, and answered, before
+ * the RESYNC, without the dropped events that preceded it and before the resync's state arrives;
+ * requests made after the overflow follow the table. After every
  * (re)connect the table is replayed (roles, viewers, talkers), so events that happen while the
  * daemon is away are not lost. video_res_type and role are sent in the one-byte arg field: values
  * outside 0..255 (a role outside 0..1) are ignored.

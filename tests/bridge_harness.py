@@ -3,9 +3,10 @@
 The fake daemon speaks docs/bridge-protocol.md with just enough of a device behind it (sessions,
 viewers, the intercom, ``user_num``) for the shim's tests, records every frame it receives, and
 misbehaves on request: it answers the first commands of its first connections with garbage, an
-oversized frame, a fatal ERROR and so on, or stops reading for a while so the shim's event queue
-overflows. It is a test double, not a second implementation of the daemon: the real one is
-``python -m iotvideo_signaling serve --listen bridge://...``.
+oversized frame, a fatal ERROR and so on, or stops reading (for a while after WELCOME, or after
+some commands until the test resumes it) so that the shim's queue backs up. ``frames`` keeps
+every frame in the order it was read. It is a test double, not a second implementation of the
+daemon: the real one is ``python -m iotvideo_signaling serve --listen bridge://...``.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ class FakeDaemon:
             ``bad_connections`` connections (which the shim must then drop).
         stall_after_welcome: seconds to stop reading after WELCOME (the shim's queue fills).
         answer_delay: seconds to wait before every REPLY.
+        pause_after_commands: stop reading after answering this many COMMANDs (0: never), until
+            ``resume()``.
     """
 
     def __init__(
@@ -99,12 +102,17 @@ class FakeDaemon:
         bad_connections: int = 1,
         stall_after_welcome: float = 0.0,
         answer_delay: float = 0.0,
+        pause_after_commands: int = 0,
     ) -> None:
         self.path = path
         self.bad_answer = bad_answer
         self.bad_connections = bad_connections
         self.stall_after_welcome = stall_after_welcome
         self.answer_delay = answer_delay
+        self.pause_after_commands = pause_after_commands
+        self.commands = 0  # COMMANDs answered, all connections
+        self.reading = threading.Event()  # cleared while the daemon does not read
+        self.reading.set()
         self.connections = 0
         self.frames: list[tuple[int, int, int, int]] = []  # (type, arg, visitor, channel), all connections
         self.state = FakeState()
@@ -133,6 +141,7 @@ class FakeDaemon:
 
     def close(self) -> None:
         self._stop.set()
+        self.reading.set()
         self._server.close()
         with self._lock:
             for conn in self._conns:
@@ -140,6 +149,10 @@ class FakeDaemon:
                     conn.shutdown(socket.SHUT_RDWR)
         for thread in self._threads:
             thread.join(timeout=5)
+
+    def resume(self) -> None:
+        """Reads again after a pause (pause_after_commands)."""
+        self.reading.set()
 
     def _accept(self) -> None:
         while not self._stop.is_set():
@@ -178,6 +191,8 @@ class FakeDaemon:
         misbehave = self.bad_answer is not None and number <= self.bad_connections
         welcomed = False
         while not self._stop.is_set():
+            if not self.reading.wait(0.05):
+                continue
             head = self._recv_exact(conn, HEADER.size)
             if head is None:
                 return
@@ -212,6 +227,10 @@ class FakeDaemon:
                 if self.answer_delay:
                     time.sleep(self.answer_delay)
                 conn.sendall(frame(REPLY, self._reply(body, visitor, channel), ident=ident))
+                with self._lock:
+                    self.commands += 1
+                    if self.commands == self.pause_after_commands:
+                        self.reading.clear()
             elif kind == STREAM_REQUEST:
                 with self._lock:
                     refuse = arg == 1 and self.state.talker not in (None, (visitor, channel))

@@ -76,9 +76,8 @@ def fake_sdk(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _build(tmp_path_factory.mktemp("shim") / "fake_sdk", [])
 
 
-@pytest.fixture(scope="session")
-def fake_sdk_sanitized(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("shim_san")
+def _require_sanitizers(directory: Path) -> None:
+    """Skips (or fails, when required) unless -fsanitize=address,undefined builds and runs here."""
     probe = directory / "probe.c"
     probe.write_text("int main(void) { return 0; }\n")
     result = subprocess.run(
@@ -92,7 +91,30 @@ def fake_sdk_sanitized(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if _required():  # CI: gcc with libasan and libubsan, as Debian's gcc has them
             pytest.fail(f"-fsanitize=address,undefined does not build or run: {result.stderr[-500:]!r}")
         pytest.skip("-fsanitize=address,undefined does not build or run here (e.g. under qemu-user)")
+
+
+@pytest.fixture(scope="session")
+def fake_sdk_sanitized(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("shim_san")
+    _require_sanitizers(directory)
     return _build(directory / "fake_sdk", SANITIZE)
+
+
+# fake_sdk's hooked build: the shim's calls of these go through fake_sdk's wrappers (GNU ld, lld)
+HOOKS = ["-DFAKE_SDK_HOOKS", "-Wl,--wrap=pthread_mutex_unlock", "-Wl,--wrap=pthread_condattr_setclock"]
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
+    "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
+}
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer")
+
+
+@pytest.fixture(scope="session")
+def fake_sdk_hooked(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The hooked build, under AddressSanitizer and UndefinedBehaviorSanitizer."""
+    directory = tmp_path_factory.mktemp("shim_hooked")
+    _require_sanitizers(directory)
+    return _build(directory / "fake_sdk", [*SANITIZE, *HOOKS])
 
 
 @pytest.fixture(scope="session")
@@ -221,9 +243,16 @@ def _fallbacks(summary: dict[str, Any]) -> int:
 
 @pytest.mark.parametrize("source", ["ivs_bridge.c", "ivs_bridge_iv.c"])
 def test_compiles_pedantic(source: str, tmp_path: Path) -> None:
-    """C99, every warning an error, -pedantic; also with the debug logging compiled in."""
+    """C99, every warning an error, -pedantic; also with the debug logging compiled in, without
+    pipe2, and under _GNU_SOURCE (where glibc's declaration of pipe2 meets the shim's)."""
     cc = _compiler()
-    for extra in ([], ["-DIVS_BRIDGE_DEBUG"], ["-DIVS_REPLY_SIZE_COUNTS_NUL=1"]):
+    for extra in (
+        [],
+        ["-DIVS_BRIDGE_DEBUG"],
+        ["-DIVS_REPLY_SIZE_COUNTS_NUL=1"],
+        ["-DIVS_BRIDGE_NO_PIPE2"],
+        ["-D_GNU_SOURCE"],
+    ):
         cmd = [cc, *CFLAGS, "-pedantic", *extra, f"-I{BRIDGE}", f"-I{STUB}", "-c", str(BRIDGE / source)]
         result = subprocess.run([*cmd, "-o", str(tmp_path / "x.o")], capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stderr
@@ -305,14 +334,10 @@ def test_churn_big_endian_mips_under_qemu(tmp_path: Path, daemon: Daemon) -> Non
 def test_churn_sanitized(fake_sdk_sanitized: Path, daemon: Daemon) -> None:
     """The churn under AddressSanitizer (leaks included) and UndefinedBehaviorSanitizer."""
     daemon.start()
-    env = {
-        **os.environ,
-        "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
-        "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
-    }
+    env = {**os.environ, **SANITIZER_ENV}
     proc = _start_sdk(fake_sdk_sanitized, daemon.sock, "churn", "threads=16", "count=300", "timeout_ms=20000", env=env)
     run = _finish(proc, 180)
-    for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer"):
+    for marker in SANITIZER_MARKERS:
         assert marker not in run.stderr, run.stderr[-5000:]
     _assert_clean(run)
     assert run.summary["final_status"]["user_num"] == 4
@@ -435,3 +460,113 @@ def test_slow_daemon_times_out(fake_sdk: Path, tmp_path: Path) -> None:
     _assert_clean(run)
     assert run.summary["kinds"]["timeout"] > 0
     assert run.summary["max_us"] < (100 + SLACK_MS) * 1000
+
+
+# ---- against a daemon that stops reading (the shim's queue backs up) ----
+
+COMMAND, PEER_LOST = 2, 8
+
+
+def _stall(binary: Path, sock: Path, *opts: str) -> tuple[Run, list[tuple[int, int, int, int]]]:
+    """fake_sdk's stall mode against a fake daemon that stops reading after the first command and
+    reads again once visitor 7's peer is lost; returns the run and the frames the daemon read."""
+    mark = sock.parent / "stalled"
+    with FakeDaemon(sock, pause_after_commands=1) as fake:
+        proc = _start_sdk(binary, sock, "stall", f"mark={mark}", "wait_ms=20000", *opts)
+        try:
+            wait_for(lambda: mark.exists() or proc.poll() is not None, 60 * TIME_FACTOR, "the stall")
+            fake.resume()
+        finally:
+            run = _finish(proc, 60 * TIME_FACTOR)
+        frames = list(fake.frames)
+        assert fake.protocol_errors == []
+    _assert_clean(run)
+    return run, frames
+
+
+@pytest.fixture(scope="module")
+def stalled(fake_sdk: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, list[tuple[int, int, int, int]]]:
+    """16 threads x 8 commands of 60 KB against a daemon that does not read, 300 ms timeout; then
+    visitor 7's command times out and its peer is lost; then the daemon reads everything."""
+    sock = tmp_path_factory.mktemp("stall") / "fake.sock"
+    return _stall(fake_sdk, sock, "threads=16", "count=8", "size=60000", "timeout_ms=300")
+
+
+def test_stalled_daemon_memory_is_bounded(stalled: tuple[Run, list[tuple[int, int, int, int]]]) -> None:
+    """Timed-out requests' frames do not pile up: the queued request bytes are capped (256 KiB,
+    then "busy"), so 7.7 MB of commands to a daemon that does not read cost far less than that."""
+    run, _ = stalled
+    summary = run.summary
+    assert summary["rss_start_kb"] > 0, "no /proc/self/status"
+    grown_kb = summary["rss_filled_kb"] - summary["rss_start_kb"]
+    assert grown_kb < 4096, summary  # uncapped: +7.8 MB (every timed-out 60 KB frame stays queued); capped: ~1 MB
+    assert summary["kinds"]["timeout"] + summary["kinds"]["busy"] >= 16 * 8, summary
+    assert summary["kinds"]["busy"] > 0, summary
+
+
+def test_timed_out_command_never_sent(stalled: tuple[Run, list[tuple[int, int, int, int]]]) -> None:
+    """A command whose caller was answered "timeout" while its frame was still queued never runs
+    later, when the daemon reads again; the peer's PEER_LOST does get there."""
+    run, frames = stalled
+    assert run.summary["v7_kind"] == "timeout", run.summary
+    assert [kind for kind, _, visitor, _ in frames if visitor == 7] == [PEER_LOST]
+    # of the 128 fillers, only those handed to the socket before they timed out can arrive: the
+    # kernel's socket buffer (~200 KB) and the one batch stuck in the send buffer (<= 256 KiB)
+    fillers = sum(1 for kind, _, visitor, _ in frames if kind == COMMAND and visitor >= 100)
+    assert fillers <= 16, fillers  # without the filter: all 128, run seconds late
+
+
+def test_peer_lost_after_waiting_command(fake_sdk: Path, tmp_path: Path) -> None:
+    """Events and requests leave in one FIFO: visitor 7's command, queued behind a backlog, is still
+    waiting when its peer is lost; the daemon must get COMMAND then PEER_LOST, never the reverse
+    (a session opened after PEER_LOST would stay open: a PTZ move nothing stops)."""
+    run, frames = _stall(fake_sdk, tmp_path / "fake.sock", "threads=6", "count=1", "size=60000", "live=1",
+                         "timeout_ms=20000")  # fmt: skip
+    assert run.summary["v7_kind"] == "ok", run.summary
+    assert [kind for kind, _, visitor, _ in frames if visitor == 7] == [COMMAND, PEER_LOST]
+
+
+# ---- with fake_sdk's hooks ----
+
+
+def test_event_racing_close(fake_sdk_hooked: Path, tmp_path: Path) -> None:
+    """An event call held up right after the shim unlocks its mutex while another thread closes the
+    bridge (legal: the call began first): the call must be done with the bridge by then, or close
+    frees it under the call's feet (AddressSanitizer: heap-use-after-free)."""
+    sock = tmp_path / "fake.sock"
+    with FakeDaemon(sock):
+        run = _finish(_start_sdk(fake_sdk_hooked, sock, "close_race", env={**os.environ, **SANITIZER_ENV}), 60)
+    for marker in SANITIZER_MARKERS:
+        assert marker not in run.stderr, run.stderr[-5000:]
+    _assert_clean(run)
+
+
+def test_huge_event_queue_len_is_clamped(fake_sdk: Path, tmp_path: Path) -> None:
+    """event_queue_len 2^32 - 1 is clamped to IVS_MAX_EVENT_QUEUE_LEN (65536): the bridge opens (the
+    old evq allocation of queue_len * 12 bytes failed here, and wrapped to a small buffer on 32-bit
+    builds), and past 65536 waiting events it resyncs instead of queueing without limit."""
+    sock = tmp_path / "fake.sock"
+    with FakeDaemon(sock, stall_after_welcome=2.0) as fake:
+        run = _run_sdk(fake_sdk, sock, "events", "threads=8", "count=10000", "queue=4294967295", "timeout_ms=20000")
+        wait_for(lambda: any(kind == RESYNC for kind, *_ in fake.frames), 10, "RESYNC")
+        state = fake.state
+    _assert_clean(run)
+    assert fake.protocol_errors == []
+    assert state.user_num() == 4
+    assert run.summary["final_status"]["user_num"] == 4
+
+
+def test_without_monotonic_condition_variables(fake_sdk_hooked: Path, tmp_path: Path) -> None:
+    """pthread_condattr_setclock fails (fake_sdk's hook, as on a libc without it): the bridge still
+    opens, on realtime condition variables, and its calls still end at their monotonic deadline:
+    answers in time are "ok", the caller behind them gets "timeout", never early (fake_sdk checks)."""
+    sock = tmp_path / "fake.sock"
+    timeout_ms = 1000
+    with FakeDaemon(sock, answer_delay=0.6):  # one answer at a time: the second caller in line times out
+        proc = _start_sdk(fake_sdk_hooked, sock, "run", "threads=2", "seconds=2", f"timeout_ms={timeout_ms}",
+                          "wait_ms=0", "no_monotonic=1", env={**os.environ, **SANITIZER_ENV})  # fmt: skip
+        run = _finish(proc, 60)
+    _assert_clean(run)
+    assert run.summary["kinds"]["ok"] > 0, run.summary
+    assert run.summary["kinds"]["timeout"] > 0, run.summary
+    assert run.summary["max_us"] < (timeout_ms + SLACK_MS) * 1000, run.summary

@@ -18,8 +18,23 @@
  *          stream requests failing closed, the API's answers to misuse.
  *   events threads x count viewer start/stop events (no commands), then the known state; with a
  *          small queue=N this overflows the event queue (RESYNC).
+ *   stall  for a daemon that stops reading after the first command (tests/bridge_harness.py):
+ *          threads x count commands of size bytes each (visitors 100..) fill the socket and the
+ *          shim's queue; then visitor 7 sends a small command and its peer is lost. live=0: the
+ *          fillers are done (timed out or busy) first, and so is visitor 7's command. live=1: all
+ *          of them still wait when the peer is lost (use a timeout longer than the stall). Then
+ *          the file mark=PATH is created, the daemon is waited for (wait_ms) and get_status
+ *          reported, with visitor 7's reply kind and the peak RSS before and after the fill.
+ *   close_race  (hooked build, below) a thread raises an event and is held up for 300 ms right
+ *          after the shim unlocks its mutex; meanwhile the main thread closes the bridge: the
+ *          event call must not touch the bridge after that unlock (AddressSanitizer watches).
  * Options: threads=16 count=2000 seconds=3 timeout_ms=2000 queue=0 (shim default) wait_ms=5000
- * (how long to wait for the daemon before starting; 0: start at once).
+ * (how long to wait for the daemon before starting; 0: start at once) size=60000 live=0 mark=
+ * no_monotonic=0 (hooked build: pthread_condattr_setclock fails, as on a libc without it).
+ *
+ * The hooked build: -DFAKE_SDK_HOOKS -Wl,--wrap=pthread_mutex_unlock
+ * -Wl,--wrap=pthread_condattr_setclock (GNU ld or lld) routes the shim's calls of those two
+ * through the wrappers below.
  *
  * Exit status 0 when every self-check held (see "problems" in the summary), 1 otherwise, 2 on
  * usage errors.
@@ -49,7 +64,11 @@ static struct {
     unsigned timeout_ms;
     unsigned queue;
     unsigned wait_ms;
-} opt = {"", 16, 2000, 3.0, 2000, 0, 5000};
+    unsigned size;
+    int live;
+    const char *mark;
+    int no_monotonic;
+} opt = {"", 16, 2000, 3.0, 2000, 0, 5000, 60000, 0, NULL, 0};
 
 static pthread_mutex_t stats_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
@@ -79,6 +98,55 @@ static void sleep_ms(unsigned ms)
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
 }
+
+/* ---- the hooked build ---- */
+
+#ifdef FAKE_SDK_HOOKS
+int __real_pthread_mutex_unlock(pthread_mutex_t *mu);
+int __wrap_pthread_mutex_unlock(pthread_mutex_t *mu);
+int __real_pthread_condattr_setclock(pthread_condattr_t *attr, clockid_t clock);
+int __wrap_pthread_condattr_setclock(pthread_condattr_t *attr, clockid_t clock);
+
+static pthread_key_t slow_key; /* set in a thread: its next mutex unlock is followed by 300 ms */
+
+int __wrap_pthread_mutex_unlock(pthread_mutex_t *mu)
+{
+    int r = __real_pthread_mutex_unlock(mu);
+    if (pthread_getspecific(slow_key)) {
+        pthread_setspecific(slow_key, NULL);
+        sleep_ms(300);
+    }
+    return r;
+}
+
+int __wrap_pthread_condattr_setclock(pthread_condattr_t *attr, clockid_t clock)
+{
+    if (opt.no_monotonic)
+        return EINVAL;
+    return __real_pthread_condattr_setclock(attr, clock);
+}
+
+static ivs_bridge *race_bridge;
+
+static void *race_thread(void *arg)
+{
+    (void)arg;
+    pthread_setspecific(slow_key, &slow_key);
+    ivs_bridge_viewer_started(race_bridge, 1, 0, 2);
+    return NULL;
+}
+
+/* The close_race mode: the event call is past the shim's mutex when close begins (legal). */
+static void close_race(ivs_bridge *b)
+{
+    pthread_t t;
+    race_bridge = b;
+    pthread_create(&t, NULL, race_thread, NULL);
+    sleep_ms(100);
+    ivs_bridge_close(b);
+    pthread_join(t, NULL);
+}
+#endif
 
 /* ---- a strict JSON validator (RFC 8259) that also returns the raw text of two top-level members ---- */
 
@@ -470,6 +538,94 @@ static void *events_thread(void *arg)
     return NULL;
 }
 
+static int wait_for_daemon(void);
+
+static char *filler; /* stall mode: a get_status command of opt.size bytes */
+
+static void *stall_thread(void *arg)
+{
+    int v = (int)(intptr_t)arg;
+    long i;
+    for (i = 0; i < opt.count; i++)
+        sdk_command((uint32_t)(100 + v), 0, filler, "1", NULL);
+    return NULL;
+}
+
+static enum kind v7_kind = K_COUNT;
+
+static void *v7_thread(void *arg)
+{
+    (void)arg;
+    v7_kind = sdk_command(7, 0, "{\"topic\":\"get_status\",\"message_id\":7}", "7", NULL);
+    return NULL;
+}
+
+/* The peak resident set size in KiB (Linux's VmHWM: getrusage's ru_maxrss survives exec), or -1. */
+static long max_rss_kb(void)
+{
+    char line[128];
+    long kb = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6))
+            kb = atol(line + 6);
+    fclose(f);
+    return kb;
+}
+
+/* The stall mode (see the top of the file). Returns the ",..." summary extra, malloc'd. */
+static char *stall_mode(void)
+{
+    static const char head[] = "{\"topic\":\"get_status\",\"message_id\":1";
+    pthread_t fill[MAX_THREADS], v7;
+    long rss_start = max_rss_kb(), rss_end;
+    char *status = NULL, *out;
+    FILE *f;
+    size_t n;
+    int i;
+
+    if (opt.size < 64 || opt.size > IVS_MAX_BODY || !(filler = malloc(opt.size + 1u)))
+        return NULL;
+    memset(filler, ' ', opt.size);
+    memcpy(filler, head, strlen(head));
+    filler[opt.size - 1] = '}';
+    filler[opt.size] = 0;
+    for (i = 0; i < opt.threads; i++)
+        pthread_create(&fill[i], NULL, stall_thread, (void *)(intptr_t)i);
+    if (!opt.live) {
+        for (i = 0; i < opt.threads; i++)
+            pthread_join(fill[i], NULL);
+        v7_thread(NULL);
+    } else {
+        sleep_ms(300); /* the fillers' frames fill the socket */
+        pthread_create(&v7, NULL, v7_thread, NULL);
+        sleep_ms(200); /* visitor 7's command is queued behind them */
+    }
+    ivs_iv_notify(IV_AVT_EVENT_P2P_LINK_DISCONNECT, 7, 0, IV_AVT_VIDEO_RES_FL);
+    rss_end = max_rss_kb();
+    if (opt.mark && (f = fopen(opt.mark, "w")) != NULL)
+        fclose(f);
+    if (opt.live) {
+        pthread_join(v7, NULL);
+        for (i = 0; i < opt.threads; i++)
+            pthread_join(fill[i], NULL);
+    }
+    free(filler);
+    if (wait_for_daemon() != 0)
+        fprintf(stderr, "fake_sdk: the daemon did not come back within wait_ms\n");
+    sdk_command(0, 0, "{\"topic\":\"get_status\",\"message_id\":424242}", "424242", &status);
+    n = (status ? strlen(status) : 0) + 160;
+    out = malloc(n);
+    if (out)
+        snprintf(out, n, ",\"v7_kind\":\"%s\",\"rss_start_kb\":%ld,\"rss_filled_kb\":%ld,\"final_status\":%s",
+                 v7_kind < K_COUNT ? kind_names[v7_kind] : "none", rss_start, rss_end,
+                 status && *status ? status : "null");
+    free(status);
+    return out;
+}
+
 typedef struct {
     int v;
     uint64_t *lat;
@@ -675,9 +831,17 @@ static int parse_opt(const char *a)
     else if (!strncmp(a, "timeout_ms=", 11))
         opt.timeout_ms = (unsigned)atol(eq + 1);
     else if (!strncmp(a, "queue=", 6))
-        opt.queue = (unsigned)atol(eq + 1);
+        opt.queue = (unsigned)strtoul(eq + 1, NULL, 10);
     else if (!strncmp(a, "wait_ms=", 8))
         opt.wait_ms = (unsigned)atol(eq + 1);
+    else if (!strncmp(a, "size=", 5))
+        opt.size = (unsigned)atol(eq + 1);
+    else if (!strncmp(a, "live=", 5))
+        opt.live = atoi(eq + 1);
+    else if (!strncmp(a, "mark=", 5))
+        opt.mark = eq + 1;
+    else if (!strncmp(a, "no_monotonic=", 13))
+        opt.no_monotonic = atoi(eq + 1);
     else
         return -1;
     return 0;
@@ -695,7 +859,7 @@ int main(int argc, char **argv)
     uint64_t t0;
 
     if (argc < 3) {
-        fprintf(stderr, "usage: fake_sdk SOCKET churn|bench|run|events|edge [key=value ...]\n");
+        fprintf(stderr, "usage: fake_sdk SOCKET churn|bench|run|events|stall|close_race|edge [key=value ...]\n");
         return 2;
     }
     opt.mode = argv[2];
@@ -709,6 +873,15 @@ int main(int argc, char **argv)
         return 2;
     }
 
+#ifdef FAKE_SDK_HOOKS
+    if (pthread_key_create(&slow_key, NULL) != 0)
+        return 1;
+#else
+    if (opt.no_monotonic || !strcmp(opt.mode, "close_race")) {
+        fprintf(stderr, "fake_sdk: no_monotonic and close_race need the hooked build (FAKE_SDK_HOOKS)\n");
+        return 2;
+    }
+#endif
     memset(&o, 0, sizeof o);
     o.socket_path = argv[1];
     o.reply_timeout_ms = opt.timeout_ms;
@@ -782,6 +955,16 @@ int main(int argc, char **argv)
             free(status);
         }
         print_summary(extra);
+    } else if (!strcmp(opt.mode, "stall")) {
+        extra = stall_mode();
+        print_summary(extra);
+#ifdef FAKE_SDK_HOOKS
+    } else if (!strcmp(opt.mode, "close_race")) {
+        ivs_iv_use(NULL);
+        close_race(b);
+        b = NULL;
+        print_summary(NULL);
+#endif
     } else if (!strcmp(opt.mode, "edge")) {
         rc = edge_mode();
         print_summary(rc ? ",\"edge\":\"failed\"" : ",\"edge\":\"passed\"");
