@@ -93,6 +93,7 @@ def start_server(
     config: str | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = 15.0,
+    extra: tuple[str, ...] = (),
 ) -> Served:
     """Start ``serve`` and wait until its ready file names the bound addresses.
 
@@ -103,7 +104,8 @@ def start_server(
     socket_dir = Path(tempfile.mkdtemp(prefix="ivs-"))
     ready = tmp / "ready.json"
     state_dir = tmp / "state"
-    args = ["--state-dir", str(state_dir), "--ready-file", str(ready), "--log-level", "info"]
+    tmp.mkdir(parents=True, exist_ok=True)
+    args = ["--state-dir", str(state_dir), "--ready-file", str(ready), "--log-level", "info", *extra]
     for url in listen or ():
         args += ["--listen", url.replace("{sockets}", str(socket_dir))]
     if config is not None:

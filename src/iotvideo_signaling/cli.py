@@ -23,7 +23,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import orjson
 
@@ -32,6 +32,9 @@ from ._wire import implementation
 from .inner import _QUALITIES
 from .protocol import FIELDS, PTZ_COMMANDS
 from .sessions import STREAM_KINDS
+
+if TYPE_CHECKING:
+    from .server.settings import Settings
 
 __all__ = ["build_commands", "main"]
 
@@ -149,6 +152,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, help="default: info")
     serve.add_argument(
+        "--panel",
+        action="store_true",
+        help="serve the panel simulator's page on the ws:// listeners (without one: on ws://127.0.0.1 at a "
+        "free port); its URL is logged",
+    )
+    serve.add_argument(
         "--ready-file", metavar="FILE", help='write {"pid": ..., "listen": [bound URLs]} here once listening'
     )
     serve.set_defaults(run=_serve)
@@ -242,6 +251,8 @@ def _serve(args: argparse.Namespace) -> int:
             settings = dataclasses.replace(settings, listen=tuple(parse_listen(url) for url in args.listen))
         if args.state_dir:
             settings = dataclasses.replace(settings, state_dir=Path(args.state_dir).expanduser())
+        if args.panel:
+            settings = _with_panel(settings, explicit=bool(args.listen))
     except ConfigError as exc:
         _error("serve", exc)
         return 2
@@ -258,6 +269,18 @@ def _serve(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         os._exit(status)
     return 0
+
+
+def _with_panel(settings: Settings, *, explicit: bool) -> Settings:
+    """``--panel``: the page on the ws:// listeners; without one, a ws:// listener on a free
+    loopback port is added, unless the listeners were given on the command line."""
+    from .server import ConfigError, parse_listen  # noqa: PLC0415
+
+    if not any(address.scheme == "ws" for address in settings.listen):
+        if explicit:
+            raise ConfigError("--panel needs a ws:// listener among the --listen URLs (e.g. ws://127.0.0.1:7131)")
+        settings = dataclasses.replace(settings, listen=(*settings.listen, parse_listen("ws://127.0.0.1:0")))
+    return dataclasses.replace(settings, panel=True)
 
 
 # -- send --------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from .bridge import BridgeListener
 from .hub import Hub
 from .lines import LineConnection
 from .listen import ConfigError, ListenAddress
+from .panel import PanelPage, add_panel_topics
 from .process import DRAIN_SECONDS, Readiness, start_bridge
 from .settings import Settings
 from .systemd import Notifier
@@ -83,6 +84,8 @@ class Daemon:
         if self._stop_requested:
             self._stop.set()
         self._hub = Hub(self.device, self.settings)
+        if self.settings.panel:
+            add_panel_topics(self.device)  # the page's cancel button
         try:
             for address in self.settings.listen:
                 self.bound.extend(await self._listen(self._hub, address))
@@ -130,7 +133,11 @@ class Daemon:
             if address.scheme == "ws":
                 from .websocket import start_websocket_listener  # noqa: PLC0415 - optional dependency
 
-                ws_server, bound = await start_websocket_listener(hub, address)
+                page = PanelPage(auth_required=hub.auth_required) if self.settings.panel else None
+                ws_server, bound = await start_websocket_listener(hub, address, page=page)
+                if page is not None:
+                    for where in bound:
+                        log.info("the panel simulator is at %s", str(where).replace("ws://", "http://", 1) + "/")
                 self._servers.append(ws_server)
                 return bound
             if address.scheme == "unix":

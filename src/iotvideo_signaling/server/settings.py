@@ -96,6 +96,8 @@ class Settings:
         allowed_origins: the ``Origin`` headers (``scheme://host[:port]``, as a browser sends
             them) that ``ws://`` listeners accept besides none; a handshake from any other web
             page is refused with HTTP 403 (see websocket.py and :func:`parse_origins`).
+        panel: serve the panel simulator's page on every ``ws://`` listener (``serve --panel``;
+            see panel.py).
         channels: an NVR's cameras: ``{channel: hardware options}``, each merged over
             ``hardware_class`` (key ``"class"``) and ``hardware_options``. Empty: one camera on
             channel 0. See :meth:`channel_numbers` and :meth:`for_channel`.
@@ -115,6 +117,7 @@ class Settings:
     write_buffer_size: int = 256 * 1024
     log_level: str | None = None
     allowed_origins: tuple[str, ...] = ()
+    panel: bool = False
     channels: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
 
     @property

@@ -23,6 +23,9 @@ the ``websockets`` library's ``origins``). A request without one (a non-browser 
 INFO, the first of each origin at once and later ones as a count at most every
 :data:`REFUSAL_LOG_INTERVAL` seconds, so that a page retrying in a loop cannot flood the log.
 
+With ``serve --panel`` the listener also answers plain HTTP requests (no WebSocket upgrade) with
+the panel simulator's page (panel.py), and admits the page's own origin.
+
 The ``websockets`` package (the ``server`` extra) is imported only when a ``ws://`` listener is
 started, so ``tcp://`` and ``unix://`` work without it.
 """
@@ -30,12 +33,15 @@ started, so ``tcp://`` and ``unix://`` work without it.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import logging
+import socket
 import time
 from typing import TYPE_CHECKING, Any, Callable, Union
 
 from .hub import AUTH_EVICTED, TOO_MANY_CONNECTIONS, Hub
 from .listen import ConfigError, ListenAddress
+from .panel import PanelPage, page_origins
 from .settings import parse_origins
 
 if TYPE_CHECKING:
@@ -65,16 +71,33 @@ def _import_websockets() -> Any:
     return websockets.asyncio.server
 
 
-async def start_websocket_listener(hub: Hub, address: ListenAddress) -> tuple[Server, list[ListenAddress]]:
-    """Start listening on ``address``; returns the server and the addresses it is bound to."""
+async def start_websocket_listener(
+    hub: Hub, address: ListenAddress, *, page: PanelPage | None = None
+) -> tuple[Server, list[ListenAddress]]:
+    """Start listening on ``address``; returns the server and the addresses it is bound to.
+
+    With ``page``, plain HTTP requests get the panel simulator's page, and the page's own origin
+    may open the WebSocket.
+    """
     module = _import_websockets()
     from websockets.exceptions import InvalidOrigin  # noqa: PLC0415 - optional dependency
 
     settings = hub.settings
     refusals = OriginRefusals()
+    origins: list[str | None] = [None, *parse_origins(settings.allowed_origins)]  # None: no Origin header
+    where: dict[str, Any] = {"host": address.host, "port": address.port}
+    if page is not None:  # the page's origin names the port: bind first to know it
+        sock = _bind(address)
+        where = {"sock": sock}
+        origins += page_origins([address.with_port(sock.getsockname()[1])])
 
     async def handler(ws: ServerConnection) -> None:
         await WebSocketConnection(hub, ws).run()
+
+    def process_request(ws: ServerConnection, request: Request) -> Response | None:
+        if page is None or request.headers.get("Upgrade", "").lower() == "websocket":
+            return None  # the WebSocket handshake, its Origin checked by the library
+        return _http_response(page, request.path)
 
     def process_response(ws: ServerConnection, request: Request, response: Response) -> None:
         refused = ws.protocol.handshake_exc
@@ -83,9 +106,9 @@ async def start_websocket_listener(hub: Hub, address: ListenAddress) -> tuple[Se
 
     server: Server = await module.serve(
         handler,
-        address.host,
-        address.port,
-        origins=[None, *parse_origins(settings.allowed_origins)],  # None: no Origin header
+        **where,
+        origins=origins,
+        process_request=process_request,
         process_response=process_response,
         compression=None,
         max_size=2 * hub.max_message_size,
@@ -96,6 +119,22 @@ async def start_websocket_listener(hub: Hub, address: ListenAddress) -> tuple[Se
     )
     bound = [address.with_port(sock.getsockname()[1]) for sock in server.sockets]
     return server, bound
+
+
+def _bind(address: ListenAddress) -> socket.socket:
+    """A listening TCP socket for ``address`` (its first address, when the host is a name)."""
+    family, _, _, _, sockaddr = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)[0]
+    return socket.create_server(sockaddr[:2], family=family)
+
+
+def _http_response(page: PanelPage, path: str) -> Response:
+    from websockets.datastructures import Headers  # noqa: PLC0415 - optional dependency
+    from websockets.http11 import Response  # noqa: PLC0415
+
+    status, headers, body = page.response(path)
+    common = [("Date", email.utils.formatdate(usegmt=True)), ("Connection", "close")]
+    common.append(("Content-Length", str(len(body))))
+    return Response(status, "OK" if status == 200 else "Not Found", Headers(common + headers), body)
 
 
 class OriginRefusals:
