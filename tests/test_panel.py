@@ -414,3 +414,83 @@ def test_with_tokens_the_page_asks_for_one_and_sends_auth_first(driver: Any, tmp
         assert first_messages == ["AUTH wrong-token-0123456789", f"AUTH {OWNER_TOKEN}"]
     finally:
         server.stop()
+
+
+class FakeDaemon:
+    """The page's files and a WebSocket that answers as told: for a daemon that misbehaves.
+
+    ``answers`` maps a topic to the raw text to answer with, or to None for no answer at all.
+    """
+
+    def __init__(self, answers: dict[str, str | None]) -> None:
+        self.answers = answers
+        self.url = ""
+        self._ready = threading.Event()
+        self._stop: Any = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10)
+
+    def _run(self) -> None:
+        import asyncio
+
+        from websockets.asyncio.server import ServerConnection, serve
+
+        from iotvideo_signaling.server.panel import PanelPage
+        from iotvideo_signaling.server.websocket import _http_response
+
+        page = PanelPage(auth_required=False)
+
+        async def handler(ws: ServerConnection) -> None:
+            async for message in ws:
+                request = orjson.loads(str(message).partition("cmd=")[2] or "{}")
+                topic, message_id = request.get("topic", ""), request.get("message_id")
+                echo = orjson.dumps({"confirmation_topic": topic, "result": "0", "message_id": message_id}).decode()
+                answer = self.answers.get(topic, echo)
+                if answer is not None:
+                    await ws.send(answer)
+
+        def process_request(ws: ServerConnection, request: Any) -> Any:
+            if request.headers.get("Upgrade", "").lower() == "websocket":
+                return None
+            return _http_response(page, request.path)
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            self._stop = loop.create_future()
+            async with serve(handler, "127.0.0.1", 0, process_request=process_request) as server:
+                self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+                self._ready.set()
+                await self._stop
+
+        asyncio.run(main())
+
+    def close(self) -> None:
+        loop = self._stop.get_loop()
+        loop.call_soon_threadsafe(self._stop.set_result, None)
+        self._thread.join(10)
+
+
+def test_replies_are_cut_at_a_nul_bad_json_is_shown_and_silence_times_out(driver: Any) -> None:
+    fake = FakeDaemon(
+        {
+            "get_status": '{"confirmation_topic":"get_status","result":"0","status":"standby","user_num":2}\u0000junk',
+            "version": "this is not JSON",
+            "intercom": None,  # never answered
+        }
+    )
+    try:
+        page = Page(driver, fake.url)
+        page.wait(lambda: page.text("power") == "standby")  # parsed up to the NUL
+        items = page.log_items()
+        assert any(item.startswith("get_status") and "result 0" in item for item in items), items
+        assert any(item.startswith("version") and "the reply is not JSON" in item for item in items), items
+        started = time.monotonic()
+        timed_out = page.wait(
+            lambda: [i for i in page.log_items() if i.startswith("intercom") and "no reply within 7.5 s" in i],
+            timeout=7.5 + WAIT,
+        )
+        assert timed_out
+        assert time.monotonic() - started < 7.5 + WAIT
+    finally:
+        fake.close()

@@ -6,8 +6,9 @@
 //   page is hidden;
 // - a reply is cut at its first NUL and parsed as JSON; a command without an answer after 7.5 s
 //   is shown as a timeout.
-// Replies come back in order on one WebSocket, so they are paired with requests first in, first
-// out (inner_define replies carry no message_id); messages {"event": ...} are device events.
+// A reply is paired with its request by message_id; one without (an inner_define reply, an error
+// about an unreadable command) with the oldest request waiting, since the daemon answers in order.
+// Messages {"event": ...} are device events.
 "use strict";
 
 (() => {
@@ -102,8 +103,8 @@
 
   // -- requests and replies -------------------------------------------------------------------
 
-  function send(raw, label) {
-    const request = { raw, label, sent: performance.now(), item: logRequest(label, raw), timer: null, done: false };
+  function send(raw, label, id) {
+    const request = { raw, label, id, sent: performance.now(), item: logRequest(label, raw), timer: null, done: false };
     if (!state.ready) {
       settle(request, "lost", "not connected");
       return;
@@ -119,7 +120,14 @@
     state.messageId += 1;
     const body = Object.assign({ topic, message_id: state.messageId }, top || {});
     if (fields) body.data = fields;
-    send(PREFIX + JSON.stringify(body), topic);
+    send(PREFIX + JSON.stringify(body), topic, state.messageId);
+  }
+
+  function takeRequest(value) {
+    const id = value && !Array.isArray(value) ? value.message_id : undefined;
+    let index = id === undefined ? 0 : state.pending.findIndex((request) => request.id === id);
+    if (index < 0) index = 0;
+    return state.pending.splice(index, 1)[0];
   }
 
   function receive(data) {
@@ -139,8 +147,7 @@
       authAnswer(value);
       return;
     }
-    // the oldest request still counted as waiting (a timed-out one still gets its late reply)
-    const request = state.pending.shift();
+    const request = takeRequest(value); // (a timed-out request still gets its late reply)
     if (!request) return;
     if (value === undefined) {
       settle(request, "invalid", "the reply is not JSON", text);
