@@ -28,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -360,19 +360,28 @@ def test_churn_thread_sanitized(fake_sdk_tsan: Path, daemon: Daemon) -> None:
     _assert_clean(run)
 
 
-def test_daemon_starts_late(fake_sdk: Path, daemon: Daemon) -> None:
-    """No daemon yet: every call is answered at once; once it starts, calls succeed, viewers replayed."""
-    timeout_ms = 5000
-    proc = _start_sdk(fake_sdk, daemon.sock, "run", "threads=4", "seconds=3", f"timeout_ms={timeout_ms}", "wait_ms=0")
+def _run_through(
+    fake_sdk: Path, daemon: Daemon, timeout_ms: int, fault: Callable[[], None], *opts: str
+) -> dict[str, Any]:
+    """fake_sdk's run mode (4 threads) with ``fault`` done to the daemon after 1 s; checks that the
+    calls recovered and none waited past its deadline (with the load margin); returns the summary."""
+    proc = _start_sdk(fake_sdk, daemon.sock, "run", "threads=4", f"timeout_ms={timeout_ms}", *opts)
     try:
         time.sleep(1.0)
-        daemon.start()
+        fault()
     finally:
         run = _finish(proc, 60)
-    _assert_clean(run)
+    _assert_clean(run)  # includes timeout_early == 0: no "timeout" before the deadline
     summary = run.summary
-    assert summary["kinds"]["unavailable"] > 0
     assert summary["ok_after_fallback"] > 0
+    assert summary["max_us"] < (timeout_ms + SLACK_MS) * 1000, summary
+    return summary
+
+
+def test_daemon_starts_late(fake_sdk: Path, daemon: Daemon) -> None:
+    """No daemon yet: every call is answered at once; once it starts, calls succeed, viewers replayed."""
+    summary = _run_through(fake_sdk, daemon, 5000, daemon.start, "seconds=3", "wait_ms=0")
+    assert summary["kinds"]["unavailable"] > 0
     # "at once": far from the 5 s a waiting call would take (see the module docstring on timing)
     assert summary["max_unavailable_us"] < SLACK_MS * 1000
     assert summary["final_status"]["user_num"] == 3  # viewers started while the daemon was away
@@ -380,41 +389,30 @@ def test_daemon_starts_late(fake_sdk: Path, daemon: Daemon) -> None:
 
 def test_daemon_killed_and_restarted(fake_sdk: Path, daemon: Daemon) -> None:
     """SIGKILL mid-run: fallbacks, then recovery without restarting the SDK, viewers replayed."""
-    daemon.start()
-    timeout_ms = 500
-    proc = _start_sdk(fake_sdk, daemon.sock, "run", "threads=4", "seconds=4", f"timeout_ms={timeout_ms}")
-    try:
-        time.sleep(1.0)
+
+    def kill_and_restart() -> None:
         daemon.kill(signal.SIGKILL)
         time.sleep(1.0)
         daemon.start()
-    finally:
-        run = _finish(proc, 60)
-    _assert_clean(run)
-    summary = run.summary
+
+    daemon.start()
+    summary = _run_through(fake_sdk, daemon, 500, kill_and_restart, "seconds=4")
     assert _fallbacks(summary) > 0
-    assert summary["ok_after_fallback"] > 0
-    assert summary["max_us"] < (timeout_ms + SLACK_MS) * 1000, summary
     assert summary["final_status"]["user_num"] == 3
 
 
 def test_daemon_stopped(fake_sdk: Path, daemon: Daemon) -> None:
-    """SIGSTOP for 3 s: calls end with "timeout" at their own deadline, not when the daemon resumes."""
-    daemon.start()
-    timeout_ms = 300
-    proc = _start_sdk(fake_sdk, daemon.sock, "run", "threads=4", "seconds=5", f"timeout_ms={timeout_ms}")
-    try:
-        time.sleep(1.0)
+    """SIGSTOP for 3 s: calls end with "timeout" at their own deadline, not when the daemon resumes
+    (a blocked call would take ~3 s)."""
+
+    def stop_for_3_s() -> None:
         daemon.kill(signal.SIGSTOP)
         time.sleep(3.0)
         daemon.kill(signal.SIGCONT)
-    finally:
-        run = _finish(proc, 60)
-    _assert_clean(run)  # includes timeout_early == 0: no "timeout" before the deadline
-    summary = run.summary
+
+    daemon.start()
+    summary = _run_through(fake_sdk, daemon, 300, stop_for_3_s, "seconds=5")
     assert summary["kinds"]["timeout"] > 0
-    assert summary["ok_after_fallback"] > 0
-    assert summary["max_us"] < (timeout_ms + SLACK_MS) * 1000, summary  # a blocked call would take ~3 s
 
 
 # ---- against a misbehaving fake daemon ----
