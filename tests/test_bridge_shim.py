@@ -484,21 +484,24 @@ def _stall(binary: Path, sock: Path, *opts: str) -> tuple[Run, list[tuple[int, i
 
 @pytest.fixture(scope="module")
 def stalled(fake_sdk: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, list[tuple[int, int, int, int]]]:
-    """16 threads x 8 commands of 60 KB against a daemon that does not read, 300 ms timeout; then
+    """16 threads x 16 commands of 60 KB against a daemon that does not read, 300 ms timeout; then
     visitor 7's command times out and its peer is lost; then the daemon reads everything."""
     sock = tmp_path_factory.mktemp("stall") / "fake.sock"
-    return _stall(fake_sdk, sock, "threads=16", "count=8", "size=60000", "timeout_ms=300")
+    return _stall(fake_sdk, sock, "threads=16", "count=16", "size=60000", "timeout_ms=300")
 
 
 def test_stalled_daemon_memory_is_bounded(stalled: tuple[Run, list[tuple[int, int, int, int]]]) -> None:
     """Timed-out requests' frames do not pile up: the queued request bytes are capped (256 KiB,
-    then "busy"), so 7.7 MB of commands to a daemon that does not read cost far less than that."""
+    then "busy"), so 15 MB of commands to a daemon that does not read cost far less than that.
+
+    The bound is half the uncapped growth: under qemu-user the process's RSS is the emulator's,
+    whose translation cache grows by a few MiB on its own (5 MiB seen on armhf)."""
     run, _ = stalled
     summary = run.summary
     assert summary["rss_start_kb"] > 0, "no /proc/self/status"
     grown_kb = summary["rss_filled_kb"] - summary["rss_start_kb"]
-    assert grown_kb < 4096, summary  # uncapped: +7.8 MB (every timed-out 60 KB frame stays queued); capped: ~1 MB
-    assert summary["kinds"]["timeout"] + summary["kinds"]["busy"] >= 16 * 8, summary
+    assert grown_kb < 8192, summary  # uncapped: ~15 MB (every timed-out 60 KB frame stays queued); capped: ~1 MB
+    assert summary["kinds"]["timeout"] + summary["kinds"]["busy"] >= 16 * 16, summary
     assert summary["kinds"]["busy"] > 0, summary
 
 
