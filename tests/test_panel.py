@@ -215,6 +215,20 @@ def test_the_page_is_served_with_a_restrictive_csp(served: Served) -> None:
     assert "the panel simulator is at http://127.0.0.1:" in served.log()
 
 
+def test_panel_without_a_ws_listener_adds_one_on_a_free_loopback_port(tmp_path: Path) -> None:
+    config = '[server]\nlisten = ["tcp://127.0.0.1:0"]\n'  # (the default tcp port may be taken here)
+    server = start_server(tmp_path, None, config=config, extra=("--panel",))
+    try:
+        ws_urls = [url for url in server.urls if url.startswith("ws://127.0.0.1:")]
+        assert len(ws_urls) == 1 and not ws_urls[0].endswith(":0")
+        page = ws_urls[0].replace("ws://", "http://") + "/"
+        assert f"the panel simulator is at {page}" in server.log()
+        with urllib.request.urlopen(page, timeout=10) as response:
+            assert b"panel.js" in response.read()
+    finally:
+        server.stop()
+
+
 def test_panel_without_a_ws_listener_on_the_command_line_is_refused(tmp_path: Path) -> None:
     result = run_cli("serve", "--panel", "--listen", "tcp://127.0.0.1:0", "--state-dir", str(tmp_path))
     assert result.returncode == 2
