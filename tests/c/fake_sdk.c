@@ -13,7 +13,9 @@
  *   bench  threads x count get_status commands: commands/s, p50, p99, max in microseconds.
  *   run    threads send commands for `seconds`, visitors 0..2 viewing throughout; per call its
  *          duration and kind (ok, or the shim's fixed reply); for fault tests that kill, stop or
- *          restart the daemon meanwhile. Ends with get_status.
+ *          restart the daemon meanwhile; with recover_s=S it goes on after `seconds`, for at
+ *          most S more, until a call succeeds after a fallback (a slow machine's daemon restart
+ *          may take longer than the run). Ends with get_status.
  *   edge   with no daemon: the fixed replies' message_id rule, too-large and NULL src commands,
  *          stream requests failing closed, the API's answers to misuse.
  *   events threads x count viewer start/stop events (no commands), then the known state; with a
@@ -24,11 +26,12 @@
  *          fillers are done (timed out or busy) first, and so is visitor 7's command. live=1: all
  *          of them still wait when the peer is lost (use a timeout longer than the stall). Then
  *          the file mark=PATH is created, the daemon is waited for (wait_ms) and get_status
- *          reported, with visitor 7's reply kind and the peak RSS before and after the fill.
+ *          reported, with visitor 7's reply kind, the peak RSS and (glibc) the heap in use
+ *          before and after the fill.
  *   close_race  (hooked build, below) a thread raises an event and is held up for 300 ms right
  *          after the shim unlocks its mutex; meanwhile the main thread closes the bridge: the
  *          event call must not touch the bridge after that unlock (AddressSanitizer watches).
- * Options: threads=16 count=2000 seconds=3 timeout_ms=2000 queue=0 (shim default) wait_ms=5000
+ * Options: threads=16 count=2000 seconds=3 recover_s=0 timeout_ms=2000 queue=0 (shim default) wait_ms=5000
  * (how long to wait for the daemon before starting; 0: start at once) size=60000 live=0 mark=
  * no_monotonic=0 (hooked build: pthread_condattr_setclock fails, as on a libc without it).
  *
@@ -48,6 +51,11 @@
 #include <string.h>
 #include <time.h>
 
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#include <malloc.h> /* mallinfo2: the heap in use, which qemu-user's own memory does not blur */
+#define HAVE_MALLINFO2 1
+#endif
+
 #include "ivs_bridge.h"
 #include "ivs_bridge_iv.h"
 
@@ -61,6 +69,7 @@ static struct {
     int threads;
     long count;
     double seconds;
+    double recover_s;
     unsigned timeout_ms;
     unsigned queue;
     unsigned wait_ms;
@@ -68,7 +77,7 @@ static struct {
     int live;
     const char *mark;
     int no_monotonic;
-} opt = {"", 16, 2000, 3.0, 2000, 0, 5000, 60000, 0, NULL, 0};
+} opt = {"", 16, 2000, 3.0, 0.0, 2000, 0, 5000, 60000, 0, NULL, 0};
 
 static pthread_mutex_t stats_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
@@ -575,12 +584,23 @@ static long max_rss_kb(void)
     return kb;
 }
 
+/* Bytes of heap in use, in KiB (glibc's mallinfo2; all threads' allocations when the process runs
+   with MALLOC_ARENA_MAX=1, else the main arena's only), or -1 without it. */
+static long heap_kb(void)
+{
+#ifdef HAVE_MALLINFO2
+    return (long)(mallinfo2().uordblks / 1024u);
+#else
+    return -1;
+#endif
+}
+
 /* The stall mode (see the top of the file). Returns the ",..." summary extra, malloc'd. */
 static char *stall_mode(void)
 {
     static const char head[] = "{\"topic\":\"get_status\",\"message_id\":1";
     pthread_t fill[MAX_THREADS], v7;
-    long rss_start = max_rss_kb(), rss_end;
+    long rss_start = max_rss_kb(), rss_end, heap_start = heap_kb(), heap_end;
     char *status = NULL, *out;
     FILE *f;
     size_t n;
@@ -605,6 +625,7 @@ static char *stall_mode(void)
     }
     ivs_iv_notify(IV_AVT_EVENT_P2P_LINK_DISCONNECT, 7, 0, IV_AVT_VIDEO_RES_FL);
     rss_end = max_rss_kb();
+    heap_end = heap_kb();
     if (opt.mark && (f = fopen(opt.mark, "w")) != NULL)
         fclose(f);
     if (opt.live) {
@@ -616,11 +637,13 @@ static char *stall_mode(void)
     if (wait_for_daemon() != 0)
         fprintf(stderr, "fake_sdk: the daemon did not come back within wait_ms\n");
     sdk_command(0, 0, "{\"topic\":\"get_status\",\"message_id\":424242}", "424242", &status);
-    n = (status ? strlen(status) : 0) + 160;
+    n = (status ? strlen(status) : 0) + 224;
     out = malloc(n);
     if (out)
-        snprintf(out, n, ",\"v7_kind\":\"%s\",\"rss_start_kb\":%ld,\"rss_filled_kb\":%ld,\"final_status\":%s",
-                 v7_kind < K_COUNT ? kind_names[v7_kind] : "none", rss_start, rss_end,
+        snprintf(out, n,
+                 ",\"v7_kind\":\"%s\",\"rss_start_kb\":%ld,\"rss_filled_kb\":%ld,\"heap_start_kb\":%ld,"
+                 "\"heap_filled_kb\":%ld,\"final_status\":%s",
+                 v7_kind < K_COUNT ? kind_names[v7_kind] : "none", rss_start, rss_end, heap_start, heap_end,
                  status && *status ? status : "null");
     free(status);
     return out;
@@ -646,14 +669,24 @@ static void *bench_thread(void *arg)
     return NULL;
 }
 
-static uint64_t run_until;
+static uint64_t run_until, recover_until;
+
+/* True once a call succeeded after a fallback answer (the daemon is back). */
+static int recovered(void)
+{
+    int r;
+    pthread_mutex_lock(&stats_mu);
+    r = st.ok_after_fallback > 0;
+    pthread_mutex_unlock(&stats_mu);
+    return r;
+}
 
 static void *run_thread(void *arg)
 {
     int v = (int)(intptr_t)arg;
     long i = 0;
     char src[256], mid[64];
-    while (now_ns() < run_until) {
+    while (now_ns() < run_until || (now_ns() < recover_until && !recovered())) {
         make_command(i, v, src, sizeof src, mid, sizeof mid);
         sdk_command((uint32_t)v, 0, src, mid, NULL);
         if (i % 50 == 0)
@@ -828,6 +861,8 @@ static int parse_opt(const char *a)
         opt.count = atol(eq + 1);
     else if (!strncmp(a, "seconds=", 8))
         opt.seconds = atof(eq + 1);
+    else if (!strncmp(a, "recover_s=", 10))
+        opt.recover_s = atof(eq + 1);
     else if (!strncmp(a, "timeout_ms=", 11))
         opt.timeout_ms = (unsigned)atol(eq + 1);
     else if (!strncmp(a, "queue=", 6))
@@ -940,6 +975,7 @@ int main(int argc, char **argv)
         for (i = 0; i < 3; i++)
             ivs_iv_start_real_play((uint32_t)i, 0, IV_AVT_VIDEO_RES_SD, NULL);
         run_until = now_ns() + (uint64_t)(opt.seconds * 1e9);
+        recover_until = run_until + (uint64_t)(opt.recover_s * 1e9);
         for (i = 0; i < opt.threads; i++)
             pthread_create(&th[i], NULL, run_thread, (void *)(intptr_t)i);
         for (i = 0; i < opt.threads; i++)
