@@ -394,6 +394,22 @@ def _record_job(env: Env, url: str, offset: int) -> None:
     (env.download_dir / JOB_FILE).write_text(json.dumps(record))
 
 
+def test_start_removes_temporary_files_a_crash_left_beside_the_job_file(env: Env) -> None:
+    server = env.serve(Behaviour(body=env.image.body))
+    _record_job(env, server.url(), 0)
+    stale = [env.download_dir / f".{JOB_FILE}.0123abcd.tmp", env.download_dir / f".{JOB_FILE}.deadbeef.tmp"]
+    keep = [env.download_dir / f".{JOB_FILE}.0123abcd.tmp.x", env.download_dir / ".state.json.0123abcd.tmp"]
+    for path in stale + keep:
+        path.write_bytes(b'{"format": 1, "pha')  # a write cut short
+    rig = env.rig()
+    assert all(path.exists() for path in stale)  # not in the constructor
+    rig.manager.start()
+    rig.submit.join()
+    assert rig.events.states[-1] == "done"
+    assert not any(path.exists() for path in stale)
+    assert all(path.exists() for path in keep)
+
+
 def test_resume_with_a_short_partial_file_starts_over(env: Env) -> None:
     server = env.serve(Behaviour(body=env.image.body))
     _record_job(env, server.url(), 500_000)  # the job file claims more than the partial file holds

@@ -441,3 +441,17 @@ def test_playback_progress_is_zero(tmp_path: Path) -> None:
     hw = SimulatedHardware(tmp_path)
     assert hw.playback("progress", {}) == 0
     assert hw.playback("pause", {}) is None
+
+
+def test_start_removes_temporary_files_a_crash_left_beside_the_state_file(tmp_path: Path) -> None:
+    stale = [tmp_path / ".state.json.0badf00d.tmp", tmp_path / ".state.json.12345678.tmp"]
+    keep = [tmp_path / ".state.json.1234567.tmp", tmp_path / ".tones.log.12345678.tmp", tmp_path / "state.json.bak"]
+    for path in stale + keep:
+        path.write_bytes(b'{"power": "sta')  # a write cut short
+    hardware = SimulatedHardware(tmp_path)
+    assert all(path.exists() for path in stale)  # not in the constructor
+    hardware.start()
+    assert not any(path.exists() for path in stale)
+    assert all(path.exists() for path in keep)
+    hardware.set_power("standby")
+    assert sorted(p.name for p in tmp_path.glob(".state.json.*")) == [".state.json.1234567.tmp"]

@@ -366,3 +366,57 @@ def test_statefile_check_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(state, "_temporary_beside", refused)  # where every write begins
     with pytest.raises(PermissionError):
         store.check_writable()
+
+
+# -- stale temporary files ------------------------------------------------------------------
+
+
+def _stale_and_look_alikes(directory: Path, name: str) -> tuple[list[str], list[str]]:
+    """Temporary files a killed writer of ``name`` leaves, and names that must survive."""
+    stale = [f".{name}.0123abcd.tmp", f".{name}.ffffffff.tmp"]
+    survivors = [
+        f".{name}.0123ABCD.tmp",  # upper-case hex: not our name
+        f".{name}.0123abc.tmp",  # seven digits
+        f".{name}.0123abcde.tmp",  # nine digits
+        f".{name}.0123abcd.tmp.keep",
+        f"{name}.0123abcd.tmp",  # no leading dot
+        ".other.json.0123abcd.tmp",  # another target's
+        f".x{name}.0123abcd.tmp",
+        "notes.tmp",
+    ]
+    for leftover in stale + survivors:
+        (directory / leftover).write_bytes(b"{")
+    (directory / f".{name}.aaaaaaaa.tmp").mkdir()  # a directory is never ours
+    survivors.append(f".{name}.aaaaaaaa.tmp")
+    return stale, survivors
+
+
+def test_stale_temporary_files_of_the_target_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    target = tmp_path / "state.json"
+    target.write_bytes(b"{}")
+    stale, survivors = _stale_and_look_alikes(tmp_path, target.name)
+    assert state.remove_stale_temporaries(target) == len(stale)
+    assert _leftovers(tmp_path, set()) == sorted([*survivors, "state.json"])
+    assert target.read_bytes() == b"{}"
+    assert state.remove_stale_temporaries(tmp_path / "missing-dir" / "state.json") == 0
+
+
+def test_a_state_file_removes_stale_temporaries_only_when_asked(tmp_path: Path) -> None:
+    target = tmp_path / "state.json"
+    stale, survivors = _stale_and_look_alikes(tmp_path, target.name)
+    store = StateFile(target, DEFAULTS)  # the constructor does no such I/O
+    assert all((tmp_path / name).exists() for name in stale)
+    assert store.remove_stale_temporaries() == len(stale)
+    assert _leftovers(tmp_path, set()) == sorted(survivors)
+
+
+def test_the_daemon_removes_stale_temporaries_of_its_ready_file_when_it_writes_it(tmp_path: Path) -> None:
+    from iotvideo_signaling.server.listen import parse_listen
+    from iotvideo_signaling.server.process import Readiness
+    from iotvideo_signaling.server.systemd import Notifier
+
+    ready = tmp_path / "ready.json"
+    _, survivors = _stale_and_look_alikes(tmp_path, ready.name)
+    Readiness(Notifier({}), ready).announce([parse_listen("tcp://127.0.0.1:7130")])
+    assert orjson.loads(ready.read_bytes())["listen"] == ["tcp://127.0.0.1:7130"]
+    assert _leftovers(tmp_path, {"ready.json"}) == sorted(survivors)

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from ._ota_base import Fatal, OtaCode, Stopped, url_problem
 from .protocol import is_md5
-from .state import atomic_write_json, read_json
+from .state import atomic_write_json, read_json, remove_stale_temporaries
 
 # The upgrade logs under one name, whichever of its modules speaks.
 log = logging.getLogger("iotvideo_signaling.ota")
@@ -163,6 +163,11 @@ class JobFile:
             self.save(job)
         except OSError:
             log.warning("upgrade: cannot update the job file")
+
+    def remove_stale_temporaries(self) -> None:
+        """Remove temporary files a killed write of the job file left (at start-up)."""
+        with self._lock:  # no write is in progress meanwhile
+            remove_stale_temporaries(self.path)
 
     def remove(self) -> None:
         """Remove the file (no job is recorded any more)."""

@@ -219,7 +219,8 @@ class OtaManager:
         """Continue an unfinished download, or confirm a pending install, from the job file.
 
         Call once before serving requests; later calls, and calls after :meth:`close`, do
-        nothing. A download continues in the background from the durable offset of the job
+        nothing. Temporary files that a crash left beside the job file are removed first. A
+        download continues in the background from the durable offset of the job
         file (its bytes are re-hashed first). A job that reached the installer is decided now:
         ``done`` if the running version differs from the one before the install, else ``fail``
         (-5).
@@ -230,6 +231,7 @@ class OtaManager:
             self._started = True
             if self._job is not None:  # request() came first: the job file is that job's
                 return
+        self._job_file.remove_stale_temporaries()
         job = self._job_file.load(self.max_firmware_size)
         if job is None:
             return

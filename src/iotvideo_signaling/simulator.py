@@ -93,11 +93,13 @@ class SimulatedHardware(Hardware):
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Check that the state directory is writable (called by ``Device.start()``).
+        """Remove temporary files a crash left beside the state file and check that the state
+        directory is writable (called by ``Device.start()``).
 
         A directory that is not is reported here, in one line: the camera still answers, but
         changes of power and image flip answer 7 (device error) until it is writable again.
         """
+        self._state.remove_stale_temporaries()  # left by a crash in the middle of a write
         try:
             self._state.check_writable()
         except OSError as exc:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
+import stat
 import threading
 import time
 from collections.abc import Collection, Mapping
@@ -19,7 +21,14 @@ from typing import Any, Union
 
 import orjson
 
-__all__ = ["StateFile", "atomic_write_bytes", "atomic_write_json", "fsync_dir", "read_json"]
+__all__ = [
+    "StateFile",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "fsync_dir",
+    "read_json",
+    "remove_stale_temporaries",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +62,36 @@ def _temporary_beside(target: Path) -> tuple[int, str]:
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary name beside {target}")
+
+
+def remove_stale_temporaries(path: PathLike) -> int:
+    """Remove the temporary files a killed writer of ``path`` left beside it; returns how many.
+
+    Only regular files named exactly as :func:`atomic_write_bytes` names them for this target
+    (``.NAME.XXXXXXXX.tmp``, eight lower-case hex digits) are removed; anything else is left
+    alone. Call it at start-up, before the first write: a write in progress has such a file too.
+    """
+    target = Path(path)
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.[0-9a-f]{{8}}\.tmp")
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        if not pattern.fullmatch(name):
+            continue
+        stale = target.parent / name
+        try:
+            if not stat.S_ISREG(os.lstat(stale).st_mode):
+                continue
+            os.unlink(stale)
+        except OSError:
+            continue
+        removed += 1
+    if removed:
+        log.info("removed %d stale temporary file(s) of %s", removed, target)
+    return removed
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
@@ -160,6 +199,11 @@ class StateFile:
         fd, tmp = _temporary_beside(self.path)
         os.close(fd)
         os.unlink(tmp)
+
+    def remove_stale_temporaries(self) -> int:
+        """Remove temporary files a killed write left beside the file (call at start-up)."""
+        with self._lock:  # no write of ours is in progress meanwhile
+            return remove_stale_temporaries(self.path)
 
     def get(self, key: str) -> Any:
         """The current value of ``key``."""

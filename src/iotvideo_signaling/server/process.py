@@ -36,7 +36,7 @@ from typing import Callable
 
 from .. import _wire
 from ..device import Device
-from ..state import atomic_write_json
+from ..state import atomic_write_json, remove_stale_temporaries
 from .bridge import BridgeListener
 from .listen import ConfigError, ListenAddress
 from .settings import Settings, build_hardware
@@ -68,6 +68,7 @@ class Readiness:
         """Every listener is bound: write the ready file, log, tell systemd ``READY=1``."""
         urls = [str(address) for address in bound]
         if self.ready_file is not None:
+            remove_stale_temporaries(self.ready_file)  # left by a crash while writing it
             atomic_write_json(self.ready_file, {"pid": os.getpid(), "listen": urls})
         log.info("listening on %s", ", ".join(urls))
         self.notifier.notify("READY=1", f"STATUS=listening on {', '.join(urls)}")
