@@ -63,6 +63,7 @@ def test_good_upgrade_changes_the_version(server: tuple[FirmwareServer, str], ca
         assert states[0] == "downloading" and states[-1] == "done" and "burning" in states, states
         version = orjson.loads(device.handle(b'{"topic":"version","message_id":1}'))
         assert version["info"] == "V2.0.0"
+        assert list(downloads.iterdir()) == []  # the installed image does not stay on flash
     # the signed query string never reached an event
     assert all("Signature" not in orjson.dumps(e.data).decode() for e in seen)
 

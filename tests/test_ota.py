@@ -142,7 +142,7 @@ def test_good_upgrade_end_to_end(env: Env, caplog: pytest.LogCaptureFixture) -> 
         env.image.size,
     )
     assert Path(call.path).parent == env.download_dir
-    assert rig.files() == [Path(call.path).name]  # only the verified image is left
+    assert rig.files() == []  # the image is removed once the installer returned
     assert rig.firmware.version == "V2.0.0"
     assert rig.manager.status().state == "done"
 
@@ -727,7 +727,7 @@ def test_killed_process_resumes_from_the_job_file(env: Env) -> None:
     assert server.requests[-1].headers["range"] == f"bytes={offset}-"
     assert server.bytes_sent == 500_000 + env.image.size - offset
     assert rig.firmware.calls[0].actual_md5 == env.image.md5
-    assert rig.files() == [f"firmware-{env.image.md5}.bin"]
+    assert rig.files() == []
 
 
 _CHILD = """
@@ -772,6 +772,20 @@ def test_one_job_at_a_time_and_a_slow_installer_does_not_block_request(env: Env)
     assert len(firmware.calls) == 1 and len(server.requests) == 1
 
 
+def test_the_image_stays_while_the_installer_runs_and_goes_when_it_returns(env: Env) -> None:
+    server = env.serve(Behaviour(body=env.image.body))
+    firmware = FakeFirmware()
+    firmware.gate = threading.Event()
+    rig = env.rig(firmware=firmware)
+    rig.manager.request(server.url(), env.image.md5, env.image.size)
+    assert firmware.started.wait(10)
+    assert f"firmware-{env.image.md5}.bin" in rig.files()  # the installer may read it
+    firmware.gate.set()
+    rig.submit.join()
+    assert rig.events.states[-1] == "done"
+    assert rig.files() == []
+
+
 def test_pending_install_is_confirmed_after_restart(env: Env) -> None:
     server = env.serve(Behaviour(body=env.image.body))
     firmware = FakeFirmware(apply=False)  # like rauc: the new version runs after a reboot
@@ -779,6 +793,7 @@ def test_pending_install_is_confirmed_after_restart(env: Env) -> None:
     rig.run(server.url(), env.image.md5, env.image.size)
     assert rig.events.states[-1] == "burning"
     assert rig.manager.status().state == "confirming"
+    assert rig.files() == [JOB_FILE]  # the installer returned: it has the image, the flash is free
     record = json.loads((env.download_dir / JOB_FILE).read_text())
     assert record["phase"] == "installing" and record["version_before"] == "V1.0.0"
 

@@ -406,7 +406,7 @@ def test_start_decides_a_pending_install(tmp_path: Path, running: str, state: st
     ]
     assert submit.jobs == []
     assert not (tmp_path / JOB_FILE).exists()
-    assert image.exists() == (state == "done")
+    assert not image.exists()  # the installer rebooted before it returned: removed either way
     assert manager.status().state == state
 
 

@@ -99,7 +99,9 @@ class Hardware:
     def install_firmware(self, path: str, *, md5: str, size: int) -> None:
         """Install a verified firmware image; raise on failure. Called from a worker thread.
 
-        The file at ``path`` has been checked against ``md5`` and ``size`` before this call.
+        The file at ``path`` has been checked against ``md5`` and ``size`` before this call. It
+        is removed once this returns (or raises): copy it if it is needed later. An installer
+        that reboots into the new image without returning leaves it until the next start.
         """
         raise NotImplementedError("install_firmware")
 

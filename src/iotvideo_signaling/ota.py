@@ -29,7 +29,10 @@ Durability: the job file ``<download_dir>/.ota-job.json`` records the job and th
 which its ``.part`` file is known to be on disk (``_ota_job`` tells how the two are kept in
 step), so after a restart the download goes on from there. Before the installer runs the record
 switches to the ``installing`` phase with the version that was running; ``start()`` after the
-restart reports ``done`` only if the running version changed.
+restart reports ``done`` only if the running version changed. The verified image lives only
+as long as the installer needs it: it is removed when the installer returns (the installer has
+taken what it needs, whether the version changed at once or changes at the restart), or, if the
+installer rebooted before returning, by ``start()`` when it decides the job.
 :meth:`~OtaManager.cancel` and the worker's switch to ``installing`` both decide under the
 manager's lock: a cancel that comes first stops the job (-5 ``cancelled``, image removed, the
 installer never called) even when the download is complete; once the switch is made, cancel()
@@ -105,7 +108,10 @@ class OtaManager:
     Args:
         download_dir: where the partial download, the verified image and the job file live.
         install: ``install(path, md5, size)`` installs a verified image; raises on failure; may
-            block (it runs in the worker). E.g. a
+            block (it runs in the worker), or reboot into the new image without returning. The
+            image at ``path`` is removed as soon as it returns (failed or not): an installer
+            that needs the image after it returned must copy it. One that reboots leaves it for
+            :meth:`start` to remove when it decides the job. E.g. a
             :class:`~iotvideo_signaling.installer.CommandInstaller`, or
             ``lambda p, m, s: hardware.install_firmware(p, md5=m, size=s)``.
         current_version: returns the running firmware version.
@@ -465,6 +471,7 @@ class OtaManager:
             log.warning("upgrade: installer failed: %s", str(exc)[:200] or type(exc).__name__)
             unlink(Path(path))
             raise Fatal(OtaCode.INSTALL_FAILED, "install failed") from None
+        unlink(Path(path))  # the installer returned: it has what it needs, the image is no use now
         after = self._read_version()
         if after is not None and after != before:
             log.info("upgrade: done, running %s", after)
@@ -476,13 +483,13 @@ class OtaManager:
 
     def _confirm(self, job: Job) -> None:
         """start() found a job that reached the installer: did the new firmware start?"""
+        unlink(self._dir / job.name)  # left if the installer rebooted before it returned
         now = self._read_version()
         if now is not None and now != job.version_before:
             log.info("upgrade: confirmed, running %s (was %s)", now, job.version_before)
             self._finish(job, "done", OtaCode.OK, "")
         else:
             log.warning("upgrade: still running %s after the install", job.version_before)
-            unlink(self._dir / job.name)
             self._finish(job, "fail", OtaCode.INSTALL_FAILED, "the new firmware did not start")
 
     # -- helpers ---------------------------------------------------------------------------------
