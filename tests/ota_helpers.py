@@ -26,6 +26,8 @@ from iotvideo_signaling.events import Event
 from iotvideo_signaling.ota import OtaManager
 
 SECRET = "Signature=TOPSECRET"
+#: The test servers' hosts, refused by the default host policy: every test that downloads lists them.
+LOCAL_SERVER_HOSTS = ("127.0.0.1", "localhost")
 FW_PATH = "/fw/camera.bin"
 
 
@@ -406,7 +408,13 @@ def make_rig(
     firmware = firmware or FakeFirmware()
     events = EventLog(clock.peek if isinstance(clock, FakeClock) else clock)
     submit = ThreadSubmit()
-    settings: Dict[str, Any] = {"sleep": no_sleep, "timeout": 5.0, "chunk_size": 16 * 1024, "fsync_every": 64 * 1024}
+    settings: Dict[str, Any] = {
+        "sleep": no_sleep,
+        "timeout": 5.0,
+        "chunk_size": 16 * 1024,
+        "fsync_every": 64 * 1024,
+        "allowed_hosts": LOCAL_SERVER_HOSTS,
+    }
     if clock is not None:
         settings["clock"] = clock
     settings.update(options)

@@ -53,7 +53,9 @@ def _events(device: Device) -> list[Event]:
 def test_good_upgrade_changes_the_version(server: tuple[FirmwareServer, str], ca: trustme.CA, tmp_path: Path) -> None:
     srv, md5 = server
     downloads = tmp_path / "ota"
-    config = DeviceConfig(download_dir=str(downloads), ca_file=make_ca_file(ca, tmp_path))
+    config = DeviceConfig(
+        download_dir=str(downloads), ca_file=make_ca_file(ca, tmp_path), ota_allowed_hosts=("127.0.0.1",)
+    )
     with Device(SimulatedHardware(tmp_path / "state"), config=config) as device:
         seen = _events(device)
         reply = orjson.loads(device.handle(_upgrade(srv.url(), md5.upper(), SIZE)))
@@ -89,7 +91,9 @@ def test_bad_image_fails_install_and_keeps_the_version(ca: trustme.CA, tmp_path:
     body = b"not a firmware image\n" * 1000
     srv = FirmwareServer(ca.issue_cert("127.0.0.1"), Behaviour(body=body))
     try:
-        config = DeviceConfig(download_dir=str(tmp_path / "ota"), ca_file=make_ca_file(ca, tmp_path))
+        config = DeviceConfig(
+            download_dir=str(tmp_path / "ota"), ca_file=make_ca_file(ca, tmp_path), ota_allowed_hosts=("127.0.0.1",)
+        )
         with Device(SimulatedHardware(tmp_path / "state"), config=config) as device:
             seen = _events(device)
             md5 = hashlib.md5(body).hexdigest()
@@ -100,3 +104,16 @@ def test_bad_image_fails_install_and_keeps_the_version(ca: trustme.CA, tmp_path:
             assert orjson.loads(device.handle(b'{"topic":"version"}'))["info"] == "V1.0.0"
     finally:
         srv.stop()
+
+
+def test_by_default_an_upgrade_from_the_cameras_own_network_is_refused(
+    server: tuple[FirmwareServer, str], ca: trustme.CA, tmp_path: Path
+) -> None:
+    srv, md5 = server
+    config = DeviceConfig(download_dir=str(tmp_path / "ota"), ca_file=make_ca_file(ca, tmp_path))
+    with Device(SimulatedHardware(tmp_path / "state"), config=config) as device:
+        for url in (srv.url(), "https://192.168.1.1/fw.bin", "https://[fe80::1]/fw.bin", "https://localhost/fw.bin"):
+            reply = orjson.loads(device.handle(_upgrade(url, md5, SIZE)))
+            assert reply["result"] == "4", (url, reply)
+            assert "non-public address" in reply["reason"]
+    assert srv.requests == []

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, List, NamedTuple
 import pytest
 import trustme
 
+from iotvideo_signaling._ota_base import NOT_PUBLIC
 from iotvideo_signaling.ota import JOB_FILE, OtaCode
 from ota_helpers import (
     FW_PATH,
@@ -211,6 +212,48 @@ def test_https_to_http_redirect_is_refused(env: Env) -> None:
     _assert_failed(rig, OtaCode.DENIED)
     assert "redirect" in rig.events.last["reason"]
     assert len(server.requests) == 1
+
+
+def test_a_redirect_to_a_host_the_policy_refuses_is_refused(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    server = env.serve(Behaviour(body=env.image.body))
+    server.behaviour.redirects = {"/go": f"https://localhost:{server.port}{FW_PATH}?{SECRET}"}
+    rig = env.rig(allowed_hosts=("127.0.0.1",))  # the server's certificate is good for localhost too
+    rig.run(server.url("/go"), env.image.md5, env.image.size)
+    _assert_failed(rig, OtaCode.DENIED)
+    assert rig.events.last["reason"] == "redirect refused: the target has a host that ota_allowed_hosts does not allow"
+    assert len(server.requests) == 1
+    _assert_no_secret(rig, caplog)
+
+
+def test_by_default_a_name_that_resolves_to_loopback_is_not_connected_to(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A public-looking name whose DNS answer is a loopback (or LAN) address: the address the
+    connection would go to is checked, so the server is never reached."""
+    server = env.serve(Behaviour(body=env.image.body))
+    resolve = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: resolve("127.0.0.1", port, *a, **k))
+    rig = env.rig(allowed_hosts=())
+    rig.run(f"https://firmware.example:{server.port}{FW_PATH}", env.image.md5, env.image.size)
+    _assert_failed(rig, OtaCode.DENIED)
+    assert rig.events.last["reason"] == f"the host resolves to {NOT_PUBLIC}"
+    assert server.requests == []
+
+    listed = env.rig(allowed_hosts=("firmware.example",))  # a listed name may resolve anywhere
+    listed.run(f"https://firmware.example:{server.port}{FW_PATH}", env.image.md5, env.image.size)
+    assert listed.events.states[-1] == "fail"  # the certificate is not for that name ...
+    assert listed.events.last["reason"] == "TLS certificate verification failed"
+    assert len(server.requests) == 0  # ... but the connection was made (the handshake failed)
+
+
+def test_a_recorded_job_whose_host_is_no_longer_allowed_fails(env: Env) -> None:
+    server = env.serve(Behaviour(body=env.image.body))
+    _record_job(env, server.url(), 0)
+    rig = env.rig(allowed_hosts=("fw.example.com",))
+    rig.manager.start()
+    rig.submit.join()
+    _assert_failed(rig, OtaCode.DENIED)
+    assert server.requests == []
 
 
 def test_redirect_loop_is_cut_off(env: Env) -> None:
@@ -620,7 +663,7 @@ def test_the_header_deadline_holds_across_addresses(env: Env, monkeypatch: pytes
 
     monkeypatch.setattr(socket, "getaddrinfo", two_addresses)
     try:
-        rig = env.rig(timeout=3.0, header_timeout=0.5, retries=0)
+        rig = env.rig(timeout=3.0, header_timeout=0.5, retries=0, allowed_hosts=("firmware.example",))
         started = time.monotonic()
         rig.run("https://firmware.example/fw.bin", env.image.md5, env.image.size)
         assert time.monotonic() - started < 2
@@ -737,7 +780,7 @@ from iotvideo_signaling.ota import OtaManager
 args = json.loads(sys.argv[1])
 manager = OtaManager(
     download_dir=args["dir"], install=lambda path, md5, size: None, current_version=lambda: "V1",
-    publish=lambda event: None, submit=lambda job: job(), ca_file=args["ca"],
+    publish=lambda event: None, submit=lambda job: job(), ca_file=args["ca"], allowed_hosts=["127.0.0.1"],
     chunk_size=16384, fsync_every=65536, timeout=60.0,
 )
 manager.request(args["url"], args["md5"], args["size"])

@@ -190,12 +190,60 @@ def test_url_must_be_a_string(tmp_path: Path, url: object) -> None:
     assert info.value.code is ResultCode.INVALID_PARAMETER
 
 
+NOT_PUBLIC_HOSTS = [
+    "127.0.0.1", "127.255.0.9", "[::1]", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
+    "[fe80::1]", "[fd00::1]", "0.0.0.0", "[::]", "224.0.0.251", "[ff02::1]", "100.64.0.1",
+    "[::ffff:192.168.1.1]", "localhost", "LOCALHOST.", "cam.localhost",
+]
+
+
+@pytest.mark.parametrize("host", NOT_PUBLIC_HOSTS)
+def test_by_default_a_loopback_private_or_link_local_host_is_refused(tmp_path: Path, host: str) -> None:
+    manager, _, _ = _manager(tmp_path)
+    with pytest.raises(RequestError, match="non-public address") as info:
+        manager.request(f"https://{host}:8443/fw.bin?{SECRET}", MD5, 1000)
+    assert info.value.code is ResultCode.INVALID_PARAMETER
+    assert host.lower().strip("[].") not in str(info.value) and "TOPSECRET" not in str(info.value)
+    assert not (tmp_path / JOB_FILE).exists()
+
+
+@pytest.mark.parametrize("host", ["127.1", "2130706433", "0x7f.0.0.1", "017700000001"])
+def test_a_host_that_resolvers_read_as_a_disguised_address_is_refused(tmp_path: Path, host: str) -> None:
+    manager, _, _ = _manager(tmp_path)
+    with pytest.raises(RequestError, match="neither a name nor a plain IP address") as info:
+        manager.request(f"https://{host}/fw.bin", MD5, 1000)
+    assert info.value.code is ResultCode.INVALID_PARAMETER
+
+
+def test_allowed_hosts_allow_only_what_they_list(tmp_path: Path) -> None:
+    manager, _, _ = _manager(tmp_path, allowed_hosts=("fw.example.com", "*.cdn.example.net", "192.168.1.10"))
+    for url in ("https://FW.example.com/a.bin", "https://eu.cdn.example.net/a.bin", "https://192.168.1.10/a.bin"):
+        assert manager._problem(url, MD5, 1000) is None, url
+    for url in (
+        "https://cdn.example.net/a.bin",  # *.x matches names under x, not x itself
+        "https://evil.example.com/a.bin",
+        "https://fw.example.com.evil.org/a.bin",
+        "https://192.168.1.11/a.bin",
+        "https://8.8.8.8/a.bin",
+    ):
+        assert manager._problem(url, MD5, 1000) == "'url' has a host that ota_allowed_hosts does not allow", url
+
+
+def test_device_config_refuses_bad_host_patterns() -> None:
+    from iotvideo_signaling import DeviceConfig
+
+    DeviceConfig(ota_allowed_hosts=("fw.example.com", "*.example.net", "::1", "10.0.0.1")).check()
+    for bad in (("https://fw.example.com",), ("*",), ("fw.example.com:443",), ("127.1",), "fw.example.com"):
+        with pytest.raises(ValueError, match="ota_allowed_hosts"):
+            DeviceConfig(ota_allowed_hosts=bad).check()  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     "url",
     [
         "HTTPS://FW.example.com/v2.bin?x=1",
         "https://fw.example.com/" + "a" * (2048 - len("https://fw.example.com/")),
-        "https://[::1]:8443/fw",
+        "https://[2606:4700::1111]:8443/fw",
     ],
 )
 def test_acceptable_urls(tmp_path: Path, url: str) -> None:

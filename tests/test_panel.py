@@ -338,7 +338,7 @@ def test_an_upgrade_shows_progress_to_100_and_the_new_version(driver: Any, tmp_p
     size = 3 * 1024 * 1024
     md5 = make_image(image, "V2.0.0", size)
     firmware = FirmwareServer(ca.issue_cert("127.0.0.1"), Behaviour(body=image.read_bytes()))
-    config = f'[device]\nca_file = "{make_ca_file(ca, tmp_path)}"\n'
+    config = f'[device]\nca_file = "{make_ca_file(ca, tmp_path)}"\nota_allowed_hosts = ["127.0.0.1"]\n'
     server = start_server(tmp_path, ("ws://127.0.0.1:0",), config=config, extra=("--panel",))
     try:
         page = Page(driver, panel_url(server))

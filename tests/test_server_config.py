@@ -178,6 +178,10 @@ DEVICE_VALUES: dict[str, tuple[str, Any]] = {
     "ptz_step": ("25", 25),
     "download_dir": ("'/var/tmp/fw'", "/var/tmp/fw"),
     "ca_file": ("'/etc/ssl/camera-ca.pem'", "/etc/ssl/camera-ca.pem"),
+    "ota_allowed_hosts": (
+        "['fw.example.com', '*.cdn.example.com', '10.0.0.5']",
+        ("fw.example.com", "*.cdn.example.com", "10.0.0.5"),
+    ),
     "sharer_denied_topics": ("['upgrade', 'ptz']", ("upgrade", "ptz")),
     "default_role": ("'sharer'", "sharer"),
     "workers": ("4", 4),
@@ -192,6 +196,7 @@ DEVICE_WRONG_TYPES: dict[str, tuple[str, str]] = {
     "ptz_step": ("[100]", "an integer"),
     "download_dir": ("5", "a string"),
     "ca_file": ("['a.pem']", "a string"),
+    "ota_allowed_hosts": ("'fw.example.com'", "a list of strings"),
     "sharer_denied_topics": ("['upgrade', 1]", "a list of strings"),
     "default_role": ("{ role = 'owner' }", "a string"),
     "workers": ("2.0", "an integer"),
@@ -222,6 +227,12 @@ DEVICE_OUT_OF_RANGE = [
     ("ptz_move_cap_s", "inf", "ptz_move_cap_s must be a positive number of seconds or None, not inf"),
     ("ptz_move_cap_s", "nan", "ptz_move_cap_s must be a positive number of seconds or None, not nan"),
     ("default_role", "'admin'", "default_role must be 'owner' or 'sharer', not 'admin'"),
+    (
+        "ota_allowed_hosts",
+        "['fw.example.com', 'https://evil']",
+        "ota_allowed_hosts: 'https://evil' is not a host name, '*.' followed by one, or an IP address",
+    ),
+    ("ota_allowed_hosts", "['*']", "ota_allowed_hosts: '*' is not a host name, '*.' followed by one, or an IP address"),
 ]
 
 

@@ -15,7 +15,10 @@ it never reads the job file, publishes events or checks the MD5.
 
 HTTP: one GET per attempt on a fresh ``http.client.HTTPSConnection`` (certificate and host name
 always verified, TLS >= 1.2), ``Accept-Encoding: identity``, redirects followed by hand (https
-only, at most ``max_redirects``). A retry resumes from the bytes already written, with ``Range``
+only, at most ``max_redirects``). Every hop's host, the first included, must pass the
+:class:`~iotvideo_signaling._ota_base.HostPolicy`, and so must every address a connection is
+made to (the addresses ``getaddrinfo`` gave, checked just before each connect: no second lookup
+that DNS could answer differently). A retry resumes from the bytes already written, with ``Range``
 and ``If-Range`` (a strong ETag, else Last-Modified). A ``200`` to a ``Range`` request starts the
 file over; a ``206`` whose ``Content-Range`` is not exactly what was asked for, or a ``416``, drops
 the partial file and the job continues without ``Range``. A transfer that stays below
@@ -48,7 +51,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Protocol, Tuple
 from urllib.parse import urljoin, urlsplit
 
-from ._ota_base import Fatal, MiB, OtaCode, Stopped, redact, url_problem
+from ._ota_base import NOT_PUBLIC, Fatal, HostPolicy, MiB, OtaCode, Stopped, redact, url_problem
 from ._ota_job import PartFile, checkpoint
 
 if TYPE_CHECKING:
@@ -145,6 +148,7 @@ class Downloader:
         self,
         *,
         ca_file: Optional[str],
+        hosts: HostPolicy,
         clock: Callable[[], float],
         chunk_size: int,
         fsync_every: int,
@@ -158,6 +162,7 @@ class Downloader:
         max_redirects: int,
     ) -> None:
         self._ca_file = ca_file
+        self.hosts = hosts
         self.clock = clock
         self.chunk = chunk_size
         self.fsync_every = fsync_every
@@ -260,6 +265,11 @@ class _Transfer:
             self._check_stop()
             parts = urlsplit(url)
             host, port = parts.hostname or "", parts.port or 443
+            first = url == self._job.url
+            refused = settings.hosts.host_problem(host, "the URL" if first else "the target")
+            if refused is not None:
+                log.warning("upgrade: %s refused: %s", redact(url), refused)
+                raise Fatal(OtaCode.DENIED, refused if first else "redirect refused: " + refused)
             conn = http.client.HTTPSConnection(host, port, timeout=settings.timeout, context=settings.tls_context())
             watchdog = _Watchdog(settings.header_timeout)
             try:
@@ -318,7 +328,12 @@ class _Transfer:
         import socket  # noqa: PLC0415
 
         error: Optional[OSError] = None
+        hosts = self._settings.hosts
+        allowed = 0
         for family, kind, proto, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+            if not hosts.address_allowed(host, str(address[0])):
+                continue
+            allowed += 1
             try:
                 sock = socket.socket(family, kind, proto)
             except OSError as exc:  # an address family this host lacks (IPv6): the next address
@@ -337,6 +352,9 @@ class _Transfer:
             except BaseException:
                 sock.close()
                 raise
+        if error is None and not allowed:
+            log.warning("upgrade: %s resolves only to %s; refused", host, NOT_PUBLIC)
+            raise Fatal(OtaCode.DENIED, f"the host resolves to {NOT_PUBLIC}")
         raise error if error is not None else OSError(f"no address for {host}")
 
     def _connect_one(self, sock: socket.socket, address: Any, watchdog: _Watchdog) -> None:

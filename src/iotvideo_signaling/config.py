@@ -30,6 +30,13 @@ class DeviceConfig(NamedTuple):
         download_dir: where firmware downloads and their job file live (None: a directory in
             the system's temporary directory).
         ca_file: CA bundle for firmware downloads (None: the system's store).
+        ota_allowed_hosts: the hosts firmware downloads and their redirects may reach: host
+            names, ``*.example.com`` (every name under example.com) and IP addresses. Empty
+            (the default): every public host; IP addresses that are loopback, private,
+            link-local, unspecified, multicast or otherwise not public, ``localhost`` and
+            ``*.localhost`` are refused, and so is a name that resolves only to such
+            addresses. Set: only the listed hosts, whatever addresses they are or resolve to
+            (list an internal firmware server, or ``127.0.0.1`` for a test server, here).
         sharer_denied_topics: topics a sharer gets error 6 for.
         default_role: the role of a visitor without a session (and of ``visitor=None``).
         workers: threads of the background pool.
@@ -42,6 +49,7 @@ class DeviceConfig(NamedTuple):
     ptz_step: int = DEFAULT_PTZ_STEP
     download_dir: Optional[str] = None
     ca_file: Optional[str] = None
+    ota_allowed_hosts: Tuple[str, ...] = ()
     sharer_denied_topics: Tuple[str, ...] = ("upgrade", "sd_format", "set_status")
     default_role: str = "owner"
     workers: int = 2
@@ -65,3 +73,11 @@ class DeviceConfig(NamedTuple):
             type(topic) is str for topic in self.sharer_denied_topics
         ):
             raise ValueError("sharer_denied_topics must be a sequence of topic names")
+        from ._ota_base import host_pattern_problem  # noqa: PLC0415 - keep the import light
+
+        if isinstance(self.ota_allowed_hosts, str):
+            raise ValueError("ota_allowed_hosts must be a sequence of host patterns")
+        for pattern in self.ota_allowed_hosts:
+            problem = host_pattern_problem(pattern)
+            if problem is not None:
+                raise ValueError(f"ota_allowed_hosts: {problem}")

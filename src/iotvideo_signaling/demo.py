@@ -50,7 +50,11 @@ def run_demo(state_dir: str, out: Callable[[str], None]) -> int:
     """
     hardware = SimulatedHardware(state_dir, format_delay=0.3)
     with firmware_server(Path(state_dir), "V2.0.0", 256 * 1024) as firmware:
-        config = DeviceConfig(download_dir=str(Path(state_dir) / "ota"), ca_file=firmware.ca_file if firmware else None)
+        config = DeviceConfig(
+            download_dir=str(Path(state_dir) / "ota"),
+            ca_file=firmware.ca_file if firmware else None,
+            ota_allowed_hosts=(DEMO_HOST,),  # its own loopback server: refused by default
+        )
         with Device(hardware, config=config) as device:
             demo = _Demo(device, out)
             unsubscribe = device.subscribe(demo.events.put)
@@ -259,6 +263,10 @@ def _demo_upgrade(demo: _Demo, firmware: DemoFirmware | None) -> None:
 # -- the firmware server -----------------------------------------------------------------------
 
 
+#: Where the demo serves its firmware image (and the one host its camera may upgrade from).
+DEMO_HOST = "127.0.0.1"
+
+
 class DemoFirmware(NamedTuple):
     """Where the demo's image is served, and what the upgrade request must say about it."""
 
@@ -285,7 +293,7 @@ def firmware_server(directory: Path, version: str, size: int) -> Iterator[DemoFi
     ca_file = directory / "demo-ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca.issue_cert(DEMO_HOST).configure_cert(context)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -300,12 +308,12 @@ def firmware_server(directory: Path, version: str, size: int) -> Iterator[DemoFi
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("demo firmware server: " + format, *args)
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd = ThreadingHTTPServer((DEMO_HOST, 0), Handler)
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        url = f"https://127.0.0.1:{httpd.server_address[1]}/firmware.bin?sign=demo&expires=0"
+        url = f"https://{DEMO_HOST}:{httpd.server_address[1]}/firmware.bin?sign=demo&expires=0"
         yield DemoFirmware(url, md5, size, version, str(ca_file))
     finally:
         httpd.shutdown()

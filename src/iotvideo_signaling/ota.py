@@ -41,7 +41,12 @@ returns False and the install goes ahead and is recorded.
 Failure codes are Tencent's (:class:`OtaCode`): -1 timeout (also retries exhausted, or more than
 3 x ``fileSize`` + 1 MiB received), -2 not found, -3 denied (401/403, TLS verification, refused
 redirect), -4 size/MD5 mismatch (also a ``Content-Encoding`` other than identity), -5 install
-failed (also: not enough disk space, the new firmware did not start, cancelled). Signed query
+failed (also: not enough disk space, the new firmware did not start, cancelled).
+
+Which hosts may be reached is :class:`~iotvideo_signaling._ota_base.HostPolicy`'s
+(``allowed_hosts``): a request for a host it refuses is refused (result 4, a reason that names
+the rule, never the URL); a redirect to one, a name that resolves only to refused addresses, or
+a recorded job whose host is no longer allowed fails the job with -3. Signed query
 strings never reach logs or events: URLs are logged as ``scheme://host/path`` only.
 """
 
@@ -53,9 +58,10 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Union, cast
+from typing import Any, Callable, Dict, Optional, Sequence, Union, cast
+from urllib.parse import urlsplit
 
-from ._ota_base import Fatal, KiB, MiB, OtaCode, Stopped, redact, url_problem
+from ._ota_base import Fatal, HostPolicy, KiB, MiB, OtaCode, Stopped, redact, url_problem
 from ._ota_job import JOB_FILE, Job, JobFile, PartFile, checkpoint, job_key, remove_other_images, unlink
 from ._ota_transfer import Downloader, Hooks
 from .errors import RequestError, ResultCode
@@ -119,6 +125,9 @@ class OtaManager:
         submit: runs a job function in the background (a worker pool's submit); called from
             :meth:`request` and :meth:`start`.
         ca_file: CA bundle that verifies the download server (replaces the system store).
+        allowed_hosts: the hosts a download (and each redirect) may reach, as
+            ``DeviceConfig.ota_allowed_hosts``; empty: every public host, no loopback, private
+            or link-local address (see ``HostPolicy`` in ``_ota_base``).
         max_firmware_size: largest accepted ``fileSize``.
         clock: monotonic clock for rate limits and stall detection.
         wall_clock: seconds since the epoch, the ``time`` of the published events.
@@ -153,6 +162,7 @@ class OtaManager:
         publish: Publish,
         submit: Callable[[Callable[[], None]], object],
         ca_file: Optional[PathLike] = None,
+        allowed_hosts: Sequence[str] = (),
         max_firmware_size: int = 128 * MiB,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -188,8 +198,12 @@ class OtaManager:
         self._chunk = chunk_size
         self._interval = progress_interval
         self._heartbeat = heartbeat
+        if isinstance(allowed_hosts, str):
+            raise ValueError("allowed_hosts must be a sequence of host patterns")
+        self._hosts = HostPolicy(allowed_hosts)
         self._downloader = Downloader(
             ca_file=None if ca_file is None else os.fspath(ca_file),
+            hosts=self._hosts,
             clock=clock,
             chunk_size=chunk_size,
             fsync_every=fsync_every,
@@ -374,7 +388,10 @@ class OtaManager:
             return MD5_REASON
         if type(file_size) is not int or not 0 < file_size <= self.max_firmware_size:
             return f"'fileSize' must be an integer from 1 to {self.max_firmware_size}"
-        return url_problem(url)
+        problem = url_problem(url)
+        if problem is not None:
+            return problem
+        return self._hosts.host_problem(urlsplit(url).hostname or "")
 
     # -- the worker ----------------------------------------------------------------------------
 

@@ -435,6 +435,7 @@ class BuiltinTopics:
                     submit=self._jobs.submit,
                     wall_clock=self._events.wall_clock,
                     ca_file=self._config.ca_file,
+                    allowed_hosts=self._config.ota_allowed_hosts,
                     max_firmware_size=self._config.max_firmware_size,
                 )
             return self._ota

@@ -411,6 +411,7 @@ DEVICE_KEYS: Mapping[str, DeviceKey] = {
     "ptz_step": _INTEGER,
     "download_dir": _STRING,
     "ca_file": _STRING,
+    "ota_allowed_hosts": _STRINGS,
     "sharer_denied_topics": _STRINGS,
     "default_role": _STRING,
     "workers": _INTEGER,
