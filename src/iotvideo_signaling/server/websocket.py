@@ -43,6 +43,7 @@ from .hub import AUTH_EVICTED, TOO_MANY_CONNECTIONS, Hub
 from .listen import ConfigError, ListenAddress
 from .panel import PanelPage, page_origins
 from .settings import parse_origins
+from .throttle import ThrottledLog
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -137,7 +138,7 @@ def _http_response(page: PanelPage, path: str) -> Response:
     return Response(status, "OK" if status == 200 else "Not Found", Headers(common + headers), body)
 
 
-class OriginRefusals:
+class OriginRefusals(ThrottledLog):
     """The log lines about handshakes refused for their ``Origin``, at most one per origin a while.
 
     The first refusal of an origin is logged at INFO at once; the next ones within
@@ -147,27 +148,17 @@ class OriginRefusals:
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._logged: dict[str, tuple[float, int]] = {}  # origin: (when logged, refusals since)
+        super().__init__(log, logging.INFO, interval=REFUSAL_LOG_INTERVAL, keys=REFUSAL_LOG_ORIGINS, clock=clock)
 
     def refused(self, origin: str | None, peer: Any, local: Any) -> None:
         """Note that a handshake from ``peer`` to ``local`` was refused for its ``origin``; log it if due."""
         name = repr(origin[:200]) if origin is not None else "(none)"
-        now = self._clock()
-        last = self._logged.pop(name, None)
-        if last is not None and now - last[0] < REFUSAL_LOG_INTERVAL:
-            self._logged[name] = (last[0], last[1] + 1)
-            return
-        while len(self._logged) >= REFUSAL_LOG_ORIGINS:
-            del self._logged[next(iter(self._logged))]
-        self._logged[name] = (now, 0)
-        more = f"; {last[1]} more since its last line" if last is not None and last[1] else ""
-        log.info(
-            "refused a WebSocket from %s to %s (HTTP 403): Origin %s is not in [server] allowed_origins%s",
+        self.log(
+            name,
+            "refused a WebSocket from %s to %s (HTTP 403): Origin %s is not in [server] allowed_origins",
             _host(peer),
             _address(local),
             name,
-            more,
         )
 
 
