@@ -26,6 +26,15 @@ Admission. Only a connection that may use the Device counts toward ``max_connect
   as many sources as the pool holds, or one sharing the client's source (a NAT, the same IPv6
   /64, which includes every link-local peer, the local sockets), can still push it out within a
   round trip.
+* A connection counts only while its client is there. The event loop accepts queued connections
+  in batches and admits each before it reads from any, so connections whose client already
+  hung up (a burst of connect and close) would fill the table until the loop notices; when the
+  table is full, the hub first looks at each counted socket (a peek, which reads nothing) and
+  releases those whose client has closed or reset it, before it refuses anyone.
+
+Refusals are logged at WARNING at most once per reason every :data:`REFUSAL_LOG_INTERVAL`
+seconds, with the count of those left out since (see throttle.py): a client retrying in a loop
+costs the daemon no log.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ import hmac
 import ipaddress
 import itertools
 import logging
+import socket
 import threading
 from typing import TYPE_CHECKING, Callable, Protocol
 
@@ -45,6 +55,7 @@ import orjson
 from ..device import Device
 from ..events import Event
 from .settings import Settings
+from .throttle import ThrottledLog
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -68,6 +79,7 @@ AUTH_REQUIRED = b'{"confirmation_topic":"auth","result":"6","reason":"authentica
 AUTH_REFUSED = b'{"confirmation_topic":"auth","result":"6","reason":"invalid token"}'
 #: What the oldest unauthenticated connection is told when a newer one takes its place.
 AUTH_EVICTED = b'{"confirmation_topic":"auth","result":"5","reason":"too many connections waiting to authenticate"}'
+REFUSAL_LOG_INTERVAL = 60.0  # s between two log lines about refusals for the same reason
 
 
 class Connection(Protocol):
@@ -83,6 +95,9 @@ class Connection(Protocol):
 
     def evict(self) -> None:
         """Close an unauthenticated connection to make room: say why (:data:`AUTH_EVICTED`), close."""
+
+    def gone(self) -> bool:
+        """True when the client has closed or reset the connection, though nothing read it yet."""
 
 
 class Hub:
@@ -116,6 +131,7 @@ class Hub:
         self._loop_thread = threading.get_ident()
         self._event_sinks: dict[str, Callable[[bytes], None]] = {}
         self._unsubscribe = device.subscribe(self._on_event)
+        self._refusals = ThrottledLog(log, logging.WARNING, interval=REFUSAL_LOG_INTERVAL, keys=8)
         self.accepting = True
 
     # -- admission ---------------------------------------------------------------------------
@@ -128,10 +144,10 @@ class Hub:
         counts only once :meth:`open_session` accepts it.
         """
         if not self.accepting:
-            log.warning("refusing a %s connection from %s: shutting down", kind, _peer(peer))
+            self._refused("shutting down", f"a {kind} connection from {_peer(peer)}")
             return None
-        if not self.auth_required and len(self._admitted) >= self.max_connections:
-            log.warning("refusing a %s connection from %s: too many connections", kind, _peer(peer))
+        if not self.auth_required and not self._room():
+            self._refused("too many connections", f"a {kind} connection from {_peer(peer)}")
             return None
         visitor = f"{kind}-{next(self._serial)}"
         connection.visitor = visitor
@@ -145,6 +161,19 @@ class Hub:
         self._empty.clear()
         log.info("%s connected from %s", visitor, _peer(peer))
         return visitor
+
+    def _room(self) -> bool:
+        """True when a slot is free, once the connections whose client has gone are released."""
+        if len(self._admitted) < self.max_connections:
+            return True
+        for visitor, connection in list(self._admitted.items()):
+            if connection.gone():
+                self.release(visitor, "closed by the client (before it was read)")
+                connection.shutdown()
+        return len(self._admitted) < self.max_connections
+
+    def _refused(self, reason: str, what: str) -> None:
+        self._refusals.log(reason, "refusing %s: %s", what, reason)
 
     def _evict_pending(self, newcomer: str) -> None:
         """Make room: the oldest pending connection of the source holding the most places."""
@@ -213,8 +242,8 @@ class Hub:
         which stays pending (it holds no slot) until it is released.
         """
         if visitor in self._pending:
-            if len(self._admitted) >= self.max_connections:
-                log.warning("refusing %s after AUTH: too many connections", visitor)
+            if not self._room():
+                self._refused("too many connections", f"{visitor} after AUTH")
                 return False
             self._admitted[visitor] = self._pending.pop(visitor)
             del self._pending_sources[visitor]
@@ -263,6 +292,28 @@ class Hub:
                 connection.abort()
                 self.release(connection.visitor, "aborted at shutdown")
         self._unsubscribe()
+
+
+def peer_gone(transport: asyncio.BaseTransport) -> bool:
+    """True when the client closed or reset ``transport``'s socket and sent nothing left unread.
+
+    A peek (``MSG_PEEK``): it reads nothing, so the transport still gets every byte.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    fileno = sock.fileno()
+    if fileno < 0:
+        return True
+    probe = socket.socket(fileno=fileno)  # the transport's own descriptor, detached below
+    try:
+        return probe.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:  # reset
+        return True
+    finally:
+        probe.detach()
 
 
 def _auth_ok(role: str) -> bytes:

@@ -31,7 +31,7 @@ from typing import cast
 
 from ..errors import ResultCode
 from ..protocol import error_reply
-from .hub import AUTH_EVICTED, AUTH_REQUIRED, TOO_MANY_CONNECTIONS, Hub
+from .hub import AUTH_EVICTED, AUTH_REQUIRED, TOO_MANY_CONNECTIONS, Hub, peer_gone
 
 __all__ = ["LineConnection"]
 
@@ -143,6 +143,10 @@ class LineConnection(asyncio.Protocol):
             return
         self._transport.write(AUTH_EVICTED + b"\n")
         self._close_on("evicted: too many connections waiting to authenticate")
+
+    def gone(self) -> bool:
+        """True when the client has closed or reset the connection before it was read."""
+        return self._transport is not None and peer_gone(self._transport)
 
     # -- the line loop ---------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any, Callable, Union
 
-from .hub import AUTH_EVICTED, TOO_MANY_CONNECTIONS, Hub
+from .hub import AUTH_EVICTED, TOO_MANY_CONNECTIONS, Hub, peer_gone
 from .listen import ConfigError, ListenAddress
 from .panel import PanelPage, page_origins
 from .settings import parse_origins
@@ -309,6 +309,10 @@ class WebSocketConnection:
         """Say that a newer unauthenticated connection took this one's place, and close (1013)."""
         self._reason = "evicted: too many connections waiting to authenticate"
         self._spawn(self._turn_away(AUTH_EVICTED, "too many connections waiting to authenticate"))
+
+    def gone(self) -> bool:
+        """True when the client has closed or reset the connection before it was read."""
+        return peer_gone(self.ws.transport)
 
     async def _turn_away(self, reply: bytes, reason: str) -> None:
         """Send ``reply`` and close with 1013 (try again later); abort after :data:`REFUSE_SECONDS`."""
