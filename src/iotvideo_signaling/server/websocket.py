@@ -7,7 +7,8 @@ configured the first message must be ``AUTH <token>``; until then the connection
 hub's pending pool, not in one of the ``max_connections`` slots (see hub.py). An accepted
 ``AUTH`` message when every slot is taken is answered ``TOO_MANY_CONNECTIONS`` and the connection
 is closed with 1013 (try again later); so is an unauthenticated connection evicted from a full
-pending pool, after an ``AUTH_EVICTED`` message.
+pending pool, after an ``AUTH_EVICTED`` message, and (without tokens) an idle connection evicted
+to make room for a new one, after an ``IDLE_EVICTED`` message (see hub.py).
 
 Limits: a message over ``max_message_size`` is answered with error 1 by the Device as long as it
 is at most twice that size; a frame that announces more is refused from its header, before its
@@ -39,7 +40,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any, Callable, Union
 
-from .hub import AUTH_EVICTED, TOO_MANY_CONNECTIONS, Hub, peer_gone
+from .hub import TOO_MANY_CONNECTIONS, Hub, peer_gone
 from .listen import ConfigError, ListenAddress
 from .panel import PanelPage, page_origins
 from .settings import parse_origins
@@ -194,6 +195,12 @@ class WebSocketConnection:
         self._events: asyncio.Queue[bytes] = asyncio.Queue(EVENT_QUEUE)
         self._tasks: set[asyncio.Task[None]] = set()
         self._reason = "closed by the client"
+        self._last_command: float | None = None
+
+    @property
+    def last_command(self) -> float | None:
+        """Event-loop time of its last message; None before the first."""
+        return self._last_command
 
     async def run(self) -> None:
         """Serve the connection until it closes."""
@@ -240,6 +247,7 @@ class WebSocketConnection:
             self._reason = "closed: too many connections"
             await self._turn_away(TOO_MANY_CONNECTIONS, "too many connections")
             return False
+        self._last_command = asyncio.get_running_loop().time()
         await self._send(reply)
         return True
 
@@ -249,6 +257,7 @@ class WebSocketConnection:
         visitor = self.visitor
         idle = hub.settings.idle_timeout
         first = not hub.auth_required
+        clock = asyncio.get_running_loop().time
         while True:
             try:
                 message = await asyncio.wait_for(ws.recv(), idle)
@@ -256,6 +265,7 @@ class WebSocketConnection:
                 self._reason = "closed: idle timeout"
                 await ws.close(1000, "idle timeout")
                 return
+            self._last_command = clock()
             if first:  # without tokens a client may still send AUTH first; it is an owner anyway
                 first = False
                 if hub.is_auth(_as_bytes(message)):
@@ -305,10 +315,10 @@ class WebSocketConnection:
         """Close the TCP connection at once."""
         self.ws.transport.abort()
 
-    def evict(self) -> None:
-        """Say that a newer unauthenticated connection took this one's place, and close (1013)."""
-        self._reason = "evicted: too many connections waiting to authenticate"
-        self._spawn(self._turn_away(AUTH_EVICTED, "too many connections waiting to authenticate"))
+    def evict(self, reply: bytes, reason: str) -> None:
+        """Say that a new connection took this one's place (``reply``), and close (1013)."""
+        self._reason = f"evicted: {reason}"
+        self._spawn(self._turn_away(reply, reason))
 
     def gone(self) -> bool:
         """True when the client has closed or reset the connection before it was read."""
