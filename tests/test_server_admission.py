@@ -179,3 +179,30 @@ def test_an_idle_websocket_gives_way_too(tmp_path: Path) -> None:
         finally:
             for ws in idle:
                 ws.close()
+
+
+# -- clients that do not read ----------------------------------------------------------------------
+
+WRITE_TIMEOUT = 4.0
+
+
+def test_a_websocket_that_reads_nothing_is_dropped_while_events_flow(tmp_path: Path) -> None:
+    websockets_sync = pytest.importorskip("websockets.sync.client")
+    settings = f"[server]\nwrite_timeout = {WRITE_TIMEOUT}\n"
+    with running(tmp_path, "tcp://127.0.0.1:0", "ws://127.0.0.1:0", config=settings) as served:
+        # max_queue: the client library stops reading the socket once 16 messages wait unread
+        deaf = websockets_sync.connect(served.url("ws"), compression=None, max_queue=16, close_timeout=1)
+        try:
+            with LineClient(served.url("tcp")) as panel:
+                started = time.monotonic()
+                flips = 0
+                while "does not read its events" not in served.log():  # each flip is an event for it
+                    # unread events fill the socket buffers (megabytes) long after this
+                    assert time.monotonic() - started < WRITE_TIMEOUT + 20, "the deaf client was not dropped"
+                    mode = "flip" if flips % 2 else "normal"
+                    assert panel.request(command("Mirror_flip", flips, mode=mode))["result"] == "0"
+                    flips += 1
+                    time.sleep(0.01)
+                assert time.monotonic() - started >= WRITE_TIMEOUT  # it had write_timeout to read
+        finally:
+            deaf.close()

@@ -14,7 +14,8 @@ Limits: a message over ``max_message_size`` is answered with error 1 by the Devi
 is at most twice that size; a frame that announces more is refused from its header, before its
 payload is read, and the connection is closed with 1009 (message too big), as RFC 6455 has it.
 Compression is off (replies are small, and each deflate context costs memory). A client that
-leaves replies or events unread for ``write_timeout`` is dropped.
+leaves replies or events unread for ``write_timeout`` is dropped; for events, which the socket
+buffers would absorb for minutes, a ping follows them and its pong is the proof they were read.
 
 Origins: a browser lets a page from any site open a WebSocket to a loopback address, and
 without tokens every client is an owner; so the handshake's ``Origin`` header is checked (by
@@ -293,15 +294,33 @@ class WebSocketConnection:
             self.abort()
 
     async def _send_events(self) -> None:
+        """Send the events; drop the client when it leaves them unread for ``write_timeout``.
+
+        A sent event may only be in the socket buffers, which hold megabytes on a fast link, so
+        a client that reads nothing would be "sent" events for minutes. So after an event, a
+        ping goes with it (unless one is still unanswered): a client reads in order, and its
+        pong says it has read every event before the ping. One still unanswered when an event
+        comes ``write_timeout`` after it was sent means the client does not read.
+        """
         from websockets.exceptions import ConnectionClosed  # noqa: PLC0415 - optional dependency
 
+        timeout = self.hub.settings.write_timeout
+        clock = asyncio.get_running_loop().time
+        pong: asyncio.Future[float] | None = None
+        pinged = 0.0
         try:
             while True:
                 await self._send(await self._events.get())
+                if pong is None or pong.done():
+                    pong = asyncio.ensure_future(await asyncio.wait_for(self.ws.ping(), timeout))
+                    pinged = clock()
+                elif clock() - pinged >= timeout:
+                    raise asyncio.TimeoutError
         except ConnectionClosed:
             pass
         except asyncio.TimeoutError:
             self._reason = "dropped: it did not read its events"
+            log.warning("%s does not read its events; dropping it", self.visitor)
             self.abort()
 
     # -- Connection (for the hub) ----------------------------------------------------------------
