@@ -164,21 +164,18 @@ def test_an_idle_websocket_gives_way_too(tmp_path: Path) -> None:
     websockets_sync = pytest.importorskip("websockets.sync.client")
     from websockets.exceptions import ConnectionClosed
 
-    with running(tmp_path, "tcp://127.0.0.1:0", "ws://127.0.0.1:0", config=config()) as served:
-        idle = [websockets_sync.connect(served.url("ws"), compression=None) for _ in range(SLOTS)]
-        try:
-            assert wait_until(lambda: served.log().count(" connected from ") >= SLOTS)
-            with LineClient(served.url("tcp")) as newcomer:
-                assert newcomer.request(command("version", 1))["message_id"] == 1
-            told: list[Any] = []  # session events, then why it is closed
-            with pytest.raises(ConnectionClosed) as closed:
-                while len(told) < 100:
-                    told.append(orjson.loads(idle[0].recv(timeout=5)))
-            assert orjson.loads(IDLE_EVICTED) in told  # the oldest made room
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
-        finally:
-            for ws in idle:
-                ws.close()
+    listen = ("tcp://127.0.0.1:0", "ws://127.0.0.1:0")
+    with running(tmp_path, *listen, config=config()) as served, contextlib.ExitStack() as stack:
+        idle = [stack.enter_context(websockets_sync.connect(served.url("ws"), compression=None)) for _ in range(SLOTS)]
+        assert wait_until(lambda: served.log().count(" connected from ") >= SLOTS)
+        with LineClient(served.url("tcp")) as newcomer:
+            assert newcomer.request(command("version", 1))["message_id"] == 1
+        told: list[Any] = []  # session events, then why it is closed
+        with pytest.raises(ConnectionClosed) as closed:
+            while len(told) < 100:
+                told.append(orjson.loads(idle[0].recv(timeout=5)))
+        assert orjson.loads(IDLE_EVICTED) in told  # the oldest made room
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
 
 
 # -- clients that do not read ----------------------------------------------------------------------
@@ -192,17 +189,14 @@ def test_a_websocket_that_reads_nothing_is_dropped_while_events_flow(tmp_path: P
     with running(tmp_path, "tcp://127.0.0.1:0", "ws://127.0.0.1:0", config=settings) as served:
         # max_queue: the client library stops reading the socket once 16 messages wait unread
         deaf = websockets_sync.connect(served.url("ws"), compression=None, max_queue=16, close_timeout=1)
-        try:
-            with LineClient(served.url("tcp")) as panel:
-                started = time.monotonic()
-                flips = 0
-                while "does not read its events" not in served.log():  # each flip is an event for it
-                    # unread events fill the socket buffers (megabytes) long after this
-                    assert time.monotonic() - started < WRITE_TIMEOUT + 20, "the deaf client was not dropped"
-                    mode = "flip" if flips % 2 else "normal"
-                    assert panel.request(command("Mirror_flip", flips, mode=mode))["result"] == "0"
-                    flips += 1
-                    time.sleep(0.01)
-                assert time.monotonic() - started >= WRITE_TIMEOUT  # it had write_timeout to read
-        finally:
-            deaf.close()
+        with deaf, LineClient(served.url("tcp")) as panel:
+            started = time.monotonic()
+            flips = 0
+            while "does not read its events" not in served.log():  # each flip is an event for it
+                # unread events fill the socket buffers (megabytes) long after this
+                assert time.monotonic() - started < WRITE_TIMEOUT + 20, "the deaf client was not dropped"
+                mode = "flip" if flips % 2 else "normal"
+                assert panel.request(command("Mirror_flip", flips, mode=mode))["result"] == "0"
+                flips += 1
+                time.sleep(0.01)
+            assert time.monotonic() - started >= WRITE_TIMEOUT  # it had write_timeout to read
