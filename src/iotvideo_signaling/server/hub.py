@@ -24,6 +24,8 @@ Admission. Only a connection that may use the Device counts toward ``max_connect
   pool when its ``AUTH`` line is accepted; when ``max_connections`` authenticated connections
   are already there, the answer to its ``AUTH`` line is :data:`TOO_MANY_CONNECTIONS` and it is
   closed. So connections that never authenticate cannot take the slots of those that do.
+  Authenticated connections are not evicted for being idle: each holds a token, and the
+  pending pool already keeps out those without one.
 * When the pending pool is full, a new connection **evicts the oldest pending one of the source
   address holding the most places** (ties: the oldest of all), which is answered
   :data:`AUTH_EVICTED` and closed, rather than being refused. Refusing the newest would let
@@ -40,7 +42,7 @@ Admission. Only a connection that may use the Device counts toward ``max_connect
   table is full, the hub first looks at each counted socket (a peek, which reads nothing) and
   releases those whose client has closed or reset it, before it refuses anyone.
 
-Refusals are logged at WARNING at most once per reason every :data:`REFUSAL_LOG_INTERVAL`
+Refusals and evictions are logged at WARNING at most once per reason every :data:`REFUSAL_LOG_INTERVAL`
 seconds, with the count of those left out since (see throttle.py): a client retrying in a loop
 costs the daemon no log.
 """
