@@ -9,13 +9,23 @@ connection goes.
 
 Admission. Only a connection that may use the Device counts toward ``max_connections``:
 
-* without tokens, every connection at once; one past the limit is answered
-  :data:`TOO_MANY_CONNECTIONS` and closed, as soon as it connects;
+* without tokens, every connection at once. When every slot is taken, a new connection
+  **evicts an idle one** rather than being refused: one that has sent no complete command yet,
+  or none for :data:`IDLE_EVICTABLE` seconds; of those, the one idle the longest of the source
+  address holding the most (as for the pending pool below). It is answered :data:`IDLE_EVICTED`
+  and closed. Only when every counted connection has sent a command within
+  :data:`IDLE_EVICTABLE` seconds is the newcomer answered :data:`TOO_MANY_CONNECTIONS` and
+  closed. So idle connections (a slowloris dribbling a line that never ends, a client that
+  connects and waits) cannot lock a new client out until ``idle_timeout``, however often they
+  reconnect, while a panel that sends a command now and then keeps its slot; a client that
+  connects must send its first command within a round trip or so of a flood, as with tokens.
 * with tokens, a connection first waits in the *pending* pool, which holds at most
   ``max_pending_auth`` connections, each for at most ``auth_timeout``. It moves to the counted
   pool when its ``AUTH`` line is accepted; when ``max_connections`` authenticated connections
   are already there, the answer to its ``AUTH`` line is :data:`TOO_MANY_CONNECTIONS` and it is
   closed. So connections that never authenticate cannot take the slots of those that do.
+  Authenticated connections are not evicted for being idle: each holds a token, and the
+  pending pool already keeps out those without one.
 * When the pending pool is full, a new connection **evicts the oldest pending one of the source
   address holding the most places** (ties: the oldest of all), which is answered
   :data:`AUTH_EVICTED` and closed, rather than being refused. Refusing the newest would let
@@ -26,6 +36,15 @@ Admission. Only a connection that may use the Device counts toward ``max_connect
   as many sources as the pool holds, or one sharing the client's source (a NAT, the same IPv6
   /64, which includes every link-local peer, the local sockets), can still push it out within a
   round trip.
+* A connection counts only while its client is there. The event loop accepts queued connections
+  in batches and admits each before it reads from any, so connections whose client already
+  hung up (a burst of connect and close) would fill the table until the loop notices; when the
+  table is full, the hub first looks at each counted socket (a peek, which reads nothing) and
+  releases those whose client has closed or reset it, before it refuses anyone.
+
+Refusals and evictions are logged at WARNING at most once per reason every :data:`REFUSAL_LOG_INTERVAL`
+seconds, with the count of those left out since (see throttle.py): a client retrying in a loop
+costs the daemon no log.
 """
 
 from __future__ import annotations
@@ -37,6 +56,7 @@ import hmac
 import ipaddress
 import itertools
 import logging
+import socket
 import threading
 from typing import TYPE_CHECKING, Callable, Protocol
 
@@ -45,6 +65,7 @@ import orjson
 from ..device import Device
 from ..events import Event
 from .settings import Settings
+from .throttle import ThrottledLog
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -68,6 +89,10 @@ AUTH_REQUIRED = b'{"confirmation_topic":"auth","result":"6","reason":"authentica
 AUTH_REFUSED = b'{"confirmation_topic":"auth","result":"6","reason":"invalid token"}'
 #: What the oldest unauthenticated connection is told when a newer one takes its place.
 AUTH_EVICTED = b'{"confirmation_topic":"auth","result":"5","reason":"too many connections waiting to authenticate"}'
+#: What an idle connection is told when a new one takes its slot (without tokens).
+IDLE_EVICTED = b'{"confirmation_topic":"","result":"5","reason":"closed: idle while every connection slot was taken"}'
+IDLE_EVICTABLE = 10.0  # s without a complete command after which a connection may give its slot to a new one
+REFUSAL_LOG_INTERVAL = 60.0  # s between two log lines about refusals for the same reason
 
 
 class Connection(Protocol):
@@ -81,8 +106,15 @@ class Connection(Protocol):
     def abort(self) -> None:
         """Close at once, dropping unsent replies."""
 
-    def evict(self) -> None:
-        """Close an unauthenticated connection to make room: say why (:data:`AUTH_EVICTED`), close."""
+    @property
+    def last_command(self) -> float | None:
+        """Event-loop time of its last complete command (or ``AUTH`` line); None before the first."""
+
+    def evict(self, reply: bytes, reason: str) -> None:
+        """Close the connection to make room for a new one: send ``reply``, which says ``reason``, close."""
+
+    def gone(self) -> bool:
+        """True when the client has closed or reset the connection, though nothing read it yet."""
 
 
 class Hub:
@@ -108,7 +140,8 @@ class Hub:
         self._serial = itertools.count(1)
         self._admitted: dict[str, Connection] = {}
         self._pending: dict[str, Connection] = {}  # insertion order: oldest first
-        self._pending_sources: dict[str, str] = {}  # visitor -> its source address (see _source)
+        self._sources: dict[str, str] = {}  # visitor -> its source address (see _source)
+        self._opened: dict[str, float] = {}  # visitor -> when it was admitted (event-loop time)
         self._sessions: set[str] = set()
         self._empty = asyncio.Event()
         self._empty.set()
@@ -116,6 +149,8 @@ class Hub:
         self._loop_thread = threading.get_ident()
         self._event_sinks: dict[str, Callable[[bytes], None]] = {}
         self._unsubscribe = device.subscribe(self._on_event)
+        self._refusals = ThrottledLog(log, logging.WARNING, interval=REFUSAL_LOG_INTERVAL, keys=8)
+        self._evictions = ThrottledLog(log, logging.WARNING, interval=REFUSAL_LOG_INTERVAL, keys=8)
         self.accepting = True
 
     # -- admission ---------------------------------------------------------------------------
@@ -123,15 +158,17 @@ class Hub:
     def admit(self, kind: str, connection: Connection, peer: object) -> str | None:
         """A visitor id for a new connection, or None when it must be refused.
 
-        Without tokens the connection counts toward ``max_connections`` at once; with tokens it
-        joins the pending pool (evicting the oldest pending connection when the pool is full) and
-        counts only once :meth:`open_session` accepts it.
+        Without tokens the connection counts toward ``max_connections`` at once (evicting an idle
+        one when every slot is taken); with tokens it joins the pending pool (evicting the oldest
+        pending connection when the pool is full) and counts only once :meth:`open_session`
+        accepts it.
         """
         if not self.accepting:
-            log.warning("refusing a %s connection from %s: shutting down", kind, _peer(peer))
+            self._refused("shutting down", f"a {kind} connection from {_peer(peer)}")
             return None
-        if not self.auth_required and len(self._admitted) >= self.max_connections:
-            log.warning("refusing a %s connection from %s: too many connections", kind, _peer(peer))
+        newcomer = f"a {kind} connection from {_peer(peer)}"
+        if not self.auth_required and not self._room() and not self._evict_idle(newcomer):
+            self._refused("too many connections", newcomer)
             return None
         visitor = f"{kind}-{next(self._serial)}"
         connection.visitor = visitor
@@ -139,33 +176,84 @@ class Hub:
             if len(self._pending) >= self.max_pending_auth:
                 self._evict_pending(visitor)
             self._pending[visitor] = connection
-            self._pending_sources[visitor] = _source(peer)
         else:
             self._admitted[visitor] = connection
+        self._sources[visitor] = _source(peer)
+        self._opened[visitor] = self._loop.time()
         self._empty.clear()
         log.info("%s connected from %s", visitor, _peer(peer))
         return visitor
 
+    def _room(self) -> bool:
+        """True when a slot is free, once the connections whose client has gone are released."""
+        if len(self._admitted) < self.max_connections:
+            return True
+        for visitor, connection in list(self._admitted.items()):
+            if connection.gone():
+                self.release(visitor, "closed by the client (before it was read)")
+                connection.shutdown()
+        return len(self._admitted) < self.max_connections
+
+    def _refused(self, reason: str, what: str) -> None:
+        self._refusals.log(reason, "refusing %s: %s", what, reason)
+
+    def _evict_idle(self, newcomer: str) -> bool:
+        """Make room without tokens: evict the idlest counted connection, if one is idle enough."""
+        now = self._loop.time()
+        idle: dict[str, float] = {}  # visitor -> since when it is idle
+        for visitor, connection in self._admitted.items():
+            last = connection.last_command
+            if last is None:
+                idle[visitor] = self._opened[visitor]
+            elif now - last >= IDLE_EVICTABLE:
+                idle[visitor] = last
+        if not idle:
+            return False
+        victim, crowded = self._crowded_oldest(idle)
+        self._evictions.log(
+            "idle",
+            "%s evicted to make room for %s: idle for %.0f s, one of %d idle connections from %s",
+            victim,
+            newcomer,
+            now - idle[victim],
+            crowded,
+            self._sources[victim] or "local sockets",
+        )
+        self._evict(victim, self._admitted[victim], IDLE_EVICTED, "idle while every connection slot was taken")
+        return True
+
     def _evict_pending(self, newcomer: str) -> None:
         """Make room: the oldest pending connection of the source holding the most places."""
-        counts = collections.Counter(self._pending_sources.values())
-        crowded = max(counts.values())
-        oldest = next(visitor for visitor in self._pending if counts[self._pending_sources[visitor]] == crowded)
-        connection = self._pending[oldest]
-        log.warning(
+        oldest, crowded = self._crowded_oldest({visitor: self._opened[visitor] for visitor in self._pending})
+        self._evictions.log(
+            "pending",
             "%s evicted to make room for %s: %d connections are waiting to authenticate, %d from %s",
             oldest,
             newcomer,
             len(self._pending),
             crowded,
-            self._pending_sources[oldest] or "local sockets",
+            self._sources[oldest] or "local sockets",
         )
-        self.release(oldest, "evicted: too many connections waiting to authenticate")
-        connection.evict()
+        self._evict(oldest, self._pending[oldest], AUTH_EVICTED, "too many connections waiting to authenticate")
+
+    def _crowded_oldest(self, since: dict[str, float]) -> tuple[str, int]:
+        """Of ``since`` (visitor -> a time), the earliest of the source holding the most; and that count.
+
+        Ties between sources: the earliest of all of them.
+        """
+        counts = collections.Counter(self._sources[visitor] for visitor in since)
+        crowded = max(counts.values())
+        victim = min((visitor for visitor in since if counts[self._sources[visitor]] == crowded), key=since.__getitem__)
+        return victim, crowded
+
+    def _evict(self, visitor: str, connection: Connection, reply: bytes, reason: str) -> None:
+        self.release(visitor, f"evicted: {reason}")
+        connection.evict(reply, reason)
 
     def release(self, visitor: str, reason: str = "closed") -> None:
         """The connection is gone: close its session and free its slot (or its pending place)."""
-        self._pending_sources.pop(visitor, None)
+        self._sources.pop(visitor, None)
+        self._opened.pop(visitor, None)
         if self._admitted.pop(visitor, None) is None and self._pending.pop(visitor, None) is None:
             return
         self._event_sinks.pop(visitor, None)
@@ -213,11 +301,10 @@ class Hub:
         which stays pending (it holds no slot) until it is released.
         """
         if visitor in self._pending:
-            if len(self._admitted) >= self.max_connections:
-                log.warning("refusing %s after AUTH: too many connections", visitor)
+            if not self._room():
+                self._refused("too many connections", f"{visitor} after AUTH")
                 return False
             self._admitted[visitor] = self._pending.pop(visitor)
-            del self._pending_sources[visitor]
         elif visitor not in self._admitted:
             return False
         self.device.open_session(visitor, role)
@@ -263,6 +350,28 @@ class Hub:
                 connection.abort()
                 self.release(connection.visitor, "aborted at shutdown")
         self._unsubscribe()
+
+
+def peer_gone(transport: asyncio.BaseTransport) -> bool:
+    """True when the client closed or reset ``transport``'s socket and sent nothing left unread.
+
+    A peek (``MSG_PEEK``): it reads nothing, so the transport still gets every byte.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    fileno = sock.fileno()
+    if fileno < 0:
+        return True
+    probe = socket.socket(fileno=fileno)  # the transport's own descriptor, detached below
+    try:
+        return probe.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:  # reset
+        return True
+    finally:
+        probe.detach()
 
 
 def _auth_ok(role: str) -> bytes:

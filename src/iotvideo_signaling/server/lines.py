@@ -21,6 +21,8 @@ Theory of operation. A connection is an :class:`asyncio.Protocol`, fed chunks by
   first line must be ``AUTH <token>``, within ``auth_timeout``; until then the connection holds
   a place in the hub's pending pool, not one of the ``max_connections`` slots (see hub.py), and
   an accepted ``AUTH`` line is answered :data:`~.hub.TOO_MANY_CONNECTIONS` when they are all taken.
+  Without tokens, a connection that has sent no complete line yet, or none for a while, may be
+  evicted to make room for a new one when every slot is taken (see hub.py).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import cast
 
 from ..errors import ResultCode
 from ..protocol import error_reply
-from .hub import AUTH_EVICTED, AUTH_REQUIRED, TOO_MANY_CONNECTIONS, Hub
+from .hub import AUTH_REQUIRED, TOO_MANY_CONNECTIONS, Hub, peer_gone
 
 __all__ = ["LineConnection"]
 
@@ -137,12 +139,21 @@ class LineConnection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
-    def evict(self) -> None:
-        """Say that a newer unauthenticated connection took this one's place, and close."""
+    @property
+    def last_command(self) -> float | None:
+        """Event-loop time of its last complete line; None before the first."""
+        return None if self._first else self._last_line
+
+    def evict(self, reply: bytes, reason: str) -> None:
+        """Say that a new connection took this one's place (``reply``), and close."""
         if self._closing or self._transport is None:
             return
-        self._transport.write(AUTH_EVICTED + b"\n")
-        self._close_on("evicted: too many connections waiting to authenticate")
+        self._transport.write(reply + b"\n")
+        self._close_on(f"evicted: {reason}")
+
+    def gone(self) -> bool:
+        """True when the client has closed or reset the connection before it was read."""
+        return self._transport is not None and peer_gone(self._transport)
 
     # -- the line loop ---------------------------------------------------------------------------
 

@@ -7,13 +7,15 @@ configured the first message must be ``AUTH <token>``; until then the connection
 hub's pending pool, not in one of the ``max_connections`` slots (see hub.py). An accepted
 ``AUTH`` message when every slot is taken is answered ``TOO_MANY_CONNECTIONS`` and the connection
 is closed with 1013 (try again later); so is an unauthenticated connection evicted from a full
-pending pool, after an ``AUTH_EVICTED`` message.
+pending pool, after an ``AUTH_EVICTED`` message, and (without tokens) an idle connection evicted
+to make room for a new one, after an ``IDLE_EVICTED`` message (see hub.py).
 
 Limits: a message over ``max_message_size`` is answered with error 1 by the Device as long as it
 is at most twice that size; a frame that announces more is refused from its header, before its
 payload is read, and the connection is closed with 1009 (message too big), as RFC 6455 has it.
 Compression is off (replies are small, and each deflate context costs memory). A client that
-leaves replies or events unread for ``write_timeout`` is dropped.
+leaves replies or events unread for ``write_timeout`` is dropped; for events, which the socket
+buffers would absorb for minutes, a ping follows them and its pong is the proof they were read.
 
 Origins: a browser lets a page from any site open a WebSocket to a loopback address, and
 without tokens every client is an owner; so the handshake's ``Origin`` header is checked (by
@@ -39,10 +41,11 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any, Callable, Union
 
-from .hub import AUTH_EVICTED, TOO_MANY_CONNECTIONS, Hub
+from .hub import TOO_MANY_CONNECTIONS, Hub, peer_gone
 from .listen import ConfigError, ListenAddress
 from .panel import PanelPage, page_origins
 from .settings import parse_origins
+from .throttle import ThrottledLog
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -137,7 +140,7 @@ def _http_response(page: PanelPage, path: str) -> Response:
     return Response(status, "OK" if status == 200 else "Not Found", Headers(common + headers), body)
 
 
-class OriginRefusals:
+class OriginRefusals(ThrottledLog):
     """The log lines about handshakes refused for their ``Origin``, at most one per origin a while.
 
     The first refusal of an origin is logged at INFO at once; the next ones within
@@ -147,27 +150,17 @@ class OriginRefusals:
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._logged: dict[str, tuple[float, int]] = {}  # origin: (when logged, refusals since)
+        super().__init__(log, logging.INFO, interval=REFUSAL_LOG_INTERVAL, keys=REFUSAL_LOG_ORIGINS, clock=clock)
 
     def refused(self, origin: str | None, peer: Any, local: Any) -> None:
         """Note that a handshake from ``peer`` to ``local`` was refused for its ``origin``; log it if due."""
         name = repr(origin[:200]) if origin is not None else "(none)"
-        now = self._clock()
-        last = self._logged.pop(name, None)
-        if last is not None and now - last[0] < REFUSAL_LOG_INTERVAL:
-            self._logged[name] = (last[0], last[1] + 1)
-            return
-        while len(self._logged) >= REFUSAL_LOG_ORIGINS:
-            del self._logged[next(iter(self._logged))]
-        self._logged[name] = (now, 0)
-        more = f"; {last[1]} more since its last line" if last is not None and last[1] else ""
-        log.info(
-            "refused a WebSocket from %s to %s (HTTP 403): Origin %s is not in [server] allowed_origins%s",
+        self.log(
+            name,
+            "refused a WebSocket from %s to %s (HTTP 403): Origin %s is not in [server] allowed_origins",
             _host(peer),
             _address(local),
             name,
-            more,
         )
 
 
@@ -203,6 +196,12 @@ class WebSocketConnection:
         self._events: asyncio.Queue[bytes] = asyncio.Queue(EVENT_QUEUE)
         self._tasks: set[asyncio.Task[None]] = set()
         self._reason = "closed by the client"
+        self._last_command: float | None = None
+
+    @property
+    def last_command(self) -> float | None:
+        """Event-loop time of its last message; None before the first."""
+        return self._last_command
 
     async def run(self) -> None:
         """Serve the connection until it closes."""
@@ -249,6 +248,7 @@ class WebSocketConnection:
             self._reason = "closed: too many connections"
             await self._turn_away(TOO_MANY_CONNECTIONS, "too many connections")
             return False
+        self._last_command = asyncio.get_running_loop().time()
         await self._send(reply)
         return True
 
@@ -258,6 +258,7 @@ class WebSocketConnection:
         visitor = self.visitor
         idle = hub.settings.idle_timeout
         first = not hub.auth_required
+        clock = asyncio.get_running_loop().time
         while True:
             try:
                 message = await asyncio.wait_for(ws.recv(), idle)
@@ -265,6 +266,7 @@ class WebSocketConnection:
                 self._reason = "closed: idle timeout"
                 await ws.close(1000, "idle timeout")
                 return
+            self._last_command = clock()
             if first:  # without tokens a client may still send AUTH first; it is an owner anyway
                 first = False
                 if hub.is_auth(_as_bytes(message)):
@@ -292,15 +294,33 @@ class WebSocketConnection:
             self.abort()
 
     async def _send_events(self) -> None:
+        """Send the events; drop the client when it leaves them unread for ``write_timeout``.
+
+        A sent event may only be in the socket buffers, which hold megabytes on a fast link, so
+        a client that reads nothing would be "sent" events for minutes. So after an event, a
+        ping goes with it (unless one is still unanswered): a client reads in order, and its
+        pong says it has read every event before the ping. One still unanswered when an event
+        comes ``write_timeout`` after it was sent means the client does not read.
+        """
         from websockets.exceptions import ConnectionClosed  # noqa: PLC0415 - optional dependency
 
+        timeout = self.hub.settings.write_timeout
+        clock = asyncio.get_running_loop().time
+        pong: asyncio.Future[float] | None = None
+        pinged = 0.0
         try:
             while True:
                 await self._send(await self._events.get())
+                if pong is None or pong.done():
+                    pong = asyncio.ensure_future(await asyncio.wait_for(self.ws.ping(), timeout))
+                    pinged = clock()
+                elif clock() - pinged >= timeout:
+                    raise asyncio.TimeoutError
         except ConnectionClosed:
             pass
         except asyncio.TimeoutError:
             self._reason = "dropped: it did not read its events"
+            log.warning("%s does not read its events; dropping it", self.visitor)
             self.abort()
 
     # -- Connection (for the hub) ----------------------------------------------------------------
@@ -314,10 +334,14 @@ class WebSocketConnection:
         """Close the TCP connection at once."""
         self.ws.transport.abort()
 
-    def evict(self) -> None:
-        """Say that a newer unauthenticated connection took this one's place, and close (1013)."""
-        self._reason = "evicted: too many connections waiting to authenticate"
-        self._spawn(self._turn_away(AUTH_EVICTED, "too many connections waiting to authenticate"))
+    def evict(self, reply: bytes, reason: str) -> None:
+        """Say that a new connection took this one's place (``reply``), and close (1013)."""
+        self._reason = f"evicted: {reason}"
+        self._spawn(self._turn_away(reply, reason))
+
+    def gone(self) -> bool:
+        """True when the client has closed or reset the connection before it was read."""
+        return peer_gone(self.ws.transport)
 
     async def _turn_away(self, reply: bytes, reason: str) -> None:
         """Send ``reply`` and close with 1013 (try again later); abort after :data:`REFUSE_SECONDS`."""

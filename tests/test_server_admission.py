@@ -1,0 +1,202 @@
+"""Who gets a connection slot under attack: clients that hung up, refusals in a loop, idle holders.
+
+Each test starts its own daemon (``serve`` as a subprocess, see test_server_harness.py) with a
+small ``max_connections``; traffic only goes to loopback, and every client stops by itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import signal
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from test_server_harness import LineClient, Served, command, running
+
+TOO_MANY = b'{"confirmation_topic":"","result":"5","reason":"too many connections"}'
+IDLE_EVICTED = b'{"confirmation_topic":"","result":"5","reason":"closed: idle while every connection slot was taken"}'
+SLOTS = 4
+
+
+def config(slots: int = SLOTS) -> str:
+    return f"""
+[device]
+max_connections = {slots}
+"""
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Served]:
+    with running(tmp_path, "tcp://127.0.0.1:0", config=config()) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def stopped(served: Served) -> Iterator[None]:
+    """The daemon is suspended (SIGSTOP): connections wait in its listen queue until it resumes."""
+    served.process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        served.process.send_signal(signal.SIGCONT)
+
+
+def hang_up(url: str, *, reset: bool) -> None:
+    """Connect and close at once: with a FIN, or with a reset (SO_LINGER 0)."""
+    client = LineClient(url)
+    if reset:
+        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()
+
+
+def test_clients_that_hung_up_before_they_were_read_do_not_take_the_slots(daemon: Served) -> None:
+    url = daemon.url("tcp")
+    with stopped(daemon):  # the daemon accepts them all in one batch when it resumes
+        for i in range(3 * SLOTS):
+            hang_up(url, reset=i % 2 == 1)
+        client = LineClient(url)
+    with client:
+        client.send(command("version", 1))
+        line = client.line()
+        assert line != TOO_MANY
+        reply = orjson.loads(line)
+        assert (reply["result"], reply["message_id"]) == ("0", 1)
+    assert daemon.wait_log("closed by the client (before it was read)")
+
+
+def test_refusals_in_a_loop_are_logged_once_a_while(daemon: Served) -> None:
+    url = daemon.url("tcp")
+    clients = [LineClient(url) for _ in range(SLOTS)]
+    try:
+        for attempt in range(40):
+            if attempt % 10 == 0:  # the slot holders stay busy: none is idle enough to give way
+                for i, client in enumerate(clients):
+                    assert client.request(command("version", i))["result"] == "0"
+            with LineClient(url) as extra:
+                assert extra.line() == TOO_MANY
+        assert daemon.log().count("refusing a tcp connection") == 1
+    finally:
+        for client in clients:
+            client.close()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+class Slowloris:
+    """Holds ``count`` connections that send a byte now and then but never end a line, and
+    reconnects each one the server closes; it stops when :meth:`stop` is called, or after
+    ``limit`` seconds whatever happens."""
+
+    def __init__(self, url: str, count: int, limit: float = 120.0) -> None:
+        self.url = url
+        self.count = count
+        self.limit = limit
+        self.reconnects = 0
+        self.told: list[bytes] = []  # what the server said before closing a connection
+        self.sockets: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Slowloris:
+        for _ in range(self.count):
+            self.sockets.append(LineClient(self.url).sock)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        for sock in self.sockets:
+            sock.close()
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.limit
+        while not self._stop.wait(0.1) and time.monotonic() < deadline:
+            readable, _, _ = select.select(self.sockets, [], [], 0)
+            for sock in readable:  # a reply (why it is closed) or the close itself
+                with contextlib.suppress(OSError):
+                    self.told.append(sock.recv(4096))
+                sock.close()
+                self.sockets.remove(sock)
+                with contextlib.suppress(OSError):
+                    self.sockets.append(LineClient(self.url).sock)
+                    self.reconnects += 1
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):
+                    sock.send(b"a")
+
+
+def test_a_slowloris_holding_every_slot_gives_way_to_new_clients(daemon: Served) -> None:
+    url = daemon.url("tcp")
+    with LineClient(url) as panel:  # a client that sends a command now and then keeps its slot
+        assert panel.request(command("version", 0))["result"] == "0"
+        with Slowloris(url, SLOTS - 1) as attacker:
+            for i in range(1, 6):
+                evicted = i - 1
+                assert wait_until(lambda: attacker.reconnects >= evicted)  # noqa: B023 - called at once
+                assert panel.request(command("version", i))["message_id"] == i
+                with LineClient(url) as newcomer:
+                    line = newcomer.request(command("version", i))
+                    assert line.get("message_id") == i, line
+            assert panel.request(command("version", 9))["message_id"] == 9
+        assert attacker.reconnects >= 4
+        assert set(attacker.told) <= {IDLE_EVICTED + b"\n"}, attacker.told
+    assert daemon.log().count("evicted: idle while every connection slot was taken") >= 5
+
+
+def test_an_idle_websocket_gives_way_too(tmp_path: Path) -> None:
+    websockets_sync = pytest.importorskip("websockets.sync.client")
+    from websockets.exceptions import ConnectionClosed
+
+    listen = ("tcp://127.0.0.1:0", "ws://127.0.0.1:0")
+    with running(tmp_path, *listen, config=config()) as served, contextlib.ExitStack() as stack:
+        idle = [stack.enter_context(websockets_sync.connect(served.url("ws"), compression=None)) for _ in range(SLOTS)]
+        assert wait_until(lambda: served.log().count(" connected from ") >= SLOTS)
+        with LineClient(served.url("tcp")) as newcomer:
+            assert newcomer.request(command("version", 1))["message_id"] == 1
+        told: list[Any] = []  # session events, then why it is closed
+        with pytest.raises(ConnectionClosed) as closed:
+            while len(told) < 100:
+                told.append(orjson.loads(idle[0].recv(timeout=5)))
+        assert orjson.loads(IDLE_EVICTED) in told  # the oldest made room
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+
+
+# -- clients that do not read ----------------------------------------------------------------------
+
+WRITE_TIMEOUT = 4.0
+
+
+def test_a_websocket_that_reads_nothing_is_dropped_while_events_flow(tmp_path: Path) -> None:
+    websockets_sync = pytest.importorskip("websockets.sync.client")
+    settings = f"[server]\nwrite_timeout = {WRITE_TIMEOUT}\n"
+    with running(tmp_path, "tcp://127.0.0.1:0", "ws://127.0.0.1:0", config=settings) as served:
+        # max_queue: the client library stops reading the socket once 16 messages wait unread
+        deaf = websockets_sync.connect(served.url("ws"), compression=None, max_queue=16, close_timeout=1)
+        with deaf, LineClient(served.url("tcp")) as panel:
+            started = time.monotonic()
+            flips = 0
+            while "does not read its events" not in served.log():  # each flip is an event for it
+                # unread events fill the socket buffers (megabytes) long after this
+                assert time.monotonic() - started < WRITE_TIMEOUT + 20, "the deaf client was not dropped"
+                mode = "flip" if flips % 2 else "normal"
+                assert panel.request(command("Mirror_flip", flips, mode=mode))["result"] == "0"
+                flips += 1
+                time.sleep(0.01)
+            assert time.monotonic() - started >= WRITE_TIMEOUT  # it had write_timeout to read
