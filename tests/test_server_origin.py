@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from iotvideo_signaling import Device, SimulatedHardware
-from iotvideo_signaling.server import ConfigError, Daemon, Settings, parse_listen, websocket
+from iotvideo_signaling.server import ConfigError, Daemon, Settings, parse_listen, throttle, websocket
 from test_server_harness import LineClient, Served, command, run_cli, start_server
 
 websockets_sync = pytest.importorskip("websockets.sync.client")
@@ -157,16 +157,16 @@ def test_refusals_are_logged_at_most_once_per_origin_and_interval(caplog: pytest
         "Origin 'http://evil.example' is not in [server] allowed_origins"
     ]
     for _ in range(3):
-        clock.now += websocket.REFUSAL_LOG_INTERVAL / 4
+        clock.now += throttle.REFUSAL_LOG_INTERVAL / 4
         refusals.refused("http://evil.example", peer, local)
     assert lines() == []
     refusals.refused("http://other.example", peer, local)  # another origin has its own line
     assert len(lines()) == 1
-    clock.now += websocket.REFUSAL_LOG_INTERVAL / 4
+    clock.now += throttle.REFUSAL_LOG_INTERVAL / 4
     refusals.refused("http://evil.example", peer, local)
     [line] = lines()
     assert line.endswith("Origin 'http://evil.example' is not in [server] allowed_origins; 3 more since its last line")
-    clock.now += websocket.REFUSAL_LOG_INTERVAL
+    clock.now += throttle.REFUSAL_LOG_INTERVAL
     refusals.refused("http://evil.example", peer, local)
     [line] = lines()
     assert line.endswith("allowed_origins")  # nothing was left out since the last line

@@ -34,6 +34,7 @@ from ..errors import ResultCode
 from ..protocol import MISSING, EnvelopeError, error_reply, parse_request
 from ..sessions import ROLES
 from .listen import ListenAddress
+from .throttle import REFUSAL_LOG_INTERVAL, ThrottledLog
 from .unixsock import bind_unix, claim_unix_path
 
 __all__ = [
@@ -334,6 +335,7 @@ class BridgeListener:
         self._connections: dict[str, tuple[socket.socket, threading.Thread]] = {}
         self._serial = itertools.count(1)
         self._stopping = threading.Event()
+        self._refusals = ThrottledLog(log, logging.WARNING, interval=REFUSAL_LOG_INTERVAL, keys=1)  # accept thread
 
     def start(self) -> None:
         """Bind the socket (mode 0660) and start accepting.
@@ -394,7 +396,8 @@ class BridgeListener:
                     thread = threading.Thread(target=self._serve, args=(conn, name), name=name, daemon=True)
                     self._connections[name] = (conn, thread)
             if full:
-                log.warning("%s: refusing a connection: %d are open", self.address, MAX_BRIDGE_CONNECTIONS)
+                open_now = MAX_BRIDGE_CONNECTIONS
+                self._refusals.log("full", "%s: refusing a connection: %d are open", self.address, open_now)
                 with contextlib.suppress(OSError):
                     conn.sendall(frame(FrameType.ERROR, b"too many bridge connections", arg=1))
                 conn.close()

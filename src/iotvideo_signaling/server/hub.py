@@ -65,7 +65,7 @@ import orjson
 from ..device import Device
 from ..events import Event
 from .settings import Settings
-from .throttle import ThrottledLog
+from .throttle import REFUSAL_LOG_INTERVAL, ThrottledLog
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -92,7 +92,6 @@ AUTH_EVICTED = b'{"confirmation_topic":"auth","result":"5","reason":"too many co
 #: What an idle connection is told when a new one takes its slot (without tokens).
 IDLE_EVICTED = b'{"confirmation_topic":"","result":"5","reason":"closed: idle while every connection slot was taken"}'
 IDLE_EVICTABLE = 10.0  # s without a complete command after which a connection may give its slot to a new one
-REFUSAL_LOG_INTERVAL = 60.0  # s between two log lines about refusals for the same reason
 
 
 class Connection(Protocol):

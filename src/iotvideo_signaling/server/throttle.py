@@ -12,7 +12,10 @@ import logging
 import time
 from typing import Callable
 
-__all__ = ["ThrottledLog"]
+__all__ = ["REFUSAL_LOG_INTERVAL", "ThrottledLog"]
+
+#: Seconds between two log lines about refusals of the same kind (connections, origins).
+REFUSAL_LOG_INTERVAL = 60.0
 
 
 class ThrottledLog:

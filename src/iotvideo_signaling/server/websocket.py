@@ -45,7 +45,7 @@ from .hub import TOO_MANY_CONNECTIONS, Hub, peer_gone
 from .listen import ConfigError, ListenAddress
 from .panel import PanelPage, page_origins
 from .settings import parse_origins
-from .throttle import ThrottledLog
+from .throttle import REFUSAL_LOG_INTERVAL, ThrottledLog
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -59,7 +59,6 @@ log = logging.getLogger(__name__)
 
 EVENT_QUEUE = 64  # undelivered events per client before it counts as not reading
 REFUSE_SECONDS = 5.0  # longest wait to tell a refused or evicted client why, before aborting it
-REFUSAL_LOG_INTERVAL = 60.0  # s between two log lines about the same refused origin
 REFUSAL_LOG_ORIGINS = 256  # refused origins remembered; the least recently refused is forgotten first
 _Message = Union[str, bytes]
 
