@@ -36,6 +36,7 @@ from test_server_harness import (
     run_cli,
     running,
     start_server,
+    wait_until,
 )
 
 websockets_sync = pytest.importorskip("websockets.sync.client")
@@ -55,14 +56,6 @@ def user_num(client: LineClient) -> int:
     assert reply["result"] == "0"
     return int(reply["user_num"])
 
-
-def wait_until(predicate: Any, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 # -- round trips with `send` -----------------------------------------------------------------------

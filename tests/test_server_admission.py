@@ -13,14 +13,14 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from test_server_harness import LineClient, Served, command, running
+from test_server_harness import LineClient, Served, command, running, wait_until
 
 TOO_MANY = b'{"confirmation_topic":"","result":"5","reason":"too many connections"}'
 IDLE_EVICTED = b'{"confirmation_topic":"","result":"5","reason":"closed: idle while every connection slot was taken"}'
@@ -88,14 +88,6 @@ def test_refusals_in_a_loop_are_logged_once_a_while(daemon: Served) -> None:
         for client in clients:
             client.close()
 
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 class Slowloris:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,3 +218,13 @@ def run_cli(
         env=full_env,
         check=False,
     )
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 20.0) -> bool:
+    """True once ``predicate()`` is true, False after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
