@@ -435,16 +435,22 @@ def test_garbage_from_daemon(fake_sdk: Path, tmp_path: Path, bad: str) -> None:
     assert summary["final_status"]["user_num"] == 3  # replayed on every new connection
 
 
-def test_event_queue_overflow_resyncs(fake_sdk: Path, tmp_path: Path) -> None:
-    """A daemon that stops reading: the event queue overflows, RESYNC and the table follow."""
-    sock = tmp_path / "fake.sock"
-    with FakeDaemon(sock, stall_after_welcome=1.0) as fake:
-        run = _run_sdk(fake_sdk, sock, "events", "threads=8", "count=4000", "queue=8", "timeout_ms=20000")
+def _overflow(fake_sdk: Path, sock: Path, stall_s: float, *opts: str) -> tuple[Run, Any]:
+    """fake_sdk's events mode against a daemon that stops reading ``stall_s`` after WELCOME, until
+    the shim sends RESYNC; returns the run and the daemon's view, with 4 viewers as the table has."""
+    with FakeDaemon(sock, stall_after_welcome=stall_s) as fake:
+        run = _run_sdk(fake_sdk, sock, "events", "threads=8", "timeout_ms=20000", *opts)
         wait_for(lambda: any(kind == RESYNC for kind, *_ in fake.frames), 10, "RESYNC")
         state = fake.state
     _assert_clean(run)
     assert fake.protocol_errors == []
     assert state.user_num() == 4
+    return run, state
+
+
+def test_event_queue_overflow_resyncs(fake_sdk: Path, tmp_path: Path) -> None:
+    """A daemon that stops reading: the event queue overflows, RESYNC and the table follow."""
+    run, state = _overflow(fake_sdk, tmp_path / "fake.sock", 1.0, "count=4000", "queue=8")
     assert state.viewers[(0, 0)] == {1, 2}
     assert state.talker == (5, 0)
     assert run.summary["final_status"]["user_num"] == 4
@@ -552,14 +558,7 @@ def test_huge_event_queue_len_is_clamped(fake_sdk: Path, tmp_path: Path) -> None
     """event_queue_len 2^32 - 1 is clamped to IVS_MAX_EVENT_QUEUE_LEN (65536): the bridge opens (the
     old evq allocation of queue_len * 12 bytes failed here, and wrapped to a small buffer on 32-bit
     builds), and past 65536 waiting events it resyncs instead of queueing without limit."""
-    sock = tmp_path / "fake.sock"
-    with FakeDaemon(sock, stall_after_welcome=2.0) as fake:
-        run = _run_sdk(fake_sdk, sock, "events", "threads=8", "count=10000", "queue=4294967295", "timeout_ms=20000")
-        wait_for(lambda: any(kind == RESYNC for kind, *_ in fake.frames), 10, "RESYNC")
-        state = fake.state
-    _assert_clean(run)
-    assert fake.protocol_errors == []
-    assert state.user_num() == 4
+    run, _ = _overflow(fake_sdk, tmp_path / "fake.sock", 2.0, "count=10000", "queue=4294967295")
     assert run.summary["final_status"]["user_num"] == 4
 
 
