@@ -14,26 +14,22 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
-import struct
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HEADER = struct.Struct(">IBBHIII")  # length, type, arg, reserved, id, visitor, channel
-MAX_BODY = 65536
+from iotvideo_signaling.server.bridge import HEADER, MAX_BODY, FrameType, frame
 
-HELLO, COMMAND, STREAM_REQUEST = 1, 2, 3
-VIEWER_START, VIEWER_STOP, TALK_START, TALK_STOP, PEER_LOST, SET_ROLE, RESYNC = 4, 5, 6, 7, 8, 9, 10
-WELCOME, REPLY, STREAM_ANSWER, ERROR = 129, 130, 131, 132
+# the frame types by their short names (docs/bridge-protocol.md), for the test's frame lists
+HELLO, COMMAND, STREAM_REQUEST = FrameType.HELLO, FrameType.COMMAND, FrameType.STREAM_REQUEST
+VIEWER_START, VIEWER_STOP = FrameType.VIEWER_START, FrameType.VIEWER_STOP
+TALK_START, TALK_STOP, PEER_LOST = FrameType.TALK_START, FrameType.TALK_STOP, FrameType.PEER_LOST
+SET_ROLE, RESYNC = FrameType.SET_ROLE, FrameType.RESYNC
+WELCOME, REPLY, STREAM_ANSWER, ERROR = FrameType.WELCOME, FrameType.REPLY, FrameType.STREAM_ANSWER, FrameType.ERROR
 
 _MESSAGE_ID = re.compile(rb'"message_id"\s*:\s*(-?[0-9]{1,16}|"[A-Za-z0-9_.:-]{0,64}")')
-
-
-def frame(kind: int, body: bytes = b"", *, arg: int = 0, ident: int = 0, visitor: int = 0, channel: int = 0) -> bytes:
-    """One frame: the 20-byte big-endian header and the body."""
-    return HEADER.pack(len(body), kind, arg, 0, ident, visitor, channel) + body
 
 
 # Answers that break the connection, by name: each replaces the REPLY to one COMMAND.
