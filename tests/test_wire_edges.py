@@ -667,3 +667,76 @@ def test_error_code_reason_and_offset(backend: ModuleType, case: ErrorCase) -> N
     assert str(error) == case.reason
     if case.code is MALFORMED_JSON:
         backend.parse_command(case.raw, max_size=case.max_size)  # the command string itself is fine
+
+
+# --- subclasses are read by their contents, never through their methods --------------------------
+
+LIE = b"action=user_define&cmd=lie"
+
+
+class LyingStr(str):
+    """A str whose methods disagree with its characters."""
+
+    def encode(self, *args: Any, **kwargs: Any) -> bytes:
+        return LIE
+
+    def __len__(self) -> int:
+        return 0
+
+
+class LyingBytes(bytes):
+    """A bytes object whose methods disagree with its contents."""
+
+    def __bytes__(self) -> bytes:
+        return LIE
+
+    def __len__(self) -> int:
+        return 0
+
+    def __getitem__(self, index: Any) -> Any:
+        return LIE[index]
+
+    def find(self, *args: Any) -> int:
+        return -1
+
+
+class LyingBytearray(bytearray):
+    """A bytearray whose methods disagree with its contents."""
+
+    def __bytes__(self) -> bytes:
+        return LIE
+
+    def __len__(self) -> int:
+        return 0
+
+
+class LyingInt(int):
+    """An int whose conversions disagree with its value."""
+
+    def __index__(self) -> int:
+        return 5
+
+    def __int__(self) -> int:
+        return 5
+
+
+SUBCLASS_CASES = [HEAD + b'{"topic":"version"}', b'{"a":1}\r\n', b"action=user_define&cmd=x&channel=7", b"&&", b""]
+
+
+@pytest.mark.parametrize("raw", SUBCLASS_CASES)
+@pytest.mark.parametrize("kind", [LyingStr, LyingBytes, LyingBytearray])
+def test_subclasses_are_read_by_their_contents(backend: ModuleType, kind: type, raw: bytes) -> None:
+    plain = raw.decode() if kind is LyingStr else raw
+    for call in (backend.parse_command, backend.decode_command):
+        assert _outcome(call, kind(plain)) == _outcome(call, plain)
+        assert _call_outcome(call, kind(plain), max_size=4) == _call_outcome(call, plain, max_size=4)
+
+
+def test_size_arguments_of_an_int_subclass_are_read_by_value(backend: ModuleType) -> None:
+    raw = b"action=user_define&cmd=x"
+    assert _call_outcome(backend.parse_command, raw, max_size=LyingInt(30)) == "ok"
+    assert _call_outcome(backend.decode_command, raw, max_size=LyingInt(4)) == (
+        MALFORMED_COMMAND, "command exceeds 4 bytes", 4)
+    with pytest.raises(WireError) as info:
+        backend.loads(b"{", LyingInt(7))
+    assert info.value.offset == 8

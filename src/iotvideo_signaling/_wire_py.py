@@ -6,7 +6,8 @@ two identical (results *and* errors). Change both or neither.
 The grammar, in the order this module applies it:
 
 * ``str`` input is encoded as UTF-8 (lone surrogates pass through as bytes and decode to U+FFFD
-  later); ``bytearray`` and ``memoryview`` are read as bytes.
+  later); ``bytearray`` and ``memoryview`` are read as bytes. A subclass of these types is read by
+  its contents alone: methods it overrides (``encode``, ``__bytes__``, ``__len__``) are not called.
 * An input longer than ``max_size`` bytes is refused. Then trailing NUL, CR and LF are dropped.
 * A first byte ``{`` makes the whole input the JSON payload of a ``user_define`` command on
   channel 0 (the "bare payload" of the vendor SDK's high-level API).
@@ -48,19 +49,23 @@ _OPEN = b"{["
 
 
 def _as_bytes(raw: Buffer) -> bytes:
-    if isinstance(raw, bytes):
+    """The bytes of ``raw``, read as the compiled backend reads them: a subclass of a buffer type
+    by its contents, never through methods it overrides (``encode``, ``__bytes__``, ``__len__``)."""
+    if type(raw) is bytes:
         return raw
     if isinstance(raw, str):
-        return raw.encode("utf-8", "surrogatepass")
+        return str.encode(raw, "utf-8", "surrogatepass")
+    if isinstance(raw, bytes):
+        return bytes.__getitem__(raw, slice(None))  # a plain copy of the stored bytes
     if isinstance(raw, (bytearray, memoryview)):
-        return bytes(raw)
+        return memoryview(raw).tobytes()  # through the buffer, as the C backend reads it
     raise TypeError(f"expected bytes, bytearray, memoryview or str, not {type(raw).__name__}")
 
 
 def _size(value: int) -> int:
     """A size argument as the compiled backend reads it: a C ``Py_ssize_t``, whose bounds are
     the platform's (``sys.maxsize`` is 2**31-1 on 32-bit ARM), read at each call."""
-    size = int(operator.index(value))  # int(): a bool stays a bool on Python 3.9
+    size = int.__index__(operator.index(value))  # a plain int: not a bool, nor an int subclass's __int__
     if not -sys.maxsize - 1 <= size <= sys.maxsize:
         raise OverflowError("Python int too large to convert to C ssize_t")
     return size
@@ -138,7 +143,7 @@ def _channel(value: str, offset: int) -> int:
 def _scan(raw: Buffer, max_size: int) -> tuple[Command, int]:
     """Parse ``raw``; return the command and the offset of its payload (see retry_or_raise)."""
     max_size = _size(max_size)
-    if isinstance(raw, str) and len(raw) > max_size:  # every character takes at least one byte
+    if isinstance(raw, str) and str.__len__(raw) > max_size:  # every character takes at least one byte
         raise WireError(f"command exceeds {max_size} bytes", max_size)
     data = _as_bytes(raw)
     if len(data) > max_size:
