@@ -1012,3 +1012,29 @@ def test_handle_never_raises_on_hardware_that_returns_garbage(tmp_path: Path) ->
         got = ask(dev, {"topic": "version"})
         assert got["result"] in ("0", "7")
         assert isinstance(got.get("info", ""), str)
+
+
+@pytest.mark.parametrize("visitor", [["a"], {"a": 1}, 5, b"v", 1.5], ids=["list", "dict", "int", "bytes", "float"])
+def test_a_visitor_of_another_type_is_refused_clearly(
+    device: Device, visitor: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The caller's bug: named in the reply and in one error line, without a traceback."""
+    with caplog.at_level(logging.ERROR, logger="iotvideo_signaling"):
+        got = ask(device, {"topic": "get_status", "message_id": 1}, visitor=visitor)
+    reason = f"visitor must be a str or None, not {type(visitor).__name__}"
+    assert (got["result"], got["reason"]) == ("7", reason)
+    assert [(r.levelno, r.getMessage(), r.exc_info) for r in caplog.records] == [
+        (logging.ERROR, f"Device.handle: {reason}", None)
+    ]
+    with pytest.raises(TypeError, match=f"^visitor must be a str, not {type(visitor).__name__}$"):
+        device.start_stream(visitor)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=f"^{reason}$"):
+        device.role(visitor)  # type: ignore[arg-type]
+
+
+def test_a_str_subclass_is_a_visitor(device: Device) -> None:
+    class Peer(str):
+        pass
+
+    device.open_session(Peer("guest"), role="sharer")
+    assert ask(device, {"topic": "sd_format", "message_id": 1}, visitor=Peer("guest"))["result"] == "6"

@@ -40,7 +40,7 @@ from .protocol import (
     reply,
     short,
 )
-from .sessions import Admission, Sessions, sharer_refusal
+from .sessions import Admission, Sessions, check_visitor, sharer_refusal
 from .topics import LEGACY_PTZ, BuiltinTopics, TokenHandler, TopicHandler, guard_reply_fields
 
 if TYPE_CHECKING:
@@ -180,8 +180,16 @@ class Device:
 
         Args:
             raw: the command as received (``bytes``, ``bytearray``, ``memoryview`` or ``str``).
-            visitor: the SDK's id of the peer that sent it; its session gives its role.
+            visitor: the SDK's id of the peer that sent it (a ``str``; None: no session); its
+                session gives its role. Another type is the caller's bug: the command is refused
+                with result 7 and the reason, logged as an error.
         """
+        if visitor is not None and type(visitor) is not str:
+            try:
+                check_visitor(visitor, optional=True)
+            except TypeError as exc:
+                log.error("Device.handle: %s", exc)
+                return error_reply("", ResultCode.DEVICE_ERROR, str(exc))
         if not self._life.running:
             try:
                 self._started()

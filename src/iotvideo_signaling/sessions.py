@@ -27,6 +27,14 @@ _SHARER_REASONS = {
 }
 
 
+def check_visitor(visitor: object, *, optional: bool = False) -> None:
+    """Refuse an id that cannot name a visitor: anything but a ``str`` (and None where
+    ``optional``: None stands for "no session" and is never a key)."""
+    if not (isinstance(visitor, str) or (optional and visitor is None)):
+        kind = "a str or None" if optional else "a str"
+        raise TypeError(f"visitor must be {kind}, not {type(visitor).__name__}")
+
+
 def sharer_refusal(topic: str) -> str:
     """The reason a sharer is refused ``topic`` (one of ``DeviceConfig.sharer_denied_topics``)."""
     return _SHARER_REASONS.get(topic, f"sharers may not use {short(topic)}")
@@ -91,14 +99,14 @@ class Sessions:
             role = self._default_role
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")
-        if not isinstance(visitor, str):  # (visitor=None stands for "no session": never a key)
-            raise TypeError(f"visitor must be a str, not {type(visitor).__name__}")
+        check_visitor(visitor)
         with self._lock:
             self._roles[visitor] = role
         self._events.emit("session", visitor=visitor, state="open", role=role)
 
     def close(self, visitor: str) -> None:
         """A peer left: its stream and its intercom end."""
+        check_visitor(visitor)
         with self._lock:
             known = self._roles.pop(visitor, None) is not None
             was_streaming = visitor in self._streaming
@@ -115,12 +123,14 @@ class Sessions:
 
     def role(self, visitor: Optional[str]) -> str:
         """The role of ``visitor``: from its session, else the default role."""
+        check_visitor(visitor, optional=True)
         return self._roles.get(visitor, self._default_role)
 
     # -- who watches ---------------------------------------------------------------------------
 
     def start_stream(self, visitor: str) -> None:
         """Live view started for ``visitor`` (it counts in ``user_num``)."""
+        check_visitor(visitor)
         with self._lock:
             new = visitor not in self._streaming
             self._streaming.add(visitor)
@@ -129,6 +139,7 @@ class Sessions:
 
     def stop_stream(self, visitor: str) -> None:
         """Live view stopped for ``visitor``."""
+        check_visitor(visitor)
         with self._lock:
             was = visitor in self._streaming
             self._streaming.discard(visitor)
@@ -137,6 +148,7 @@ class Sessions:
 
     def viewers(self, visitor: Optional[str]) -> int:
         """Visitors streaming, counting ``visitor`` once (``user_num``)."""
+        check_visitor(visitor, optional=True)
         with self._lock:
             return len(self._streaming) + (visitor not in self._streaming)
 
@@ -144,6 +156,7 @@ class Sessions:
 
     def start_intercom(self, visitor: str) -> bool:
         """Give the intercom to ``visitor``; False when another visitor holds it."""
+        check_visitor(visitor)
         with self._lock:
             if self._talker not in (None, visitor):
                 return False
@@ -155,6 +168,7 @@ class Sessions:
 
     def stop_intercom(self, visitor: str) -> None:
         """``visitor`` stopped talking (nothing happens if it did not hold the intercom)."""
+        check_visitor(visitor)
         with self._lock:
             was = self._talker == visitor
             if was:
@@ -175,6 +189,7 @@ class Sessions:
         visitor not streaming yet when ``max_viewers`` others already are; 406 for playback on a
         camera without recordings.
         """
+        check_visitor(visitor, optional=True)
         if kind not in STREAM_KINDS:
             raise ValueError(f"kind must be one of {STREAM_KINDS}")
         with self._lock:
