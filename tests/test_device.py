@@ -1020,7 +1020,7 @@ def test_a_visitor_of_another_type_is_refused_clearly(
 ) -> None:
     """The caller's bug: named in the reply and in one error line, without a traceback."""
     with caplog.at_level(logging.ERROR, logger="iotvideo_signaling"):
-        got = ask(device, {"topic": "get_status", "message_id": 1}, visitor=visitor)
+        got = ask(device, {"topic": "get_status", "message_id": 1}, visitor=visitor)  # type: ignore[arg-type]
     reason = f"visitor must be a str or None, not {type(visitor).__name__}"
     assert (got["result"], got["reason"]) == ("7", reason)
     assert [(r.levelno, r.getMessage(), r.exc_info) for r in caplog.records] == [
