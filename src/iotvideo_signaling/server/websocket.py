@@ -196,6 +196,7 @@ class WebSocketConnection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._reason = "closed by the client"
         self._last_command: float | None = None
+        self._dropped = False
 
     @property
     def last_command(self) -> float | None:
@@ -218,9 +219,7 @@ class WebSocketConnection:
         except ConnectionClosed:
             pass
         except asyncio.TimeoutError:
-            self._reason = "dropped: it did not read its replies"
-            log.warning("%s does not read its replies; dropping it", self.visitor)
-            self.abort()
+            self._drop("replies")
         finally:
             if sender is not None:
                 sender.cancel()
@@ -285,12 +284,12 @@ class WebSocketConnection:
     # -- events ----------------------------------------------------------------------------------
 
     def _queue_event(self, message: bytes) -> None:
+        if self._dropped:  # the events that keep coming until the hub hears of the drop
+            return
         try:
             self._events.put_nowait(message)
         except asyncio.QueueFull:
-            self._reason = "dropped: it did not read its events"
-            log.warning("%s does not read its events; dropping it", self.visitor)
-            self.abort()
+            self._drop("events")
 
     async def _send_events(self) -> None:
         """Send the events; drop the client when it leaves them unread for ``write_timeout``.
@@ -318,9 +317,7 @@ class WebSocketConnection:
         except ConnectionClosed:
             pass
         except asyncio.TimeoutError:
-            self._reason = "dropped: it did not read its events"
-            log.warning("%s does not read its events; dropping it", self.visitor)
-            self.abort()
+            self._drop("events")
 
     # -- Connection (for the hub) ----------------------------------------------------------------
 
@@ -332,6 +329,15 @@ class WebSocketConnection:
     def abort(self) -> None:
         """Close the TCP connection at once."""
         self.ws.transport.abort()
+
+    def _drop(self, unread: str) -> None:
+        """Drop a client that leaves its ``unread`` (replies, events) unread: log it once, abort."""
+        if self._dropped:
+            return
+        self._dropped = True
+        self._reason = f"dropped: it did not read its {unread}"
+        log.warning("%s does not read its %s; dropping it", self.visitor, unread)
+        self.abort()
 
     def evict(self, reply: bytes, reason: str) -> None:
         """Say that a new connection took this one's place (``reply``), and close (1013)."""
