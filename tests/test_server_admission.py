@@ -71,6 +71,7 @@ def test_clients_that_hung_up_before_they_were_read_do_not_take_the_slots(daemon
         reply = orjson.loads(line)
         assert (reply["result"], reply["message_id"]) == ("0", 1)
     assert daemon.wait_log("closed by the client (before it was read)")
+    assert " ERROR " not in daemon.log(), daemon.log()
 
 
 def test_refusals_in_a_loop_are_logged_once_a_while(daemon: Served) -> None:
