@@ -197,6 +197,7 @@ class WebSocketConnection:
         self._reason = "closed by the client"
         self._last_command: float | None = None
         self._dropped = False
+        self._closing = False  # we have begun to close it: its messages are no longer answered
 
     @property
     def last_command(self) -> float | None:
@@ -264,6 +265,8 @@ class WebSocketConnection:
                 self._reason = "closed: idle timeout"
                 await ws.close(1000, "idle timeout")
                 return
+            if self._closing:  # after our close frame: read on (and drop) until the client's
+                continue
             self._last_command = clock()
             if first:  # without tokens a client may still send AUTH first; it is an owner anyway
                 first = False
@@ -322,8 +325,14 @@ class WebSocketConnection:
     # -- Connection (for the hub) ----------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Close with 1001 (going away) after the reply being sent, if any."""
+        """Close with 1001 (going away) after the reply being sent, if any.
+
+        The messages that still come are read and dropped until the client's close frame: left
+        unread, they would stop the library reading (``max_queue``) before that frame, and the
+        close would wait for its timeout.
+        """
         self._reason = "closed at shutdown"
+        self._closing = True
         self._spawn(self.ws.close(1001, "server shutting down"))
 
     def abort(self) -> None:
@@ -342,6 +351,7 @@ class WebSocketConnection:
     def evict(self, reply: bytes, reason: str) -> None:
         """Say that a new connection took this one's place (``reply``), and close (1013)."""
         self._reason = f"evicted: {reason}"
+        self._closing = True
         self._spawn(self._turn_away(reply, reason))
 
     def gone(self) -> bool:
