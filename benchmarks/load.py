@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["check_loopback", "main", "markdown", "run_load", "served", "spawned_server"]
+__all__ = ["check_loopback", "main", "markdown", "run_load", "served", "spawned", "spawned_server"]
 
 PREFIX = b"action=user_define&channel=0&cmd="
 
@@ -166,28 +166,40 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 @contextlib.contextmanager
-def served(work: Path, *args: str) -> Iterator[tuple[int, list[str]]]:
-    """``iotvideo-signaling serve ARGS`` as a subprocess with its ready file in ``work``; yields its
-    pid and bound URLs once it listens, and stops it (SIGTERM) at the end."""
+def spawned(work: Path, *args: str, log: Path | None = None) -> Iterator[tuple[subprocess.Popen[bytes], list[str]]]:
+    """``iotvideo-signaling serve ARGS`` as a subprocess with its ready file in ``work`` and its log
+    (stderr) in ``log`` when given; yields the process and its bound URLs once it listens, and
+    stops it (SIGTERM, unless it has exited already) at the end."""
     ready = work / "ready.json"
     with contextlib.suppress(FileNotFoundError):
         ready.unlink()
     command = [sys.executable, "-m", "iotvideo_signaling", "serve", *args, "--ready-file", str(ready)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while not ready.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the daemon did not start")
-            time.sleep(0.02)
-        yield process.pid, list(json.loads(ready.read_text(encoding="utf-8"))["listen"])
-    finally:
-        process.send_signal(signal.SIGTERM)
+    with contextlib.ExitStack() as stack:
+        stderr = stack.enter_context(open(log, "wb")) if log is not None else None
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            deadline = time.monotonic() + 30
+            while not ready.exists():
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the daemon did not start")
+                time.sleep(0.02)
+            yield process, list(json.loads(ready.read_text(encoding="utf-8"))["listen"])
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextlib.contextmanager
+def served(work: Path, *args: str) -> Iterator[tuple[int, list[str]]]:
+    """``iotvideo-signaling serve ARGS`` as a subprocess with its ready file in ``work``; yields its
+    pid and bound URLs once it listens, and stops it (SIGTERM) at the end."""
+    with spawned(work, *args) as (process, urls):
+        yield process.pid, urls
 
 
 @contextlib.contextmanager

@@ -2,7 +2,9 @@
 
 ``[--device] [--short] [--per-message] [--profile]`` print tables; ``--check`` measures the
 performance budget and exits 1 when a target is missed (:mod:`benchmarks.check`); ``--bridge``
-measures the SDK bridge end to end, from a C harness through the daemon (:mod:`benchmarks.bridge`).
+measures the SDK bridge end to end, from a C harness through the daemon (:mod:`benchmarks.bridge`);
+``--attack`` runs the attacks on the daemon, with their verdicts and figures, and exits 1 when a
+verdict fails (:mod:`benchmarks.attack`).
 
 Wire layer (default): for each contender, the median µs per message over the corpus (each
 message's own time is the median over rounds, then the median over the messages), the mean µs per
@@ -206,6 +208,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "--bridge", action="store_true", help="the SDK bridge: C harness -> daemon round trip, and the daemon's memory"
     )
     parser.add_argument(
+        "--attack", action="store_true", help="the daemon under attack: slowloris, bursts, oversize, non-readers, ..."
+    )
+    parser.add_argument(
         "--check",
         action="store_true",
         help="measure the performance budget (best of 3) and exit 1 when a target is missed; always in full",
@@ -232,6 +237,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0
+    if args.attack:
+        from .attack.__main__ import main as attack
+
+        return attack(["--short"] if args.short or short_mode() else [])
     if args.device:
         return _device(args)
     if args.profile:

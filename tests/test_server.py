@@ -656,6 +656,55 @@ def test_sigterm_finishes_replies_flushes_state_and_exits_0(tmp_path: Path) -> N
     assert log.rstrip().endswith("stopped")
 
 
+def test_sigterm_delivers_every_answered_reply_to_a_client_still_sending(tmp_path: Path) -> None:
+    """Closing a socket while input is arriving makes the kernel reset the connection and drop
+    the replies still in its buffers; a client pipelining commands always has input on the way."""
+    server = start_server(tmp_path)
+    try:
+        with LineClient(server.url("tcp"), rcvbuf=4096, timeout=STOP_WITHIN) as client:
+            client.send(*(command("version", i) for i in range(3000)))  # answered faster than it reads
+            assert server.wait_log("tcp-1 connected from")
+            server.process.send_signal(signal.SIGTERM)
+            assert server.wait_log("shutting down")
+            for i in range(20):  # still pipelining while the daemon stops: these are not read
+                client.send(command("version", 3000 + i))
+                time.sleep(0.01)
+            replies = []
+            while line := client.line():
+                replies.append(orjson.loads(line))  # every line whole, up to the end of the stream
+            assert replies, "no reply at all"
+            assert [reply["message_id"] for reply in replies] == list(range(len(replies)))
+        assert server.process.wait(STOP_WITHIN) == 0
+    finally:
+        server.stop()
+
+
+def test_sigterm_closes_a_websocket_still_sending_with_1001(tmp_path: Path) -> None:
+    """The daemon reads (and drops) the client's messages after its close frame until the client's
+    close frame comes: unread, they would stop the library reading, and the close would time out."""
+    from websockets.exceptions import ConnectionClosed
+
+    server = start_server(tmp_path, ("ws://127.0.0.1:0",))
+    try:
+        with websockets_sync.connect(server.url("ws"), compression=None) as ws:
+            for i in range(200):  # answered faster than it reads
+                ws.send(command("version", i))
+            server.process.send_signal(signal.SIGTERM)
+            assert server.wait_log("shutting down")
+            with contextlib.suppress(ConnectionClosed):
+                for i in range(200, 220):  # still pipelining while the daemon stops
+                    ws.send(command("version", i))
+                    time.sleep(0.01)
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    ws.recv(timeout=STOP_WITHIN)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        assert server.process.wait(STOP_WITHIN) == 0
+    finally:
+        server.stop()
+    assert "did not close in time" not in server.log()
+
+
 def test_sigint_stops_cleanly_too(tmp_path: Path) -> None:
     server = start_server(tmp_path)
     with LineClient(server.url("tcp")) as client:

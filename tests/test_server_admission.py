@@ -71,6 +71,7 @@ def test_clients_that_hung_up_before_they_were_read_do_not_take_the_slots(daemon
         reply = orjson.loads(line)
         assert (reply["result"], reply["message_id"]) == ("0", 1)
     assert daemon.wait_log("closed by the client (before it was read)")
+    assert " ERROR " not in daemon.log(), daemon.log()
 
 
 def test_refusals_in_a_loop_are_logged_once_a_while(daemon: Served) -> None:
@@ -192,3 +193,24 @@ def test_a_websocket_that_reads_nothing_is_dropped_while_events_flow(tmp_path: P
                 flips += 1
                 time.sleep(0.01)
             assert time.monotonic() - started >= WRITE_TIMEOUT  # it had write_timeout to read
+
+
+def test_a_websocket_dropped_for_its_events_is_logged_once(tmp_path: Path) -> None:
+    """However many events come before the drop takes effect: here a burst of flips in one write,
+    each an event for the WebSocket, all handled before it can send any."""
+    websockets_sync = pytest.importorskip("websockets.sync.client")
+    settings = f"[server]\nwrite_timeout = {WRITE_TIMEOUT}\n"
+    with running(tmp_path, "tcp://127.0.0.1:0", "ws://127.0.0.1:0", config=settings) as served:
+        deaf = websockets_sync.connect(served.url("ws"), compression=None, max_queue=16, close_timeout=1)
+        with deaf, LineClient(served.url("tcp")) as panel:
+            flips = 200
+            panel.send(*(command("Mirror_flip", i, mode="flip" if i % 2 else "normal") for i in range(flips)))
+            assert [panel.reply()["result"] for _ in range(flips)] == ["0"] * flips
+            started = time.monotonic()
+            while "dropped: it did not read its events" not in served.log():  # the hub released it
+                assert time.monotonic() - started < WRITE_TIMEOUT + 20, "the deaf client was not dropped"
+                mode = "flip" if flips % 2 else "normal"
+                assert panel.request(command("Mirror_flip", flips, mode=mode))["result"] == "0"
+                flips += 1
+                time.sleep(0.01)
+        assert served.log().count("does not read its events; dropping it") == 1, served.log()

@@ -66,6 +66,7 @@ class LineConnection(asyncio.Protocol):
         self._first = True
         self._closing = False
         self._write_paused = False
+        self._lingering = False  # shut down: its replies written, what it sends dropped until it closes
         self._last_line = self._loop.time()
         self._timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
@@ -119,7 +120,11 @@ class LineConnection(asyncio.Protocol):
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
-        if self._closing or self._transport is None:
+        if self._transport is None:
+            return
+        if self._closing:
+            if self._lingering:  # it reads again: drop what it sends until it closes
+                self._transport.resume_reading()
             return
         pending, self._pending = self._pending, b""
         if pending:
@@ -130,8 +135,23 @@ class LineConnection(asyncio.Protocol):
     # -- Connection (for the hub) ----------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Stop reading; the transport closes once the replies already answered are written."""
-        self._close_on("closed at shutdown")
+        """Stop answering; end the stream (FIN) once the replies already answered are written.
+
+        What the client still sends is read and dropped until it closes its side: closing a
+        socket while input arrives makes the kernel reset the connection and drop the replies
+        still in its buffers, and a client pipelining commands always has some on the way. The
+        hub aborts the connections still open after its drain time.
+        """
+        if self._closing:
+            return
+        self._closing = True  # data_received drops from now on
+        self._close_reason = "closed at shutdown"
+        self._lingering = True
+        if self._transport is not None:
+            try:
+                self._transport.write_eof()
+            except OSError:  # the client has gone already (a reset): nothing to end
+                self._transport.close()
 
     def abort(self) -> None:
         """Close at once."""

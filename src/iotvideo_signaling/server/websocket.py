@@ -196,6 +196,8 @@ class WebSocketConnection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._reason = "closed by the client"
         self._last_command: float | None = None
+        self._dropped = False
+        self._closing = False  # we have begun to close it: its messages are no longer answered
 
     @property
     def last_command(self) -> float | None:
@@ -218,9 +220,7 @@ class WebSocketConnection:
         except ConnectionClosed:
             pass
         except asyncio.TimeoutError:
-            self._reason = "dropped: it did not read its replies"
-            log.warning("%s does not read its replies; dropping it", self.visitor)
-            self.abort()
+            self._drop("replies")
         finally:
             if sender is not None:
                 sender.cancel()
@@ -265,6 +265,8 @@ class WebSocketConnection:
                 self._reason = "closed: idle timeout"
                 await ws.close(1000, "idle timeout")
                 return
+            if self._closing:  # after our close frame: read on (and drop) until the client's
+                continue
             self._last_command = clock()
             if first:  # without tokens a client may still send AUTH first; it is an owner anyway
                 first = False
@@ -285,12 +287,12 @@ class WebSocketConnection:
     # -- events ----------------------------------------------------------------------------------
 
     def _queue_event(self, message: bytes) -> None:
+        if self._dropped:  # the events that keep coming until the hub hears of the drop
+            return
         try:
             self._events.put_nowait(message)
         except asyncio.QueueFull:
-            self._reason = "dropped: it did not read its events"
-            log.warning("%s does not read its events; dropping it", self.visitor)
-            self.abort()
+            self._drop("events")
 
     async def _send_events(self) -> None:
         """Send the events; drop the client when it leaves them unread for ``write_timeout``.
@@ -318,24 +320,38 @@ class WebSocketConnection:
         except ConnectionClosed:
             pass
         except asyncio.TimeoutError:
-            self._reason = "dropped: it did not read its events"
-            log.warning("%s does not read its events; dropping it", self.visitor)
-            self.abort()
+            self._drop("events")
 
     # -- Connection (for the hub) ----------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Close with 1001 (going away) after the reply being sent, if any."""
+        """Close with 1001 (going away) after the reply being sent, if any.
+
+        The messages that still come are read and dropped until the client's close frame: left
+        unread, they would stop the library reading (``max_queue``) before that frame, and the
+        close would wait for its timeout.
+        """
         self._reason = "closed at shutdown"
+        self._closing = True
         self._spawn(self.ws.close(1001, "server shutting down"))
 
     def abort(self) -> None:
         """Close the TCP connection at once."""
         self.ws.transport.abort()
 
+    def _drop(self, unread: str) -> None:
+        """Drop a client that leaves its ``unread`` (replies, events) unread: log it once, abort."""
+        if self._dropped:
+            return
+        self._dropped = True
+        self._reason = f"dropped: it did not read its {unread}"
+        log.warning("%s does not read its %s; dropping it", self.visitor, unread)
+        self.abort()
+
     def evict(self, reply: bytes, reason: str) -> None:
         """Say that a new connection took this one's place (``reply``), and close (1013)."""
         self._reason = f"evicted: {reason}"
+        self._closing = True
         self._spawn(self._turn_away(reply, reason))
 
     def gone(self) -> bool:
