@@ -5,8 +5,8 @@ test's temporary directory, its log in ``serve.log`` there) and stops by itself;
 check behaviour, never speed, and its deadlines have wide margins (they only matter when a
 defence fails). The figures are printed (``pytest -s``), not checked.
 
-Two scenarios show defects found by these attacks and not fixed yet; they are expected to fail,
-strictly, so that a fix makes them pass and the mark must go.
+One scenario shows a defect found by these attacks and not fixed yet; it is expected to fail,
+strictly, so that a fix makes it pass and the mark must go.
 """
 
 from __future__ import annotations
@@ -25,10 +25,6 @@ KNOWN_DEFECTS = {
         "connections to a ws:// listener that never send their handshake are not bounded (each holds "
         "a file for websockets' open_timeout): past the daemon's file limit no listener accepts, and "
         "asyncio logs every failed accept with its traceback"
-    ),
-    "events": (
-        "a WebSocket client that reads every message is dropped as not reading its events when over "
-        "64 events come before the daemon's own sender runs (a client pipelining flips in one write)"
     ),
 }
 

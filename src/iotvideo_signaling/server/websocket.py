@@ -57,7 +57,7 @@ __all__ = ["start_websocket_listener"]
 
 log = logging.getLogger(__name__)
 
-EVENT_QUEUE = 64  # undelivered events per client before it counts as not reading
+EVENT_QUEUE = 64  # events waiting for a client's sender; past it the oldest gives way
 REFUSE_SECONDS = 5.0  # longest wait to tell a refused or evicted client why, before aborting it
 REFUSAL_LOG_ORIGINS = 256  # refused origins remembered; the least recently refused is forgotten first
 _Message = Union[str, bytes]
@@ -197,6 +197,7 @@ class WebSocketConnection:
         self._reason = "closed by the client"
         self._last_command: float | None = None
         self._dropped = False
+        self._lost_events = 0  # events that gave way to newer ones in a full queue
         self._closing = False  # we have begun to close it: its messages are no longer answered
 
     @property
@@ -224,6 +225,9 @@ class WebSocketConnection:
         finally:
             if sender is not None:
                 sender.cancel()
+            if self._lost_events:
+                log.info("%s: %d events gave way to newer ones (more came at once than its queue holds)",
+                         self.visitor, self._lost_events)
             self.hub.release(self.visitor, self._reason)
 
     async def _authenticate(self) -> bool:
@@ -287,12 +291,17 @@ class WebSocketConnection:
     # -- events ----------------------------------------------------------------------------------
 
     def _queue_event(self, message: bytes) -> None:
+        """Queue an event for the sender. A full queue says nothing about the client: commands
+        pipelined in one write are all handled before the sender runs. So the oldest event gives
+        way (a reader ends with the newest state); a client that does not read is caught by the
+        sender (``_send_events``), whose writes and pings time out."""
         if self._dropped:  # the events that keep coming until the hub hears of the drop
             return
-        try:
-            self._events.put_nowait(message)
-        except asyncio.QueueFull:
-            self._drop("events")
+        events = self._events
+        if events.full():
+            events.get_nowait()
+            self._lost_events += 1
+        events.put_nowait(message)
 
     async def _send_events(self) -> None:
         """Send the events; drop the client when it leaves them unread for ``write_timeout``.
