@@ -5,8 +5,8 @@ test's temporary directory, its log in ``serve.log`` there) and stops by itself;
 check behaviour, never speed, and its deadlines have wide margins (they only matter when a
 defence fails). The figures are printed (``pytest -s``), not checked.
 
-One scenario shows a defect found by these attacks and not fixed yet; it is expected to fail,
-strictly, so that a fix makes it pass and the mark must go.
+A scenario that shows a known defect not fixed yet goes in ``KNOWN_DEFECTS``: it is expected to
+fail, strictly, so that a fix makes it pass and the mark must go.
 """
 
 from __future__ import annotations
@@ -20,13 +20,7 @@ pytest.importorskip("websockets")
 
 pytestmark = pytest.mark.slow
 
-KNOWN_DEFECTS = {
-    "ws-burst": (
-        "connections to a ws:// listener that never send their handshake are not bounded (each holds "
-        "a file for websockets' open_timeout): past the daemon's file limit no listener accepts, and "
-        "asyncio logs every failed accept with its traceback"
-    ),
-}
+KNOWN_DEFECTS: dict[str, str] = {}  # scenario: the defect it shows, while one is known and not fixed
 
 
 def _scenarios() -> list[object]:

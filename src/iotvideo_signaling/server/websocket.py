@@ -93,7 +93,10 @@ async def start_websocket_listener(
         where = {"sock": sock}
         origins += page_origins([address.with_port(sock.getsockname()[1])])
 
+    handshakes = Handshakes(hub.max_connections)
+
     async def handler(ws: ServerConnection) -> None:
+        handshakes.finished(ws)
         await WebSocketConnection(hub, ws).run()
 
     def process_request(ws: ServerConnection, request: Request) -> Response | None:
@@ -118,9 +121,58 @@ async def start_websocket_listener(
         close_timeout=2,
         server_header="iotvideo-signaling",
         logger=_QuietLogger(logging.getLogger("iotvideo_signaling.server.websockets"), {}),
+        create_connection=_counted_connection(module.ServerConnection, handshakes),
     )
     bound = [address.with_port(sock.getsockname()[1]) for sock in server.sockets]
     return server, bound
+
+
+class Handshakes:
+    """One listener's connections still in their opening handshake, oldest first.
+
+    A connection that never sends its handshake holds a file until websockets' ``open_timeout``,
+    and the hub counts a WebSocket only once it is open: enough silent connections exhaust the
+    daemon's files, and then no listener accepts anyone. So at most ``limit`` may be in their
+    handshake; a newcomer beyond aborts the oldest (a real client's handshake takes one round trip).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: dict[ServerConnection, None] = {}  # insertion order: oldest first
+        self._evictions = ThrottledLog(log, logging.WARNING, interval=REFUSAL_LOG_INTERVAL, keys=1)
+
+    def started(self, connection: ServerConnection) -> None:
+        """``connection`` was accepted; abort the oldest one still in its handshake past the limit."""
+        self._open[connection] = None
+        if len(self._open) > self.limit:
+            oldest = next(iter(self._open))
+            del self._open[oldest]
+            self._evictions.log(
+                "handshake", "aborted a connection silent in its WebSocket handshake: %d may wait at once", self.limit
+            )
+            oldest.transport.abort()
+
+    def finished(self, connection: ServerConnection) -> None:
+        """``connection`` is open, or gone."""
+        self._open.pop(connection, None)
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+
+def _counted_connection(base: type[ServerConnection], handshakes: Handshakes) -> type[ServerConnection]:
+    """websockets' connection class, telling ``handshakes`` when a connection starts and ends."""
+
+    class CountedConnection(base):  # type: ignore[valid-type,misc]  # a class known at run time
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            handshakes.started(self)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            handshakes.finished(self)
+            super().connection_lost(exc)
+
+    return CountedConnection
 
 
 def _bind(address: ListenAddress) -> socket.socket:
