@@ -1,5 +1,12 @@
-"""Fuzzing the wire entry points: the C kernel against its Python twin.
+"""Fuzzing the wire entry points: the C kernel against its Python twin, and the reply invariants.
 
 * :mod:`fuzz.differential`: the comparison of the two backends on one input, shared with
   ``tests/test_wire_properties.py``.
+* :mod:`fuzz.harnesses`: one function per entry point that checks one input (``HARNESSES``);
+  :mod:`fuzz.peer` runs the Device harnesses' Python-backend side in a second process.
+* :mod:`fuzz.corpus` and ``fuzz/wire.dict`` (read by :mod:`fuzz.dictionary`): the seed corpus,
+  built from the tests' vectors and the original document's examples, and the protocol's tokens.
+* :mod:`fuzz.mutate`: a plain mutator that needs no libFuzzer; ``python -m fuzz`` runs it, lists
+  the harnesses, writes the corpus and replays saved inputs.
+* :mod:`fuzz.sanitized`: proof that a sanitized run imported the sanitized build.
 """
