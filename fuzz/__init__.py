@@ -9,4 +9,7 @@
 * :mod:`fuzz.mutate`: a plain mutator that needs no libFuzzer; ``python -m fuzz`` runs it, lists
   the harnesses, writes the corpus and replays saved inputs.
 * :mod:`fuzz.sanitized`: proof that a sanitized run imported the sanitized build.
+* ``fuzz/run`` (atheris and libFuzzer, clang's ASan/UBSan; :mod:`fuzz.atheris_target`) and
+  ``fuzz/sanitize-gcc`` (gcc's ASan/UBSan, the wire tests and the plain mutator; CI runs it):
+  the two ways to run them. docs/fuzzing.md tells how.
 """
