@@ -95,8 +95,9 @@ def peer() -> Peer:
 def main() -> int:
     """Serve outcome requests on stdin/stdout until stdin closes."""
     import iotvideo_signaling  # noqa: PLC0415
-    from fuzz.harnesses import PEER_OUTCOMES  # noqa: PLC0415
+    from fuzz.harnesses import PEER_OUTCOMES, quiet_logs  # noqa: PLC0415
 
+    quiet_logs()  # the parent's own run logs the same
     if iotvideo_signaling.implementation != "python":
         sys.stdout.write(f"peer on the {iotvideo_signaling.implementation} backend\n")
         return 1
