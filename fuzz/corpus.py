@@ -3,8 +3,9 @@
 Nothing here is copied by hand: the commands come from ``tests/spec_examples.py`` (the document's
 request and reply examples, and its helpers that frame a payload as the panel, the SDK's bare
 payload or an ``inner_define`` command does), the request layer's own field table
-(``protocol.FIELDS``: every topic with every allowed value), the legacy PTZ tokens, and the files
-in ``tests/data`` (JSONTestSuite's documents, the WHATWG/CPython urlencoded inputs).
+(``protocol.FIELDS``: every topic with every allowed value), the legacy PTZ tokens, a channel on
+each side of its limit, and the files in ``tests/data`` (JSONTestSuite's documents, the
+WHATWG/CPython urlencoded inputs).
 
 :func:`seeds` gives a harness's seeds in memory; ``python -m fuzz corpus DIR`` writes them, one
 file per seed named by its SHA-1 as libFuzzer names its own, to ``DIR/<harness>/``. The scripts
@@ -31,6 +32,8 @@ __all__ = ["MAX_SEED", "commands", "json_documents", "seeds", "streams", "write"
 DATA = TESTS / "data"
 #: Seeds longer than this are left out (``fuzz/run`` caps inputs at 4096 bytes too).
 MAX_SEED = 4096
+#: ``channel`` must be below this (docs/protocol.md §2.3).
+CHANNEL_LIMIT = 2**32
 
 _INNER = {
     "get_device_st": {"type": "live", "quality": "high"},
@@ -68,9 +71,11 @@ def commands() -> Iterator[bytes]:
         yield bare(text)
     for request in _requests():
         yield panel(request)
-        yield panel(quote(request.decode(), safe=""))  # percent-encoded JSON (docs/protocol.md §2.4)
+        yield panel(quote(request.decode(), safe=""))  # percent-encoded JSON (docs/protocol.md §2.5)
     for token in LEGACY_PTZ:
         yield f"action=user_define&channel=0&cmd={token}".encode()
+    for channel in (CHANNEL_LIMIT - 1, CHANNEL_LIMIT):  # each side of the documented limit
+        yield f"action=user_define&channel={channel}&cmd=ptz_left".encode()
     for cmd, params in _INNER.items():
         yield inner(cmd, **params)
     cases = json.loads((DATA / "urlencoded.json").read_text(encoding="utf-8"))["cases"]
