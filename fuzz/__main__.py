@@ -22,6 +22,9 @@ from pathlib import Path
 
 __all__ = ["main"]
 
+#: The plain mutator's default crash directory: in the scripts' work directory, ignored by git.
+CRASH_DIR = Path(__file__).resolve().parent.parent / ".fuzz" / "crashes-mutate"
+
 
 def _parser(names: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fuzz", description=__doc__.split("\n\n")[0])
@@ -34,7 +37,9 @@ def _parser(names: list[str]) -> argparse.ArgumentParser:
     mutate.add_argument("--seconds", type=float, default=60.0, help="time for all the harnesses together")
     mutate.add_argument("--harness", action="append", choices=names, help="one harness (repeatable; default all)")
     mutate.add_argument("--seed", type=int, help="random seed (default: a random one, printed)")
-    mutate.add_argument("--crash-dir", type=Path, default=Path("fuzz-crashes"), help="where a failing input goes")
+    mutate.add_argument(
+        "--crash-dir", type=Path, default=CRASH_DIR, help="where a failing input goes (default: .fuzz/crashes-mutate)"
+    )
     mutate.add_argument("--max-len", type=int, default=4096, help="longest input")
     replay = commands.add_parser("replay", help="run a harness on saved inputs")
     replay.add_argument("harness", choices=names)
