@@ -35,6 +35,9 @@ NEEDED = (
     "benchmarks/__init__.py",
     "benchmarks/conftest.py",
     "benchmarks/corpus.py",
+    "fuzz/__init__.py",
+    "fuzz/differential.py",
+    "fuzz/wire.dict",
     "pyproject.toml",
     "setup.py",
     "cext/_wire_c.pyx",
@@ -102,7 +105,7 @@ def test_the_sdist_ships_what_the_tests_need(unpacked: tuple[Path, set[str]]) ->
     _, names = unpacked
     missing = [name for name in NEEDED if name not in names]
     assert not missing, f"not in the sdist: {missing}"
-    for top in ("tests", "benchmarks", "bridge"):
+    for top in ("tests", "benchmarks", "fuzz", "bridge"):
         absent = sorted(_tree_files(ROOT / top, ROOT) - names)
         assert not absent, f"not in the sdist: {absent}"
     generated_c = [name for name in names if name.startswith("cext/") and name.endswith(".c")]

@@ -14,7 +14,7 @@ def _run(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_clean() -> None:
-    result = _run(sys.executable, "-m", "ruff", "check", "src", "tests", "benchmarks", "setup.py")
+    result = _run(sys.executable, "-m", "ruff", "check", "src", "tests", "benchmarks", "fuzz", "setup.py")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

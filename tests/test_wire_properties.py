@@ -6,7 +6,8 @@
 (c) The C and Python backends agree on every input: same result, or same error code, reason and
     offset. Every kernel entry point (``parse_command``, ``decode_command``, ``loads``), with its
     limit or offset given and left out, on bytes, bytearray, memoryview and str (arbitrary bytes,
-    arbitrary text, mutated valid commands, the panel's framing, JSON-like payloads).
+    arbitrary text, mutated valid commands, the panel's framing, JSON-like payloads). The comparison
+    itself is :mod:`fuzz.differential`, shared with the fuzz harnesses.
 
 Example counts come from the settings profile (``tests/conftest.py``).
 """
@@ -17,10 +18,11 @@ import json
 import sys
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional
 from urllib.parse import quote, quote_plus
 
 import orjson
+from fuzz.differential import Raw, assert_same, assert_same_loads
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -31,8 +33,6 @@ PROTOCOL_NAMES = frozenset({"action", "channel", "cmd"})
 JSON_WHITESPACE = " \t\r\n"
 #: Characters that break naive query-string or JSON scanners.
 HOSTILE = '&=+%{}[]"\\'
-
-Raw = Union[bytes, str]
 
 # --- (a) constructed commands ---------------------------------------------------------------------
 
@@ -299,35 +299,6 @@ def test_arbitrary_text_gives_a_command_or_a_wire_error(backend: ModuleType, raw
 # --- (c) differential: C against Python -----------------------------------------------------------
 
 
-def _outcome(call: Callable[..., Any], *args: Any, **options: Any) -> tuple[Any, ...]:
-    try:
-        result = call(*args, **options)
-    except WireError as exc:
-        return ("WireError", exc.code, exc.reason, exc.offset)
-    except Exception as exc:  # anything else is a bug too, but it must at least be the same bug
-        return (type(exc).__name__, str(exc))
-    return ("ok", result, repr(result))
-
-
-def _buffers(raw: Raw) -> list[Any]:
-    """``raw`` in each type a caller may pass: as is and, for bytes, as a bytearray and as a
-    contiguous and a strided memoryview."""
-    if isinstance(raw, str):
-        return [raw]
-    strided = memoryview(bytes(byte for value in raw for byte in (value, 0)))[::2]
-    return [raw, bytearray(raw), memoryview(raw), strided]
-
-
-def _assert_same(py: ModuleType, c: ModuleType, raw: Raw, max_size: Optional[int] = None) -> None:
-    """``parse_command`` and ``decode_command`` agree on ``raw`` in every buffer type
-    (``max_size`` None: the default limit, the argument left out)."""
-    options = {} if max_size is None else {"max_size": max_size}
-    for buffer in _buffers(raw):
-        for name in ("parse_command", "decode_command"):
-            got = _outcome(getattr(c, name), buffer, **options)
-            assert got == _outcome(getattr(py, name), buffer, **options), (name, type(buffer))
-
-
 #: ``max_size`` left out, typical limits, and values a C ``Py_ssize_t`` must refuse alike.
 #: (``sys.maxsize`` is the platform's bound: 2**63-1, or 2**31-1 on 32-bit ARM.)
 limits = st.one_of(
@@ -346,14 +317,14 @@ limits = st.one_of(
 def test_backends_agree_on_arbitrary_bytes(
     py_backend: ModuleType, c_backend: ModuleType, raw: bytes, max_size: Optional[int]
 ) -> None:
-    _assert_same(py_backend, c_backend, raw, max_size)
+    assert_same(py_backend, c_backend, raw, max_size)
 
 
 @given(text_noise, limits)
 def test_backends_agree_on_arbitrary_text(
     py_backend: ModuleType, c_backend: ModuleType, raw: str, max_size: Optional[int]
 ) -> None:
-    _assert_same(py_backend, c_backend, raw, max_size)
+    assert_same(py_backend, c_backend, raw, max_size)
 
 
 SEEDS = [
@@ -396,7 +367,7 @@ def _mutate(raw: bytes, edits: list[tuple[str, float, int]]) -> bytes:
 def test_backends_agree_on_mutated_commands(
     py_backend: ModuleType, c_backend: ModuleType, seed: bytes, edits: list[tuple[str, float, int]]
 ) -> None:
-    _assert_same(py_backend, c_backend, _mutate(seed, edits))
+    assert_same(py_backend, c_backend, _mutate(seed, edits))
 
 
 # The panel's own framing (plain action and channel, then raw JSON to the end) and its near misses:
@@ -422,8 +393,8 @@ def test_backends_agree_on_the_panels_framing(
     py_backend: ModuleType, c_backend: ModuleType, head: bytes, tail: bytes, suffix: bytes
 ) -> None:
     raw = head + tail + suffix
-    _assert_same(py_backend, c_backend, raw)
-    _assert_same(py_backend, c_backend, raw.replace(b"&cmd=", b"&cmd= ", 1))  # not the panel's: general scan
+    assert_same(py_backend, c_backend, raw)
+    assert_same(py_backend, c_backend, raw.replace(b"&cmd=", b"&cmd= ", 1))  # not the panel's: general scan
 
 
 json_noise = st.one_of(panel_tails, wire_noise, text_noise)
@@ -442,6 +413,4 @@ offsets = st.one_of(
 def test_backends_agree_on_loads(
     py_backend: ModuleType, c_backend: ModuleType, payload: Raw, offset: Optional[int]
 ) -> None:
-    args = () if offset is None else (offset,)
-    for buffer in _buffers(payload):
-        assert _outcome(c_backend.loads, buffer, *args) == _outcome(py_backend.loads, buffer, *args), type(buffer)
+    assert_same_loads(py_backend, c_backend, payload, offset)
