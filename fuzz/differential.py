@@ -14,7 +14,18 @@ from typing import Any, Callable, Optional, Union
 
 from iotvideo_signaling import WireError
 
-__all__ = ["COMMAND_ENTRY_POINTS", "Mismatch", "Raw", "assert_same", "assert_same_loads", "buffers", "outcome"]
+__all__ = [
+    "COMMAND_ENTRY_POINTS",
+    "LyingBytearray",
+    "LyingBytes",
+    "LyingStr",
+    "Mismatch",
+    "Raw",
+    "assert_same",
+    "assert_same_loads",
+    "buffers",
+    "outcome",
+]
 
 Raw = Union[bytes, str]
 
@@ -39,13 +50,53 @@ def outcome(call: Callable[..., Any], *args: Any, **options: Any) -> tuple[Any, 
     return ("ok", result, repr(result))
 
 
+LIE = b"action=user_define&cmd=lie"
+
+
+class LyingStr(str):
+    """A str whose methods disagree with its characters (``LIE`` whatever it holds)."""
+
+    def encode(self, *args: Any, **kwargs: Any) -> bytes:
+        return LIE
+
+    def __len__(self) -> int:
+        return 0
+
+
+class LyingBytes(bytes):
+    """A bytes object whose methods disagree with its contents."""
+
+    def __bytes__(self) -> bytes:
+        return LIE
+
+    def __len__(self) -> int:
+        return 0
+
+    def __getitem__(self, index: Any) -> Any:
+        return LIE[index]
+
+    def find(self, *args: Any) -> int:
+        return -1
+
+
+class LyingBytearray(bytearray):
+    """A bytearray whose methods disagree with its contents."""
+
+    def __bytes__(self) -> bytes:
+        return LIE
+
+    def __len__(self) -> int:
+        return 0
+
+
 def buffers(raw: Raw) -> list[Any]:
     """``raw`` in each type a caller may pass: as is and, for bytes, as a bytearray and as a
-    contiguous and a strided memoryview."""
+    contiguous and a strided memoryview; and as subclasses whose methods lie about their contents,
+    which both backends must ignore."""
     if isinstance(raw, str):
-        return [raw]
+        return [raw, LyingStr(raw)]
     strided = memoryview(bytes(byte for value in raw for byte in (value, 0)))[::2]
-    return [raw, bytearray(raw), memoryview(raw), strided]
+    return [raw, bytearray(raw), memoryview(raw), strided, LyingBytes(raw), LyingBytearray(raw)]
 
 
 def _compare(

@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any, NamedTuple, Optional, Union
 
 import pytest
+from fuzz.differential import LyingBytearray, LyingBytes, LyingStr
 
 from iotvideo_signaling import Command, ResultCode, WireError
 
@@ -670,45 +671,6 @@ def test_error_code_reason_and_offset(backend: ModuleType, case: ErrorCase) -> N
 
 
 # --- subclasses are read by their contents, never through their methods --------------------------
-
-LIE = b"action=user_define&cmd=lie"
-
-
-class LyingStr(str):
-    """A str whose methods disagree with its characters."""
-
-    def encode(self, *args: Any, **kwargs: Any) -> bytes:
-        return LIE
-
-    def __len__(self) -> int:
-        return 0
-
-
-class LyingBytes(bytes):
-    """A bytes object whose methods disagree with its contents."""
-
-    def __bytes__(self) -> bytes:
-        return LIE
-
-    def __len__(self) -> int:
-        return 0
-
-    def __getitem__(self, index: Any) -> Any:
-        return LIE[index]
-
-    def find(self, *args: Any) -> int:
-        return -1
-
-
-class LyingBytearray(bytearray):
-    """A bytearray whose methods disagree with its contents."""
-
-    def __bytes__(self) -> bytes:
-        return LIE
-
-    def __len__(self) -> int:
-        return 0
-
 
 class LyingInt(int):
     """An int whose conversions disagree with its value."""
