@@ -156,9 +156,6 @@ class Handshakes:
         """``connection`` is open, or gone."""
         self._open.pop(connection, None)
 
-    def __len__(self) -> int:
-        return len(self._open)
-
 
 def _counted_connection(base: type[ServerConnection], handshakes: Handshakes) -> type[ServerConnection]:
     """websockets' connection class, telling ``handshakes`` when a connection starts and ends."""
