@@ -600,9 +600,9 @@ def test_client_that_does_not_read_is_dropped(slow_reader_served: Served) -> Non
         try:
             assert wait_until(lambda: user_num(quick) == before + 1)
             for i in range(10):
-                started = time.monotonic()
                 assert quick.request(command("version", i))["message_id"] == i
-                assert time.monotonic() - started < WRITE_TIMEOUT / 2  # not held up until the greedy one is dropped
+                if i == 0:  # answered while the greedy one is still there: not held up until it is dropped
+                    assert user_num(quick) == before + 1
             dropped = wait_until(lambda: user_num(quick) == before, WRITE_TIMEOUT + 30)
             assert dropped, "the greedy client was not dropped"
             assert slow_reader_served.wait_log("does not read its replies")
