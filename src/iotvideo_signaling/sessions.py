@@ -147,8 +147,8 @@ class Sessions:
             self._events.emit("stream", visitor=visitor, state="stopped")
 
     def viewers(self, visitor: Optional[str]) -> int:
-        """Visitors streaming, counting ``visitor`` once (``user_num``)."""
-        check_visitor(visitor, optional=True)
+        """Visitors streaming, counting ``visitor`` once (``user_num``); only ``get_status`` asks,
+        inside ``Device.handle``, which has checked the visitor already."""
         with self._lock:
             return len(self._streaming) + (visitor not in self._streaming)
 
