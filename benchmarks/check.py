@@ -9,8 +9,14 @@ This is the only place the project asserts speed; the test suite asserts no timi
   that is uniformly slower meets them all the same. Each ratio is checked twice: over the corpus
   (one pass, each message at its best: the big messages weigh most) and per message (geometric
   mean of the per-message ratios: every message weighs the same).
-* The import target is a time: ``import iotvideo_signaling`` after ``import orjson``, in fresh
-  interpreters (:mod:`benchmarks.import_cost`), the fastest of :data:`IMPORT_PROBES`.
+* The import target is a ratio too: what ``import iotvideo_signaling`` costs over ``import
+  orjson``, in times ``import typing`` (:mod:`benchmarks.import_cost`). One fresh interpreter
+  imports orjson, then typing, then the package (which finds typing loaded); the package's cost
+  is the sum of both, and the ratio that sum over typing's, the median of :data:`IMPORT_PROBES`
+  interpreters. Both parts are timed in the same process a moment apart, so noise shared by them
+  cancels. DESIGN.md's 10 ms was set where the package took 7-8 ms, which the same code measures
+  as about 3.7 times typing; at most 4.5 times keeps that bound and its headroom without
+  depending on how fast the machine is (docs/decisions.md).
 * Noise from other processes only ever slows a contender down, and rarely the same way in three
   measurements taken apart, so each target is judged on its best measurement.
 
@@ -38,7 +44,7 @@ __all__ = ["IMPORT_PROBES", "MEASUREMENTS", "TARGETS", "Measurement", "Target", 
 #: How many times every target is measured; each is judged on its best.
 MEASUREMENTS = 3
 #: Fresh interpreters per import measurement (the fastest counts).
-IMPORT_PROBES = 10
+IMPORT_PROBES = 20
 
 WIRE_KEYS = ("c", "py", "c-fused", "py-split+orjson")
 
@@ -48,7 +54,20 @@ class Measurement(NamedTuple):
 
     wire: timing.Timings  # WIRE_KEYS on the corpus
     device: timing.Timings  # handle, floor, stdlib on the seed corpus
-    import_ms: float
+    imports: tuple[tuple[float, float], ...]  # per probe: ms of import_cost.REFERENCE, then of the rest
+
+    @property
+    def import_ratio(self) -> float:
+        """The package's whole import over the reference's, the median over the probes."""
+        return statistics.median((reference + rest) / reference for reference, rest in self.imports)
+
+    @property
+    def import_ms(self) -> tuple[float, float]:
+        """The median times of the reference's import and of the package's whole import, in ms."""
+        return (
+            statistics.median(reference for reference, _ in self.imports),
+            statistics.median(reference + rest for reference, rest in self.imports),
+        )
 
 
 class Target(NamedTuple):
@@ -125,11 +144,17 @@ TARGETS: tuple[Target, ...] = (
         fast="c-fused",
     ),
     *_pair("`Device.handle` ÷ floor", "<=", 2.5, part="device", slow="handle", fast="floor", aim=2.0),
-    # 5x needs handle <= ceiling / 5 of the floor, and the ceiling (stdlib ÷ floor) is ~8.3x here:
-    # about 1.65x the floor, stricter than the floor's own aim of 2.0x (the request layer is Python
-    # on purpose, docs/decisions.md). The floor's hard 2.5x means ~3.3x; 3.5x guards regressions.
+    # 5x needs handle <= ceiling / 5 of the floor, where the ceiling (stdlib ÷ floor) depends on the
+    # machine: ~8.3x when first measured (1.65x the floor, stricter than its own aim of 2.0x; the
+    # request layer is Python on purpose, docs/decisions.md), ~10.5x later. 3.5x guards regressions.
     *_pair("stdlib reference ÷ `Device.handle`", ">=", 3.5, part="device", slow="stdlib", fast="handle", aim=5.0),
-    Target("`import iotvideo_signaling` over `import orjson`", "<=", 10.0, " ms", lambda m: m.import_ms),
+    Target(
+        "`import iotvideo_signaling` ÷ `import typing`, each over `import orjson`",
+        "<=",
+        4.5,
+        "x",
+        lambda m: m.import_ratio,
+    ),
 )
 
 
@@ -158,8 +183,11 @@ def measure(wire_c: ModuleType, settings: timing.Settings, import_probes: int = 
         _agree_device(device_funcs)
         device = timing.measure(device_funcs, [(e.name, e.raw) for e in DEVICE_CORPUS], settings)
     import_cost.probe()  # writes the bytecode caches if this checkout has none yet
-    import_ms = min(import_cost.probe().ms for _ in range(import_probes))
-    return Measurement(wire, device, import_ms)
+    imports = []
+    for _ in range(import_probes):
+        reference, rest = import_cost.probe(import_cost.REFERENCE, import_cost.PACKAGE).ms
+        imports.append((reference, rest))
+    return Measurement(wire, device, tuple(imports))
 
 
 def render(measurements: Sequence[Measurement], targets: Sequence[Target] = TARGETS) -> tuple[str, int]:
@@ -192,9 +220,12 @@ def run(wire_c: ModuleType, *, settings: timing.Settings = timing.FULL, measurem
     table, missed = render(taken)
     print(table)
     print()
+    best = min(taken, key=lambda m: m.import_ratio)
+    typing_ms, package_ms = best.import_ms
     print(
         f"Best of {measurements} measurements; each times the contenders interleaved, {settings.rounds} rounds "
-        f"per message (best round), the import in {IMPORT_PROBES} fresh interpreters (fastest). "
+        f"per message (best round), the imports in {IMPORT_PROBES} fresh interpreters (median; in the best: "
+        f"typing {typing_ms:.2f} ms, the package {package_ms:.2f} ms with it). "
         f"Python {platform.python_version()}, orjson {orjson.__version__}, {platform.machine()}."
     )
     if missed:
