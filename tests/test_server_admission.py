@@ -7,6 +7,7 @@ small ``max_connections``; traffic only goes to loopback, and every client stops
 from __future__ import annotations
 
 import contextlib
+import logging
 import select
 import signal
 import socket
@@ -214,3 +215,50 @@ def test_a_websocket_dropped_for_its_events_is_logged_once(tmp_path: Path) -> No
                 flips += 1
                 time.sleep(0.01)
         assert served.log().count("does not read its events; dropping it") == 1, served.log()
+
+
+# -- connections that never send a WebSocket request --------------------------------------------
+
+
+def test_a_connection_without_a_valid_http_request_is_not_logged_as_an_error(tmp_path: Path) -> None:
+    """A scanner, a client gone before its request, or bytes that are not HTTP: websockets before 16
+    logged each as an ERROR with a traceback; the daemon logs none of them, whatever the version."""
+    websockets_sync = pytest.importorskip("websockets.sync.client")
+    with running(tmp_path, "ws://127.0.0.1:0") as served:
+        host, port = served.url("ws").removeprefix("ws://").rsplit(":", 1)
+        for sent in (b"", b"GET / HT", b"\x16\x03\x01\x02\x00 not a request\r\n\r\n"):
+            with socket.create_connection((host, int(port)), timeout=5) as raw:
+                raw.sendall(sent)
+                raw.shutdown(socket.SHUT_WR)
+                while raw.recv(4096):  # until the daemon has dealt with it and closed
+                    pass
+        with websockets_sync.connect(served.url("ws"), compression=None) as ws:
+            ws.send(command("version", 1))
+            assert orjson.loads(ws.recv(timeout=5))["message_id"] == 1
+        served.stop()
+        log = served.log()
+    assert [line for line in log.splitlines() if " WARNING " in line or " ERROR " in line] == [], log
+    assert "Traceback" not in log
+
+
+def test_the_websockets_log_drops_a_bad_request_and_keeps_other_errors(caplog: pytest.LogCaptureFixture) -> None:
+    """The adapter itself, as websockets before 16 calls it (the behaviour does not hang on the
+    installed version)."""
+    pytest.importorskip("websockets")
+    from websockets.exceptions import InvalidMessage
+
+    from iotvideo_signaling.server.websocket import _QuietLogger
+
+    adapter = _QuietLogger(logging.getLogger("iotvideo_signaling.server.websockets"), {})
+    with caplog.at_level(logging.DEBUG, "iotvideo_signaling.server.websockets"):
+        for exc in (InvalidMessage("did not receive a valid HTTP request"), RuntimeError("a real failure")):
+            try:
+                raise exc
+            except Exception:
+                adapter.error("opening handshake failed", exc_info=True)
+        adapter.warning("a warning without an exception")
+        adapter.info("an info line")
+    assert [(r.levelname, r.getMessage(), type(r.exc_info[1]) if r.exc_info else None) for r in caplog.records] == [
+        ("ERROR", "opening handshake failed", RuntimeError),
+        ("WARNING", "a warning without an exception", None),
+    ]

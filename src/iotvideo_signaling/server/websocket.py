@@ -38,6 +38,7 @@ import asyncio
 import email.utils
 import logging
 import socket
+import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, Union
 
@@ -224,14 +225,32 @@ def _address(local: Any) -> str:
 
 
 class _QuietLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """The websockets library's logger, warnings and errors only.
+    """The websockets library's logger, warnings and errors only, and none about a peer's bad request.
 
     At debug level the library logs the frames it sends and receives, and a frame can hold an
     upgrade URL's signed query string; its info lines repeat the hub's own connection lines.
+
+    websockets before 16 logs an ERROR with a traceback, "opening handshake failed", for every
+    connection that closes before sending a whole HTTP request, or sends one that is not HTTP: a
+    port scanner, a client gone, a silent connection :class:`Handshakes` aborted. That is the
+    peer's doing, not the daemon's error, and later versions log it at debug level; so here an
+    error whose exception is websockets' ``InvalidMessage`` (a malformed or missing HTTP message)
+    is not logged, whatever the version.
     """
 
     def isEnabledFor(self, level: int) -> bool:
         return level >= logging.WARNING and self.logger.isEnabledFor(level)
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("exc_info") is True and _peer_sent_no_request(sys.exc_info()[1]):
+            return
+        super().log(level, msg, *args, **kwargs)
+
+
+def _peer_sent_no_request(exc: BaseException | None) -> bool:
+    from websockets.exceptions import InvalidMessage  # noqa: PLC0415 - optional dependency
+
+    return isinstance(exc, InvalidMessage)
 
 
 class WebSocketConnection:
