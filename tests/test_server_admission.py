@@ -219,17 +219,36 @@ def test_a_websocket_dropped_for_its_events_is_logged_once(tmp_path: Path) -> No
 
 # -- connections that never send a WebSocket request --------------------------------------------
 
+NOT_A_HANDSHAKE = {
+    "gone": b"",
+    "gone-with-a-reset": b"",
+    "half-a-request": b"GET / HT",
+    "not-http": b"\x16\x03\x01\x02\x00 not a request\r\n\r\n",
+    "plain-http": b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    "gone-before-the-answer": b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    "foreign-origin": (
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        b"Origin: https://evil.example\r\n\r\n"
+    ),
+}
 
-def test_a_connection_without_a_valid_http_request_is_not_logged_as_an_error(tmp_path: Path) -> None:
-    """A scanner, a client gone before its request, or bytes that are not HTTP: websockets before 16
-    logged each as an ERROR with a traceback; the daemon logs none of them, whatever the version."""
+
+def test_a_connection_without_a_valid_handshake_is_not_logged_as_an_error(tmp_path: Path) -> None:
+    """A scanner, a client gone before its request, bytes that are not HTTP, plain HTTP, a web page
+    of another origin: websockets 14 and 15 logged each as an ERROR with a traceback; the daemon
+    logs none of them as a warning or an error, whatever the version (the origin is logged at INFO)."""
     websockets_sync = pytest.importorskip("websockets.sync.client")
     with running(tmp_path, "ws://127.0.0.1:0") as served:
         host, port = served.url("ws").removeprefix("ws://").rsplit(":", 1)
-        for sent in (b"", b"GET / HT", b"\x16\x03\x01\x02\x00 not a request\r\n\r\n"):
+        for name, sent in NOT_A_HANDSHAKE.items():
             with socket.create_connection((host, int(port)), timeout=5) as raw:
                 raw.sendall(sent)
-                raw.shutdown(socket.SHUT_WR)
+                if name == "gone-with-a-reset":
+                    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    continue
+                if name not in ("plain-http", "foreign-origin"):  # those wait for their answer
+                    raw.shutdown(socket.SHUT_WR)
                 while raw.recv(4096):  # until the daemon has dealt with it and closed
                     pass
         with websockets_sync.connect(served.url("ws"), compression=None) as ws:
@@ -239,26 +258,49 @@ def test_a_connection_without_a_valid_http_request_is_not_logged_as_an_error(tmp
         log = served.log()
     assert [line for line in log.splitlines() if " WARNING " in line or " ERROR " in line] == [], log
     assert "Traceback" not in log
+    assert "Origin 'https://evil.example' is not in [server] allowed_origins" in log
 
 
-def test_the_websockets_log_drops_a_bad_request_and_keeps_other_errors(caplog: pytest.LogCaptureFixture) -> None:
-    """The adapter itself, as websockets before 16 calls it (the behaviour does not hang on the
-    installed version)."""
+def _raised_by_websockets() -> EOFError:
+    """An EOFError raised inside websockets' own code, as its HTTP parser raises it."""
+    from websockets.streams import StreamReader
+
+    reader = StreamReader()
+    reader.feed_eof()
+    try:
+        next(reader.read_line(100))
+    except EOFError as exc:
+        return exc
+    raise AssertionError("websockets read a line from an empty stream")
+
+
+def test_the_websockets_log_drops_the_peers_faults_and_keeps_the_daemons(caplog: pytest.LogCaptureFixture) -> None:
+    """The adapter itself, called as websockets 14 and 15 call it, with what each of them raises (so
+    this does not hang on the installed version); errors from elsewhere are kept."""
     pytest.importorskip("websockets")
-    from websockets.exceptions import InvalidMessage
+    from websockets.exceptions import ConnectionClosedError, InvalidMessage, InvalidOrigin, InvalidUpgrade
 
     from iotvideo_signaling.server.websocket import _QuietLogger
 
     adapter = _QuietLogger(logging.getLogger("iotvideo_signaling.server.websockets"), {})
+    peers_faults: list[BaseException] = [
+        InvalidMessage("did not receive a valid HTTP request"),
+        InvalidUpgrade("Upgrade"),
+        InvalidOrigin("https://evil.example"),
+        ConnectionClosedError(None, None),
+        _raised_by_websockets(),
+    ]
+    daemons = [RuntimeError("a failure of the daemon's own"), ValueError("raised here, not by websockets")]
     with caplog.at_level(logging.DEBUG, "iotvideo_signaling.server.websockets"):
-        for exc in (InvalidMessage("did not receive a valid HTTP request"), RuntimeError("a real failure")):
+        for exc in peers_faults + daemons:
             try:
                 raise exc
             except Exception:
                 adapter.error("opening handshake failed", exc_info=True)
         adapter.warning("a warning without an exception")
         adapter.info("an info line")
-    assert [(r.levelname, r.getMessage(), type(r.exc_info[1]) if r.exc_info else None) for r in caplog.records] == [
-        ("ERROR", "opening handshake failed", RuntimeError),
-        ("WARNING", "a warning without an exception", None),
+    assert [(r.levelname, r.exc_info[1] if r.exc_info else None) for r in caplog.records] == [
+        ("ERROR", daemons[0]),
+        ("ERROR", daemons[1]),
+        ("WARNING", None),
     ]

@@ -225,32 +225,43 @@ def _address(local: Any) -> str:
 
 
 class _QuietLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """The websockets library's logger, warnings and errors only, and none about a peer's bad request.
+    """The websockets library's logger: warnings and errors only, and none that are the peer's fault.
 
     At debug level the library logs the frames it sends and receives, and a frame can hold an
     upgrade URL's signed query string; its info lines repeat the hub's own connection lines.
 
-    websockets before 16 logs an ERROR with a traceback, "opening handshake failed", for every
-    connection that closes before sending a whole HTTP request, or sends one that is not HTTP: a
-    port scanner, a client gone, a silent connection :class:`Handshakes` aborted. That is the
-    peer's doing, not the daemon's error, and later versions log it at debug level; so here an
-    error whose exception is websockets' ``InvalidMessage`` (a malformed or missing HTTP message)
-    is not logged, whatever the version.
+    websockets 14 and 15 log an ERROR with a traceback, "opening handshake failed", for every
+    connection that closes before its request is whole (a port scanner, a client gone, a silent
+    connection :class:`Handshakes` aborted) or before the response goes out, that sends something
+    other than a WebSocket handshake, or that is refused for its ``Origin`` (which
+    :class:`OriginRefusals` logs already). That is the peer's doing, not the daemon's error, and
+    other versions log it below WARNING; so here it is not logged, whatever the version. An
+    exception raised by this module's own ``process_request``/``process_response`` still is.
     """
 
     def isEnabledFor(self, level: int) -> bool:
         return level >= logging.WARNING and self.logger.isEnabledFor(level)
 
     def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
-        if kwargs.get("exc_info") is True and _peer_sent_no_request(sys.exc_info()[1]):
+        if kwargs.get("exc_info") is True and _peer_at_fault(sys.exc_info()[1]):
             return
         super().log(level, msg, *args, **kwargs)
 
 
-def _peer_sent_no_request(exc: BaseException | None) -> bool:
-    from websockets.exceptions import InvalidMessage  # noqa: PLC0415 - optional dependency
+def _peer_at_fault(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is websockets' complaint about the peer's opening request."""
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: PLC0415 - optional dependency
 
-    return isinstance(exc, InvalidMessage)
+    # 15: InvalidMessage; both: InvalidUpgrade, InvalidOrigin, ...; and closed before the response went
+    if isinstance(exc, (InvalidHandshake, ConnectionClosed)):
+        return True
+    # 14: its HTTP parser's own EOFError (gone before a whole request) or ValueError (not HTTP)
+    if isinstance(exc, (EOFError, ValueError)) and exc.__traceback__ is not None:
+        innermost = exc.__traceback__
+        while innermost.tb_next is not None:
+            innermost = innermost.tb_next
+        return str(innermost.tb_frame.f_globals.get("__name__", "")).startswith("websockets.")
+    return False
 
 
 class WebSocketConnection:
