@@ -394,9 +394,7 @@ def test_server_ignoring_range_and_dropping_fails_within_the_retry_budget(env: E
     progress, so the retry count is not reset (it used to be: an endless download)."""
     server = env.serve(Behaviour(body=big_image.body, honour_range=False, drop_after=3 * MiB // 2, drop_times=99))
     rig = env.rig(retries=3)
-    started = time.monotonic()
     rig.run(server.url(), big_image.md5, big_image.size)
-    assert time.monotonic() - started < 5
     _assert_failed(rig, OtaCode.TIMEOUT)
     assert rig.events.last["reason"] == "connection closed early"
     assert len(server.requests) == 4  # the first attempt and 3 retries
@@ -407,9 +405,7 @@ def test_bytes_received_for_one_job_are_capped(env: Env, big_image: Image) -> No
     """With retries to spare, the job still ends once it received 3 x fileSize + 1 MiB."""
     server = env.serve(Behaviour(body=big_image.body, honour_range=False, drop_after=3 * MiB // 2, drop_times=999))
     rig = env.rig(retries=100)
-    started = time.monotonic()
     rig.run(server.url(), big_image.md5, big_image.size)
-    assert time.monotonic() - started < 5
     _assert_failed(rig, OtaCode.TIMEOUT)
     assert rig.events.last["reason"] == "too much data received"
     assert len(server.requests) == 7  # 6 x 1.5 MiB = 9 MiB; the 7th passes 10 MiB
@@ -482,7 +478,7 @@ def test_stalled_transfer_is_abandoned(env: Env) -> None:
     rig = env.rig(stall_min_rate=50_000, stall_window=0.3, retries=1)
     started = time.monotonic()
     rig.run(server.url(), env.image.md5, env.image.size)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20  # without the low-speed abort: minutes at 2 KB/s
     _assert_failed(rig, OtaCode.TIMEOUT)
     assert len(server.requests) == 2
 
@@ -501,7 +497,7 @@ def test_trickled_response_headers_time_out(env: Env) -> None:
     rig = env.rig(header_timeout=0.5, retries=1)
     started = time.monotonic()
     rig.run(server.url(), env.image.md5, env.image.size)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 15  # without the headers' deadline: ~20 s an attempt
     _assert_failed(rig, OtaCode.TIMEOUT)
     assert rig.events.last["reason"] == "response headers timed out"
     assert len(server.requests) == 2
@@ -524,7 +520,7 @@ def test_close_stops_promptly_and_resume_continues(env: Env) -> None:
     wait_for(lambda: rig.manager.status().received >= 300_000)
     started = time.monotonic()
     rig.manager.close()
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # not the 30 s socket timeout
     rig.submit.join()
     record = json.loads((env.download_dir / JOB_FILE).read_text())
     assert record["offset"] == 300_000  # everything received was made durable on close
@@ -547,8 +543,8 @@ def test_close_interrupts_a_retry_pause(env: Env) -> None:
     time.sleep(0.1)
     started = time.monotonic()
     rig.manager.close()
-    rig.submit.join(2)
-    assert time.monotonic() - started < 2
+    rig.submit.join(10)
+    assert time.monotonic() - started < 10  # not the 20 s backoff
     assert json.loads((env.download_dir / JOB_FILE).read_text())["phase"] == "downloading"  # resumable
     assert rig.events.states == ["downloading"]
 
@@ -614,8 +610,8 @@ def test_stopping_interrupts_a_connection_being_set_up(env: Env, phase: str, sto
             rig.manager.close(timeout=5)
         else:
             assert rig.manager.cancel() is True
-        rig.submit.join(5)
-        assert time.monotonic() - started < 2
+        rig.submit.join(15)
+        assert time.monotonic() - started < 15  # not the 30 s connect timeout or the 60 s headers' deadline
         if stop == "close":
             assert json.loads((env.download_dir / JOB_FILE).read_text())["phase"] == "downloading"  # resumable
         else:
@@ -646,9 +642,9 @@ def test_a_stop_during_the_name_lookup_is_not_lost(env: Env, monkeypatch: pytest
         closer.start()
         time.sleep(0.1)  # close() has found no connection to cut
         lookup_may_end.set()
-        rig.submit.join(5)
-        closer.join(5)
-        assert time.monotonic() - started < 2
+        rig.submit.join(15)
+        closer.join(15)
+        assert time.monotonic() - started < 15  # not the 30 s socket timeout
     finally:
         tarpit.close()
 
@@ -666,7 +662,7 @@ def test_the_header_deadline_holds_across_addresses(env: Env, monkeypatch: pytes
         rig = env.rig(timeout=3.0, header_timeout=0.5, retries=0, allowed_hosts=("firmware.example",))
         started = time.monotonic()
         rig.run("https://firmware.example/fw.bin", env.image.md5, env.image.size)
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 5  # not a 3 s connect timeout for each of the two addresses
         _assert_failed(rig, OtaCode.TIMEOUT)
     finally:
         for tarpit in tarpits:
@@ -696,7 +692,7 @@ def test_the_header_deadline_covers_the_tcp_connect(env: Env) -> None:
         rig = env.rig(timeout=30.0, header_timeout=0.3, retries=0)
         started = time.monotonic()
         rig.run(f"https://127.0.0.1:{tarpit.port}/fw.bin", env.image.md5, env.image.size)
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 15  # not the 30 s socket timeout
         _assert_failed(rig, OtaCode.TIMEOUT)
     finally:
         tarpit.close()
@@ -799,7 +795,7 @@ def test_one_job_at_a_time_and_a_slow_installer_does_not_block_request(env: Env)
     rig = env.rig(firmware=firmware)
     started = time.monotonic()
     rig.manager.request(server.url(), env.image.md5, env.image.size)
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 5  # request() returned while the installer still holds the job
     assert firmware.started.wait(10)
     assert rig.manager.status().state == "burning"
 

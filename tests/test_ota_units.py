@@ -652,7 +652,7 @@ def test_command_installer_timeout_kills_the_process_group() -> None:
     started = time.monotonic()
     with pytest.raises(InstallError, match="timed out"):
         installer("/x", MD5, 1)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 15  # not the 30 s the child and grandchild sleep
 
 
 # -- simulated firmware ------------------------------------------------------------------------
