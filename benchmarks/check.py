@@ -43,7 +43,7 @@ __all__ = ["IMPORT_PROBES", "MEASUREMENTS", "TARGETS", "Measurement", "Target", 
 
 #: How many times every target is measured; each is judged on its best.
 MEASUREMENTS = 3
-#: Fresh interpreters per import measurement (the fastest counts).
+#: Fresh interpreters per import measurement (the median of their ratios counts).
 IMPORT_PROBES = 20
 
 WIRE_KEYS = ("c", "py", "c-fused", "py-split+orjson")
